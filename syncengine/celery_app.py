@@ -1,0 +1,106 @@
+"""The Celery application, with the reliability settings of DESIGN.md section 9.
+
+The same app runs on Redis (production) and on kombu's SQLAlchemy transport over a SQLite file (the
+embedded default), so the code path is identical and only the broker URL changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from celery import Celery, signals
+from kombu import Queue
+
+from beat_schedule import BEAT_SCHEDULE
+
+from . import redaction
+from .settings import get_settings
+
+QUEUES = ("intake", "sync", "ocr", "sweeps")
+
+# Longest countdown a task may ask for (a breaker cool-down, a backoff): the broker's visibility timeout
+# must stay above it or Redis would hand the same task to a second worker while the first still waits.
+MAX_COUNTDOWN = 1800
+VISIBILITY_TIMEOUT = 2 * MAX_COUNTDOWN
+
+TASK_MODULES = ["tasks.dispatch"]
+
+
+def _broker_options(embedded: bool) -> dict:
+    if embedded:
+        # kombu's SQLAlchemy transport hands these to create_engine for its own SQLite file.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        # A publish must fail fast when Redis is down: the receiver answers 202 from the stored row.
+        "socket_connect_timeout": 1,
+        "socket_timeout": 5,
+        "retry_on_timeout": False,
+        "health_check_interval": 25,
+    }
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    redaction.install(s.reveal() for s in settings.all_secrets())
+    app = Celery("syncengine", include=TASK_MODULES + _plugin_modules())
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=_broker_options(settings.embedded),
+        broker_connection_timeout=2,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="sync",
+        task_queues=[Queue(name) for name in QUEUES],
+        task_routes={
+            "tasks.dispatch.process": {"queue": "intake"},
+            "tasks.dispatch.redeliver": {"queue": "sweeps"},
+            "tasks.ocr.*": {"queue": "ocr"},
+            "tasks.reconcile.*": {"queue": "sweeps"},
+        },
+        task_time_limit=300,
+        task_soft_time_limit=240,
+        worker_max_tasks_per_child=1000,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule=BEAT_SCHEDULE,
+        beat_schedule_filename=str(settings.home / "celerybeat-schedule"),
+        # redbeat: renew the lock often and let it lapse fast, so a crashed beat hands over in about a
+        # minute instead of the default 25, well inside the 35-minute token refresh period.
+        beat_max_loop_interval=10,
+        redbeat_redis_url=settings.redis_url,
+        redbeat_lock_timeout=60,
+        redbeat_key_prefix="syncengine:redbeat",
+    )
+    return app
+
+
+def _plugin_modules() -> list[str]:
+    """Extra task/handler modules named in SYNCENGINE_PLUGINS (comma-separated), loaded by every process."""
+    return [m.strip() for m in os.environ.get("SYNCENGINE_PLUGINS", "").split(",") if m.strip()]
+
+
+def load_plugins() -> None:
+    for module in _plugin_modules():
+        importlib.import_module(module)
+
+
+app = make_celery()
+
+
+@signals.worker_process_init.connect
+def _fresh_connections_after_fork(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    """A forked pool process must not reuse its parent's database sockets."""
+    from .db import reset_engines
+
+    reset_engines()

@@ -1,0 +1,194 @@
+"""`syncengine` on the command line: run the parts, look at the inbox, replay events."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from .settings import get_settings
+
+QUEUES = "intake,sync,sweeps,ocr"
+
+
+def _celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "syncengine.celery_app", *args]
+
+
+def web_command(port: int | None = None) -> list[str]:
+    port = port or int(os.environ.get("PORT", 8000))
+    workers = os.environ.get("WEB_CONCURRENCY", "2")
+    return [
+        sys.executable, "-m", "gunicorn", "webhooks.app:create_app()",
+        "--bind", f"0.0.0.0:{port}", "--workers", workers,
+        "--timeout", "30", "--graceful-timeout", "20", "--access-logfile", "-",
+    ]  # fmt: skip
+
+
+def worker_command(queues: str = QUEUES, concurrency: str | None = None) -> list[str]:
+    concurrency = concurrency or os.environ.get("WORKER_CONCURRENCY", "2")
+    return _celery(
+        "worker", "-Q", queues, "--concurrency", concurrency, "--loglevel", get_settings().log_level
+    )
+
+
+def beat_command() -> list[str]:
+    settings = get_settings()
+    scheduler = [] if settings.embedded else ["-S", "redbeat.RedBeatScheduler"]
+    return _celery("beat", *scheduler, "--loglevel", settings.log_level)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from . import migrate
+
+    if args.action == "upgrade":
+        migrate.upgrade(revision=args.revision)
+    else:
+        migrate.downgrade(revision=args.revision)
+    print(f"database {args.action}d to {args.revision}: {_safe_url()}")
+    return 0
+
+
+def _safe_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    os.execv(sys.executable, web_command(args.port))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    os.execv(sys.executable, worker_command(args.queues, args.concurrency))
+
+
+def cmd_beat(_args: argparse.Namespace) -> int:
+    os.execv(sys.executable, beat_command())
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """web + worker + beat in one terminal, stopped together by Ctrl-C."""
+    from . import migrate
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade()
+    mode = "embedded (SQLite file + SQLite broker)" if settings.embedded else "Postgres + Redis"
+    print(f"syncengine up on {mode}; receiver on http://127.0.0.1:{args.port}; Ctrl-C stops everything")
+    roles = {"web": web_command(args.port), "worker": worker_command(), "beat": beat_command()}
+    return supervise(roles)
+
+
+def supervise(roles: dict[str, list[str]]) -> int:
+    children = {name: subprocess.Popen(cmd) for name, cmd in roles.items()}
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"{name} exited with {child.returncode}; stopping the others", file=sys.stderr)
+                exit_code, stopping = child.returncode or 1, True
+        time.sleep(0.2)
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import collect, render
+
+    report = collect()
+    print(json.dumps(report, indent=2, default=str) if args.json else render(report))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import replay
+
+    replayed = replay(args.event, failed=args.failed, source=args.source)
+    print(f"replayed {len(replayed)} event(s): {', '.join(map(str, replayed)) or 'none'}")
+    return 0 if replayed or args.failed else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulators import run
+
+    run(args.vendor, args.port, args.host)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncengine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="apply or roll back the store's migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade"])
+    db.add_argument("revision", nargs="?", default=None)
+    db.set_defaults(func=cmd_db)
+
+    serve = sub.add_parser("serve", help="run the webhook receiver under gunicorn")
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("--queues", default=QUEUES)
+    worker.add_argument("--concurrency", default=None)
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("beat", help="run the scheduler (redbeat when REDIS_URL is set)").set_defaults(
+        func=cmd_beat
+    )
+
+    up = sub.add_parser("up", help="web + worker + beat together; Ctrl-C stops all")
+    up.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    up.set_defaults(func=cmd_up)
+
+    status = sub.add_parser("status", help="events by status, oldest unprocessed, queue depths")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    replay = sub.add_parser("replay", help="process an event again (inbox id or source:event_id)")
+    replay.add_argument("event", nargs="?")
+    replay.add_argument("--failed", action="store_true", help="replay every failed event")
+    replay.add_argument("--source", help="with --failed: only this sender's events")
+    replay.set_defaults(func=cmd_replay)
+
+    simulate = sub.add_parser("simulate", help="run one vendor simulator on loopback")
+    simulate.add_argument("vendor")
+    simulate.add_argument("--port", type=int, default=0)
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "db" and args.revision is None:
+        args.revision = "head" if args.action == "upgrade" else "-1"
+    if args.command == "replay" and not (args.event or args.failed):
+        build_parser().error("replay needs an event id or --failed")
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The inbox: every event on disk before anyone is told 'received', then claimed, processed and closed.
+
+A worker claims an event under a lease in its own short transaction (so the attempt is counted even if the
+worker is killed), then processes it holding the row lock. Claims that outlive their lease, and events the
+broker never got, are published again by the redelivery sweep.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from .models import InboxEvent, InboxStatus, utcnow
+
+_table = InboxEvent.__table__
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    source: str
+    event_id: str
+    event_type: str
+    payload: Any
+
+
+def store(conn: Connection, events: Sequence[NewEvent]) -> list[int]:
+    """INSERT each event unless (source, event_id) is already there; return the ids of the new rows."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    ids: list[int] = []
+    for ev in events:
+        stmt = (
+            insert(_table)
+            .values(
+                source=ev.source,
+                event_id=ev.event_id,
+                event_type=ev.event_type,
+                payload=ev.payload,
+                received_at=now,
+                available_at=now,
+                published_at=now,
+                status=InboxStatus.RECEIVED,
+                attempts=0,
+            )
+            .on_conflict_do_nothing(index_elements=["source", "event_id"])
+            .returning(_table.c.id)
+        )
+        new_id = conn.execute(stmt).scalar()
+        if new_id is not None:
+            ids.append(new_id)
+    return ids
+
+
+def mark_unpublished(conn: Connection, ids: Iterable[int]) -> None:
+    """The broker refused: let the redelivery sweep publish these at its next pass."""
+    conn.execute(update(_table).where(_table.c.id.in_(list(ids))).values(published_at=None))
+
+
+def new_claim_id() -> str:
+    return uuid.uuid4().hex
+
+
+def claim(session: Session, inbox_id: int, claim_id: str, lease: timedelta) -> InboxEvent | None:
+    """Take the event for this worker, or None if it is finished, failed for good, or held by a live claim."""
+    event = session.execute(
+        select(InboxEvent).where(InboxEvent.id == inbox_id).with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if event is None or event.status in (InboxStatus.DONE, InboxStatus.IGNORED, InboxStatus.FAILED):
+        return None
+    now = utcnow()
+    if event.status == InboxStatus.PROCESSING and event.locked_at and event.locked_at > now - lease:
+        return None
+    event.status = InboxStatus.PROCESSING
+    event.claimed_by = claim_id
+    event.locked_at = now
+    event.attempts += 1
+    return event
+
+
+def lock_claimed(session: Session, inbox_id: int, claim_id: str) -> InboxEvent | None:
+    """Re-take the row lock for processing, only if our claim still stands."""
+    event = session.execute(
+        select(InboxEvent).where(InboxEvent.id == inbox_id).with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if event is None or event.claimed_by != claim_id or event.status != InboxStatus.PROCESSING:
+        return None
+    return event
+
+
+def close(event: InboxEvent, status: str) -> None:
+    event.status = status
+    event.processed_at = utcnow()
+    event.claimed_by = None
+    event.last_error = None
+
+
+def fail(event: InboxEvent, error: str, max_attempts: int, retry_in: float) -> bool:
+    """Record a failed attempt. Returns True when it will be retried, False when it is failed for good."""
+    now = utcnow()
+    event.last_error = error[:4000]
+    event.claimed_by = None
+    if event.attempts >= max_attempts:
+        event.status = InboxStatus.FAILED
+        event.processed_at = now
+        return False
+    event.status = InboxStatus.RECEIVED
+    event.available_at = now + timedelta(seconds=retry_in)
+    event.published_at = now
+    return True
+
+
+def due_for_redelivery(session: Session, lease: timedelta, grace: timedelta, limit: int = 500) -> list[int]:
+    """Events the broker never got, or whose claim died with its worker; marked as published again."""
+    now = utcnow()
+    due = or_(
+        and_(
+            InboxEvent.status == InboxStatus.RECEIVED,
+            InboxEvent.available_at <= now - grace,
+            or_(InboxEvent.published_at.is_(None), InboxEvent.published_at <= now - lease),
+        ),
+        and_(InboxEvent.status == InboxStatus.PROCESSING, InboxEvent.locked_at <= now - lease),
+    )
+    ids = list(
+        session.execute(
+            select(InboxEvent.id)
+            .where(due)
+            .order_by(InboxEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    if ids:
+        session.execute(update(InboxEvent).where(InboxEvent.id.in_(ids)).values(published_at=now))
+    return ids
+
+
+def reopen(session: Session, inbox_id: int) -> InboxEvent | None:
+    """Make a failed or finished event run again from scratch (the `replay` command)."""
+    event = session.get(InboxEvent, inbox_id, with_for_update=True)
+    if event is None:
+        return None
+    now = utcnow()
+    event.status = InboxStatus.RECEIVED
+    event.attempts = 0
+    event.last_error = None
+    event.claimed_by = None
+    event.available_at = now
+    event.published_at = now
+    return event
+
+
+def find(session: Session, ref: str) -> InboxEvent | None:
+    """An event by inbox id, or by 'source:event_id' as the sender named it."""
+    if ref.isdigit():
+        return session.get(InboxEvent, int(ref))
+    source, _, event_id = ref.partition(":")
+    return session.execute(
+        select(InboxEvent).where(InboxEvent.source == source, InboxEvent.event_id == event_id)
+    ).scalar_one_or_none()
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all()
+    found = {status: count for status, count in rows}
+    return {status: found.get(status, 0) for status in InboxStatus.ALL}
+
+
+def oldest_unprocessed(session: Session) -> datetime | None:
+    return session.execute(
+        select(func.min(InboxEvent.received_at)).where(
+            InboxEvent.status.in_((InboxStatus.RECEIVED, InboxStatus.PROCESSING))
+        )
+    ).scalar()
+
+
+def recent_failures(session: Session, limit: int = 20) -> list[InboxEvent]:
+    return list(
+        session.execute(
+            select(InboxEvent)
+            .where(InboxEvent.status == InboxStatus.FAILED)
+            .order_by(InboxEvent.id.desc())
+            .limit(limit)
+        ).scalars()
+    )

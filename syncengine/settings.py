@@ -1,0 +1,164 @@
+"""Configuration, read once from the environment.
+
+The variable names are a contract with deployments (Heroku config vars, Dokku, app.json): keep them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+SERVICES = ("invoiceninja", "revolut", "erpnext", "mautic", "directus")
+
+
+class Secret:
+    """A value that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    value = env.get(name, "").strip()
+    return Secret(value) if value else None
+
+
+def _secrets(env: Mapping[str, str], name: str) -> tuple[Secret, ...]:
+    """Several comma-separated values, so a secret can be rotated without downtime."""
+    return tuple(Secret(v.strip()) for v in env.get(name, "").split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What syncengine needs to talk to one service and to trust its webhooks."""
+
+    name: str
+    url: str | None
+    webhook_secrets: tuple[Secret, ...]
+    credentials: dict[str, Secret] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url)
+
+
+# Per service: the credential variables (secret) and plain options it reads, after <NAME>_URL and
+# <NAME>_WEBHOOK_SECRET.
+_SERVICE_VARS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "invoiceninja": (("TOKEN",), ()),
+    "revolut": (("PRIVATE_KEY",), ("CLIENT_ID", "REDIRECT_URI", "PRIVATE_KEY_PATH", "ACCOUNT_ID")),
+    "erpnext": (("API_KEY", "API_SECRET"), ("COMPANY",)),
+    "mautic": (("PASSWORD", "CLIENT_SECRET"), ("USERNAME", "CLIENT_ID")),
+    "directus": (("TOKEN",), ()),
+}
+
+
+def _service(env: Mapping[str, str], name: str) -> ServiceSettings:
+    prefix = name.upper()
+    secret_vars, option_vars = _SERVICE_VARS[name]
+    credentials = {v.lower(): s for v in secret_vars if (s := _secret(env, f"{prefix}_{v}"))}
+    options = {v.lower(): env[f"{prefix}_{v}"] for v in option_vars if env.get(f"{prefix}_{v}")}
+    return ServiceSettings(
+        name=name,
+        url=(env.get(f"{prefix}_URL") or "").rstrip("/") or None,
+        webhook_secrets=_secrets(env, f"{prefix}_WEBHOOK_SECRET"),
+        credentials=credentials,
+        options=options,
+    )
+
+
+def _with_psycopg2(url: str) -> str:
+    """Heroku hands out postgres:// URLs, and SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql://;
+    we ship psycopg2-binary."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url.removeprefix(prefix)
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    redis_url: str | None
+    services: dict[str, ServiceSettings]
+    secret_key: Secret | None
+    openai_api_key: Secret | None
+    openai_base_url: str | None
+    openai_model: str
+    documents_token: Secret | None
+    log_level: str
+    max_body_bytes: int = 1024 * 1024
+    inbox_lease_seconds: int = 300
+    inbox_max_attempts: int = 8
+    revolut_signature_tolerance: int = 300
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: the broker is a table in the SQLite file."""
+        return self.redis_url is None
+
+    @property
+    def broker_url(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        return f"sqla+sqlite:///{self.home / 'broker.sqlite3'}"
+
+    def all_secrets(self) -> list[Secret]:
+        """Every configured secret value, for the log redaction filter."""
+        found = [s for s in (self.secret_key, self.openai_api_key, self.documents_token) if s]
+        for svc in self.services.values():
+            found.extend(svc.webhook_secrets)
+            found.extend(svc.credentials.values())
+        return found
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("SYNCENGINE_HOME") or Path.cwd() / "var").resolve()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'syncengine.sqlite3'}"
+        database_url = _with_psycopg2(database_url)
+        return cls(
+            home=home,
+            database_url=database_url,
+            redis_url=env.get("REDIS_URL") or env.get("REDIS_TLS_URL") or None,
+            services={name: _service(env, name) for name in SERVICES},
+            secret_key=_secret(env, "SYNCENGINE_SECRET_KEY"),
+            openai_api_key=_secret(env, "OPENAI_API_KEY"),
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            openai_model=env.get("OPENAI_MODEL", "gpt-4o-mini"),
+            documents_token=_secret(env, "SYNCENGINE_DOCUMENTS_TOKEN"),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            max_body_bytes=int(env.get("SYNCENGINE_MAX_BODY_BYTES", 1024 * 1024)),
+            inbox_lease_seconds=int(env.get("SYNCENGINE_INBOX_LEASE", 300)),
+            inbox_max_attempts=int(env.get("SYNCENGINE_INBOX_MAX_ATTEMPTS", 8)),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
+    return Settings.from_env()

@@ -1,0 +1,57 @@
+"""What `syncengine status` shows: the inbox by status, the oldest waiting event, the broker's queues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import inbox
+from .celery_app import QUEUES
+from .celery_app import app as celery_app
+from .db import session_scope
+from .models import utcnow
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Messages waiting per queue; None when the broker cannot be reached."""
+    try:
+        with celery_app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            channel = conn.default_channel
+            return {q: channel.queue_declare(queue=q, passive=True).message_count for q in QUEUES}
+    except Exception:
+        return dict.fromkeys(QUEUES)
+
+
+def collect() -> dict[str, Any]:
+    with session_scope() as session:
+        oldest = inbox.oldest_unprocessed(session)
+        failures = [
+            {"id": e.id, "source": e.source, "event_type": e.event_type, "attempts": e.attempts,
+             "error": e.last_error}
+            for e in inbox.recent_failures(session)
+        ]  # fmt: skip
+        return {
+            "events": inbox.counts_by_status(session),
+            "oldest_unprocessed_seconds": (utcnow() - oldest).total_seconds() if oldest else None,
+            "queues": queue_depths(),
+            "failed": failures,
+        }
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = ["inbox events:"]
+    lines += [f"  {status:<11} {count}" for status, count in report["events"].items()]
+    oldest = report["oldest_unprocessed_seconds"]
+    lines.append(f"oldest unprocessed: {'none' if oldest is None else f'{oldest:.0f} s ago'}")
+    lines.append("queues:")
+    lines += [
+        f"  {name:<11} {'unreachable' if depth is None else depth}"
+        for name, depth in report["queues"].items()
+    ]
+    if report["failed"]:
+        lines.append("failed events (replay with `syncengine replay <id>`):")
+        lines += [
+            f"  #{f['id']} {f['source']} {f['event_type']} x{f['attempts']}: {f['error']}"
+            for f in report["failed"]
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""From an inbox event to the handler registered for its (source, event type).
+
+Handlers are plain functions registered with `@handles(source, event_type, ...)`; they run inside the
+transaction that marks the event done, so a handler's own writes and 'done' commit together. Work for
+other systems is deferred with `ctx.defer(...)` and published only after that commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from celery import Signature
+from sqlalchemy.orm import Session
+
+from syncengine import inbox
+from syncengine.celery_app import MAX_COUNTDOWN, app
+from syncengine.db import session_scope
+from syncengine.models import InboxEvent, InboxStatus
+from syncengine.redaction import redact
+from syncengine.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HandlerContext:
+    session: Session
+    event: InboxEvent
+    deferred: list[Signature] = field(default_factory=list)
+
+    def defer(self, signature: Signature) -> None:
+        """Publish this task once the event's transaction has committed, never before."""
+        self.deferred.append(signature)
+
+
+Handler = Callable[[HandlerContext], None]
+HANDLERS: dict[tuple[str, str], Handler] = {}
+
+
+def handles(source: str, *event_types: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for event_type in event_types:
+            HANDLERS[(source, event_type)] = fn
+        return fn
+
+    return register
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped below the broker's visibility timeout."""
+    return random.uniform(0, min(MAX_COUNTDOWN, 5 * 2 ** (attempt - 1)))
+
+
+@app.task(name="tasks.dispatch.process", bind=True, acks_late=True)
+def process(self, inbox_id: int) -> str:  # type: ignore[no-untyped-def]
+    outcome, retry_in = run(inbox_id)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in, max_retries=None)
+    return outcome
+
+
+def run(inbox_id: int) -> tuple[str, float | None]:
+    """Process one event; returns the outcome and, after a failure worth retrying, the delay before it."""
+    settings = get_settings()
+    claim_id = inbox.new_claim_id()
+    with session_scope() as session:
+        event = inbox.claim(session, inbox_id, claim_id, timedelta(seconds=settings.inbox_lease_seconds))
+        if event is None:
+            return "skipped", None
+        if (event.source, event.event_type) not in HANDLERS:
+            inbox.close(event, InboxStatus.IGNORED)
+            log.info("inbox %s ignored: no handler for %s %s", inbox_id, event.source, event.event_type)
+            return InboxStatus.IGNORED, None
+
+    started = time.monotonic()
+    try:
+        with session_scope() as session:
+            event = inbox.lock_claimed(session, inbox_id, claim_id)
+            if event is None:
+                return "skipped", None
+            ctx = HandlerContext(session, event)
+            HANDLERS[(event.source, event.event_type)](ctx)
+            inbox.close(event, InboxStatus.DONE)
+            source, event_type = event.source, event.event_type
+    except Exception as exc:
+        return _record_failure(inbox_id, claim_id, exc, settings.inbox_max_attempts)
+    for signature in ctx.deferred:
+        signature.apply_async()
+    log.info(
+        "inbox %s done: %s %s in %.0f ms", inbox_id, source, event_type, (time.monotonic() - started) * 1000
+    )
+    return InboxStatus.DONE, None
+
+
+def _record_failure(
+    inbox_id: int, claim_id: str, exc: Exception, max_attempts: int
+) -> tuple[str, float | None]:
+    error = redact(f"{type(exc).__name__}: {exc}")
+    with session_scope() as session:
+        event = inbox.lock_claimed(session, inbox_id, claim_id)
+        if event is None:
+            return "skipped", None
+        retry_in = backoff(event.attempts)
+        will_retry = inbox.fail(event, error, max_attempts, retry_in)
+        attempts = event.attempts
+    if will_retry:
+        log.warning("inbox %s attempt %s failed, retry in %.0f s: %s", inbox_id, attempts, retry_in, error)
+        return "retry", retry_in
+    log.error("inbox %s failed for good after %s attempts: %s", inbox_id, attempts, error)
+    return InboxStatus.FAILED, None
+
+
+@app.task(name="tasks.dispatch.redeliver", acks_late=True)
+def redeliver(grace_seconds: float = 30.0) -> int:
+    """Publish again what the broker lost or a dead worker held; a duplicate publish is harmless."""
+    settings = get_settings()
+    with session_scope() as session:
+        ids = inbox.due_for_redelivery(
+            session,
+            lease=timedelta(seconds=settings.inbox_lease_seconds),
+            grace=timedelta(seconds=grace_seconds),
+        )
+    for inbox_id in ids:
+        process.apply_async((inbox_id,))
+    if ids:
+        log.info("redelivered %s inbox events", len(ids))
+    return len(ids)

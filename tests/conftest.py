@@ -1,0 +1,112 @@
+"""The test session runs against the real Postgres and Redis of this machine and a real Celery worker.
+
+The environment is set before any project module is imported, because the settings and the Celery app
+are read once per process, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+import redis as redis_lib
+
+from tests.support import SECRETS, Proc, celery_worker_cmd, wait_until
+
+ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+DB_NAME = f"syncengine_test_{uuid.uuid4().hex[:8]}"
+REDIS_DB = 11
+WORK = Path(tempfile.mkdtemp(prefix="syncengine-tests-"))
+
+TEST_ENV = {
+    "DATABASE_URL": ADMIN_URL.rsplit("/", 1)[0] + f"/{DB_NAME}",
+    "REDIS_URL": f"{REDIS_BASE}/{REDIS_DB}",
+    "SYNCENGINE_HOME": str(WORK / "home"),
+    "SYNCENGINE_PLUGINS": "tests.plugins.recording",
+    "SYNCENGINE_TEST_RECORD": str(WORK / "record.log"),
+    "SYNCENGINE_INBOX_LEASE": "6",
+    "SYNCENGINE_SECRET_KEY": "test-fernet-key-not-real",
+    "INVOICENINJA_TOKEN": "in-api-token-9911",
+    "LOG_LEVEL": "INFO",
+    **{f"{name.upper()}_WEBHOOK_SECRET": secret for name, secret in SECRETS.items()},
+}
+for _var in [v for v in os.environ if v.endswith(("_URL", "_WEBHOOK_SECRET", "_TOKEN"))]:
+    os.environ.pop(_var, None)
+os.environ.update(TEST_ENV)
+
+
+def _create_database() -> None:
+    conn = psycopg2.connect(ADMIN_URL)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{DB_NAME}"')
+    conn.close()
+
+
+def _drop_database() -> None:
+    conn = psycopg2.connect(ADMIN_URL)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store() -> Iterator[str]:
+    """A fresh Postgres database with the migrations applied, and a clean Redis database."""
+    _create_database()
+    redis_lib.Redis.from_url(TEST_ENV["REDIS_URL"]).flushdb()
+    from syncengine import migrate
+
+    migrate.upgrade()
+    yield TEST_ENV["DATABASE_URL"]
+    from syncengine.db import reset_engines
+
+    reset_engines()
+    _drop_database()
+
+
+@pytest.fixture(scope="session")
+def worker(store: str) -> Iterator[Proc]:
+    """A real Celery worker process consuming the intake, sync and sweeps queues."""
+    proc = Proc(celery_worker_cmd(concurrency=2), dict(os.environ), WORK / "worker.log")
+    wait_until(lambda: "ready." in proc.output(), timeout=60)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture()
+def record() -> Path:
+    return Path(TEST_ENV["SYNCENGINE_TEST_RECORD"])
+
+
+def record_lines(kind: str, inbox_id: int) -> list[str]:
+    path = Path(TEST_ENV["SYNCENGINE_TEST_RECORD"])
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line.startswith(f"{kind} {inbox_id} ")]
+
+
+@pytest.fixture()
+def client():
+    from webhooks.app import create_app
+
+    return create_app().test_client()
+
+
+@pytest.fixture(scope="session")
+def receiver(store: str) -> Iterator[str]:
+    """The receiver under gunicorn, as in production; yields its base URL."""
+    from tests.support import free_port, gunicorn_cmd, wait_for_port
+
+    port = free_port()
+    proc = Proc(gunicorn_cmd(port, workers=2), dict(os.environ), WORK / "gunicorn.log")
+    wait_for_port(port)
+    yield f"http://127.0.0.1:{port}"
+    proc.stop()

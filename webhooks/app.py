@@ -1,0 +1,76 @@
+"""The receiver: a small Flask app that verifies, stores, enqueues and answers at once."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from sqlalchemy import text
+
+from syncengine import redaction
+from syncengine.celery_app import app as celery_app
+from syncengine.db import get_engine
+from syncengine.settings import get_settings
+
+from . import directus, erpnext, invoiceninja, mautic, revolut
+from .receive import error, receive
+from .sender import Sender
+
+SENDERS: dict[str, Sender] = {
+    m.SENDER.name: m.SENDER for m in (invoiceninja, revolut, erpnext, mautic, directus)
+}
+
+
+def create_app() -> Flask:
+    settings = get_settings()
+    redaction.install(s.reveal() for s in settings.all_secrets())
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask("syncengine")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1  # see receive.receive
+
+    @app.post("/webhooks/<sender>")
+    @app.post("/webhooks/<sender>/<event>")
+    def webhook(sender: str, event: str | None = None) -> Response:
+        found = SENDERS.get(sender)
+        if found is None:
+            return error(404, f"unknown sender {sender[:32]!r}")
+        return receive(found, event)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        checks = {"store": _store_ok(), "broker": _broker_ok()}
+        response = jsonify({"status": "ok" if all(checks.values()) else "unavailable", **checks})
+        response.status_code = 200 if all(checks.values()) else 503
+        return response
+
+    @app.errorhandler(413)
+    def too_large(_exc: Exception) -> Response:
+        return error(413, f"body larger than {settings.max_body_bytes} bytes")
+
+    @app.errorhandler(405)
+    def wrong_method(_exc: Exception) -> Response:
+        return error(405, "method not allowed")
+
+    return app
+
+
+def _store_ok() -> bool:
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+def _broker_ok() -> bool:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,41 @@
+"""Mautic 5 webhooks: Webhook-Signature = base64(HMAC-SHA256(secret, raw body)). One body may batch
+several events of several types ({"<event key>": [payload, ...]}): each becomes its own inbox event."""
+
+from __future__ import annotations
+
+from syncengine.inbox import NewEvent
+
+from .sender import BadPayload, Incoming, Sender, body_digest
+from .signatures import base64_hmac
+
+# The object that names what each event is about, by the key Mautic puts it under.
+_SUBJECT_KEYS = ("contact", "lead", "company", "submission", "stat", "hit", "email")
+
+
+def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
+    base64_hmac(headers.get("Webhook-Signature"), body, secrets)
+
+
+def _event_id(event_type: str, item: dict) -> str:
+    for key in _SUBJECT_KEYS:
+        subject = item.get(key)
+        if isinstance(subject, dict) and subject.get("id") not in (None, ""):
+            return f"{event_type}:{key}:{subject['id']}:{item.get('timestamp', body_digest(item))}"
+    return f"{event_type}:{body_digest(item)}"
+
+
+def parse(incoming: Incoming) -> list[NewEvent]:
+    events = []
+    for event_type, items in incoming.payload.items():
+        if not event_type.startswith("mautic.") or not isinstance(items, list):
+            raise BadPayload(f"unexpected key {event_type[:64]!r}: Mautic sends {{'mautic.<event>': [...]}}")
+        for item in items:
+            if not isinstance(item, dict):
+                raise BadPayload(f"{event_type} item is not an object")
+            events.append(NewEvent("mautic", _event_id(event_type, item), event_type, item))
+    if not events:
+        raise BadPayload("no events in body")
+    return events
+
+
+SENDER = Sender("mautic", verify, parse)

@@ -1,0 +1,128 @@
+"""verify → store → enqueue → answer (DESIGN.md section 3). The only write here is the inbox INSERT."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Response, jsonify, request
+from sqlalchemy.exc import DataError, SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from syncengine import inbox
+from syncengine.celery_app import app as celery_app
+from syncengine.db import get_engine
+from syncengine.settings import get_settings
+
+from .sender import BadPayload, Incoming, Sender, body_digest
+from .signatures import InvalidSignature
+
+log = logging.getLogger(__name__)
+
+PROCESS_TASK = "tasks.dispatch.process"
+# One quick retry at most: a broker that is down must not hold the sender's request.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.3}
+
+
+def error(status: int, message: str, **headers: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise BadPayload(f"body is not valid JSON: {str(exc)[:120]}") from exc
+    if not isinstance(payload, dict):
+        raise BadPayload("body must be a JSON object")
+    return payload
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+def receive(sender: Sender, path_event: str | None) -> Response:
+    if not _is_json(request.mimetype):
+        return error(415, "content type must be application/json")
+    limit = get_settings().max_body_bytes
+    try:
+        # Werkzeug stops a streamed (chunked) body at MAX_CONTENT_LENGTH = limit + 1 without saying so:
+        # one byte past the limit is how we know the body was too large.
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raw = None
+    if raw is None or len(raw) > limit:
+        return error(413, f"body larger than {limit} bytes")
+
+    secrets = get_settings().services[sender.name].webhook_secrets
+    try:
+        sender.verify(request.headers, raw, secrets, time.time())
+    except InvalidSignature as exc:
+        log.warning("webhook from %s rejected: %s", sender.name, exc)
+        return error(401, "signature verification failed")
+
+    try:
+        events = sender.parse(Incoming(request.headers, raw, parse_json(raw), path_event, time.time()))
+        events = [_bounded(ev) for ev in events]
+    except BadPayload as exc:
+        return error(400, str(exc))
+
+    try:
+        with get_engine().begin() as conn:
+            ids = inbox.store(conn, events)
+    except DataError as exc:
+        log.warning("webhook from %s not storable: %s", sender.name, type(exc.orig).__name__)
+        return error(400, "payload holds values the store cannot keep (NUL characters?)")
+    except SQLAlchemyError as exc:
+        log.error("store unavailable, asking %s to retry: %s", sender.name, type(exc).__name__)
+        return error(503, "store unavailable, retry later", **{"Retry-After": "30"})
+
+    if not ids:
+        return jsonify({"duplicate": True})
+    publish(ids)
+    response = jsonify({"accepted": ids})
+    response.status_code = 202
+    return response
+
+
+def _bounded(event: inbox.NewEvent) -> inbox.NewEvent:
+    if len(event.event_type) > 128:
+        raise BadPayload("event type longer than 128 characters")
+    if len(event.event_id) > 255:
+        event = inbox.NewEvent(
+            event.source, "sha256:" + body_digest(event.event_id.encode()), event.event_type, event.payload
+        )
+    return event
+
+
+def publish(ids: list[int]) -> None:
+    """Hand each new event to the broker; if it is down, the row stays 'received' for the redelivery sweep."""
+    for position, inbox_id in enumerate(ids):
+        try:
+            celery_app.send_task(
+                PROCESS_TASK, args=[inbox_id], queue="intake", retry=True, retry_policy=PUBLISH_RETRY
+            )
+        except Exception as exc:
+            log.warning("broker unavailable, inbox %s left for redelivery: %s", inbox_id, type(exc).__name__)
+            _leave_for_redelivery(ids[position:])
+            return
+
+
+def _leave_for_redelivery(ids: list[int]) -> None:
+    try:
+        with get_engine().begin() as conn:
+            inbox.mark_unpublished(conn, ids)
+    except SQLAlchemyError:
+        log.warning("could not mark %s events unpublished; the lease will redeliver them", len(ids))

@@ -1,0 +1,33 @@
+"""Revolut Business webhooks v2: signed over "v1.{timestamp}.{raw body}", 5-minute window, several
+signatures while a secret rotates. No event id, so a transaction and its state name one event."""
+
+from __future__ import annotations
+
+from syncengine.inbox import NewEvent
+from syncengine.settings import get_settings
+
+from .sender import Incoming, Sender, require
+from .signatures import revolut_v1
+
+
+def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
+    revolut_v1(
+        headers.get("Revolut-Signature"),
+        headers.get("Revolut-Request-Timestamp"),
+        body,
+        secrets,
+        now,
+        get_settings().revolut_signature_tolerance,
+    )
+
+
+def parse(incoming: Incoming) -> list[NewEvent]:
+    event = require(incoming.payload, "event", "event name")
+    data = require(incoming.payload, "data", "data")
+    tx_id = require(data, "id", "transaction id")
+    # Revolut's retries repeat the same change; a new state is a new event.
+    state = data.get("new_state") or data.get("state") or incoming.payload.get("timestamp", "")
+    return [NewEvent("revolut", f"{event}:{tx_id}:{state}", str(event), incoming.payload)]
+
+
+SENDER = Sender("revolut", verify, parse)
