@@ -41,12 +41,18 @@ def _broker_options(embedded: bool) -> dict:
     }
 
 
+def _transport(broker_url: str) -> str | None:
+    # rediss:// keeps kombu's own transport: its TLS set-up is keyed on that scheme name.
+    return "syncengine.broker:Transport" if broker_url.startswith("redis://") else None
+
+
 def make_celery() -> Celery:
     settings = get_settings()
     redaction.install(s.reveal() for s in settings.all_secrets())
     app = Celery("syncengine", include=TASK_MODULES + _plugin_modules())
     app.conf.update(
         broker_url=settings.broker_url,
+        broker_transport=_transport(settings.broker_url),
         broker_transport_options=_broker_options(settings.embedded),
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
@@ -69,8 +75,10 @@ def make_celery() -> Celery:
         task_time_limit=300,
         task_soft_time_limit=240,
         worker_max_tasks_per_child=1000,
+        # Flower sees tasks from the worker's events; a 'sent' event per publish would double the
+        # receiver's broker traffic for nothing.
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        task_send_sent_event=False,
         timezone="UTC",
         enable_utc=True,
         beat_schedule=BEAT_SCHEDULE,

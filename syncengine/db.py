@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import get_settings
+
+T = TypeVar("T")
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -26,9 +30,10 @@ def _make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _serialise_sqlite_writers(engine)
         return engine
+    # No pre-ping: it would cost a round trip per webhook. A connection that died with a Postgres restart
+    # is invalidated on first use and the caller retries once (see `with_reconnect`).
     return create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
         # Fail fast when Postgres is down so the receiver can answer 503 while the sender still waits.
@@ -68,9 +73,28 @@ def get_engine() -> Engine:
     return engine_for(get_settings().database_url)
 
 
+def autocommit_engine() -> Engine:
+    """The same pool in autocommit mode, for single statements that are atomic on their own."""
+    url = get_settings().database_url
+    key = "autocommit:" + url
+    if key not in _engines:
+        _engines[key] = engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+    return _engines[key]
+
+
 @lru_cache(maxsize=4)
 def _sessionmaker(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+
+
+def with_reconnect(work: Callable[[], T]) -> T:
+    """Run `work` again once if its connection turned out to be dead (Postgres restarted since)."""
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        return work()
 
 
 @contextmanager

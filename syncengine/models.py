@@ -85,7 +85,8 @@ class InboxEvent(Base):
     source: Mapped[str] = mapped_column(String(32))
     event_id: Mapped[str] = mapped_column(String(255))
     event_type: Mapped[str] = mapped_column(String(128))
-    payload: Mapped[Any] = mapped_column(Json)
+    # Plain JSON, not JSONB: kept as sent, and cheaper to write on the webhook path (never queried inside).
+    payload: Mapped[Any] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default=InboxStatus.RECEIVED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

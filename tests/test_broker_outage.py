@@ -87,9 +87,14 @@ def test_broker_down_answers_202_and_redelivery_processes_after_restart(own_redi
         assert response.status_code == 202
         assert elapsed < 2.0, f"took {elapsed:.2f} s with the broker down"
         (inbox_id,) = response.json()["accepted"]
-        with session_scope() as s:
-            row = s.get(InboxEvent, inbox_id)
-            assert row.status == "received" and row.published_at is None
+
+        def left_for_redelivery() -> bool:
+            # The receiver answers first and publishes after: the failed publish is recorded just after.
+            with session_scope() as s:
+                row = s.get(InboxEvent, inbox_id)
+                return row.status == "received" and row.published_at is None
+
+        wait_until(left_for_redelivery, timeout=10)
 
         own_redis.start()  # an empty Redis: the published message, had there been one, is gone too
         redeliver = subprocess.run(

@@ -89,12 +89,20 @@ def test_missing_event_id_is_400(client, sender, path, payload):
     assert total_rows() == before
 
 
-def test_nul_character_the_store_cannot_keep_is_400_not_503(client):
-    body = dumps(
-        {"event": "contacts.items.create", "key": f"nul-{time.time_ns()}", "payload": {"x": "a\u0000b"}}
-    )
+def test_nul_character_in_a_value_is_stored_verbatim(client):
+    key = f"nul-{time.time_ns()}"
+    body = dumps({"event": "contacts.items.create", "key": key, "payload": {"x": "a\u0000b"}})
+    response = client.post("/webhooks/directus", data=body, headers=sign("directus", body))
+    assert response.status_code == 202
+    with session_scope() as s:
+        assert s.get(InboxEvent, response.json["accepted"][0]).payload["payload"]["x"] == "a\x00b"
+
+
+def test_nul_character_in_the_event_id_is_400(client):
+    body = dumps({"event": "contacts.items.create", "key": "a\u0000b", "payload": {}})
     response = client.post("/webhooks/directus", data=body, headers=sign("directus", body))
     assert response.status_code == 400
+    assert "NUL" in response.json["error"]
 
 
 def test_duplicate_is_200_and_stores_once(client):

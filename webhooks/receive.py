@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from syncengine import inbox
 from syncengine.celery_app import app as celery_app
-from syncengine.db import get_engine
+from syncengine.db import autocommit_engine, get_engine, with_reconnect
 from syncengine.settings import get_settings
 
 from .sender import BadPayload, Incoming, Sender, body_digest
@@ -80,8 +80,7 @@ def receive(sender: Sender, path_event: str | None) -> Response:
         return error(400, str(exc))
 
     try:
-        with get_engine().begin() as conn:
-            ids = inbox.store(conn, events)
+        ids = with_reconnect(lambda: _store(events))
     except DataError as exc:
         log.warning("webhook from %s not storable: %s", sender.name, type(exc.orig).__name__)
         return error(400, "payload holds values the store cannot keep (NUL characters?)")
@@ -91,15 +90,28 @@ def receive(sender: Sender, path_event: str | None) -> Response:
 
     if not ids:
         return jsonify({"duplicate": True})
-    publish(ids)
     response = jsonify({"accepted": ids})
     response.status_code = 202
+    # The row is on disk, which is all the 202 promises: hand it to the broker once the sender has its
+    # answer, so a slow or absent broker never holds the sender's request.
+    response.call_on_close(lambda: publish(ids))
     return response
+
+
+def _store(events: list[inbox.NewEvent]) -> list[int]:
+    if len(events) == 1:
+        # One INSERT is atomic on its own: autocommit spares the BEGIN and COMMIT round trips.
+        with autocommit_engine().connect() as conn:
+            return inbox.store(conn, events)
+    with get_engine().begin() as conn:
+        return inbox.store(conn, events)
 
 
 def _bounded(event: inbox.NewEvent) -> inbox.NewEvent:
     if len(event.event_type) > 128:
         raise BadPayload("event type longer than 128 characters")
+    if "\x00" in event.event_id or "\x00" in event.event_type:
+        raise BadPayload("event id or type contains a NUL character")
     if len(event.event_id) > 255:
         event = inbox.NewEvent(
             event.source, "sha256:" + body_digest(event.event_id.encode()), event.event_type, event.payload

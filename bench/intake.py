@@ -1,0 +1,150 @@
+"""Webhook intake throughput: the receiver beside a hello-world Flask app under the same gunicorn settings.
+
+Both are driven in the same run, in alternating rounds, by 32 concurrent clients on loopback with valid,
+signed, unique webhooks (a mix of the five senders), for a bounded time. Prints requests/s, p50 and p99
+of each and the ratio. Target: intake >= 0.30x hello-world with p99 < 50 ms.
+
+    python bench/intake.py [--seconds 8] [--rounds 2] [--workers 4] [--concurrency 32]
+
+Uses DATABASE_URL's server (a scratch database is created and dropped) and REDIS_URL (db 14), or
+Postgres and Redis on 127.0.0.1 by default. No Celery worker runs: only intake is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import redis
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import loadgen  # noqa: E402
+from tests.support import SECRETS, dumps, free_port, sample, sign, wait_for_port  # noqa: E402
+
+HELLO_APP = """
+from flask import Flask, jsonify
+app = Flask("hello")
+
+@app.post("/webhooks/<sender>")
+@app.post("/webhooks/<sender>/<event>")
+def hello(sender, event=None):
+    return jsonify({"hello": "world"}), 202
+"""
+
+
+def gunicorn(app: str, port: int, workers: int, env: dict, cwd: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+           "--log-level", "warning", "--backlog", "2048"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd)
+    wait_for_port(port, timeout=30)
+    time.sleep(1.0)  # let every worker boot
+    return proc
+
+
+def build_requests(port: int, count: int) -> list[bytes]:
+    senders = list(SECRETS)
+    run = uuid.uuid4().hex[:6]
+    built = []
+    for i in range(count):
+        sender = senders[i % len(senders)]
+        path, payload = sample(sender, f"bench-{run}-{i}")
+        body = dumps(payload)
+        head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in sign(sender, body).items()]
+        built.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    return built
+
+
+def scratch_database() -> tuple[str, str]:
+    admin = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    admin = admin.replace("postgres://", "postgresql://", 1)
+    name = f"syncengine_bench_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return admin, make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin: str, url: str) -> None:
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    conn.close()
+
+
+def measure(app: str, cwd: Path, env: dict, args: argparse.Namespace) -> loadgen.Result:
+    port = free_port()
+    server = gunicorn(app, port, args.workers, env, cwd)
+    try:
+        requests = build_requests(port, int(args.seconds * 5000) + 200)
+        loadgen.run("127.0.0.1", port, requests[:200], concurrency=8, seconds=1)  # warm up
+        return loadgen.run("127.0.0.1", port, requests[200:], args.concurrency, args.seconds)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def merge(results: list[loadgen.Result]) -> loadgen.Result:
+    statuses: dict[int, int] = {}
+    for r in results:
+        for status, count in r.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+    return loadgen.Result(
+        sum(r.requests for r in results), sum(r.errors for r in results), sum(r.seconds for r in results),
+        [x for r in results for x in r.latencies_ms], statuses,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    admin, db_url = scratch_database()
+    found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    redis_url = urlunsplit((found.scheme, found.netloc, "/14", "", ""))
+    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING",
+               **{f"{k.upper()}_WEBHOOK_SECRET": v for k, v in SECRETS.items()})  # fmt: skip
+    subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)  # fmt: skip
+    hello_dir = Path(tempfile.mkdtemp())
+    (hello_dir / "hello_app.py").write_text(HELLO_APP)
+    apps = {"hello-world": ("hello_app:app", hello_dir), "intake": ("webhooks.app:create_app()", ROOT)}
+    rounds: dict[str, list[loadgen.Result]] = {name: [] for name in apps}
+    try:
+        for _ in range(args.rounds):
+            for name, (app, cwd) in apps.items():
+                rounds[name].append(measure(app, cwd, env, args))
+    finally:
+        drop_database(admin, db_url)
+        redis.Redis.from_url(redis_url).flushdb()
+
+    print(f"gunicorn sync workers: {args.workers}, clients: {args.concurrency}, "
+          f"{args.rounds} rounds of {args.seconds:.0f} s each, {os.cpu_count()} cores")  # fmt: skip
+    results = {name: merge(parts) for name, parts in rounds.items()}
+    for name, result in results.items():
+        print(f"{name:<12} {result.summary()}")
+    ratio = results["intake"].rate / results["hello-world"].rate
+    per_round = [i.rate / h.rate for h, i in zip(rounds["hello-world"], rounds["intake"], strict=True)]
+    p99 = results["intake"].percentile(99)
+    print(f"ratio intake/hello-world: {ratio:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in per_round)}; "
+          f"target >= 0.30x); intake p99 {p99:.1f} ms (target < 50 ms)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
