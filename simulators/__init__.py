@@ -1,0 +1,55 @@
+"""Vendor API simulators for tests, the demo and benchmarks (see DESIGN.md §11).
+
+Adding a vendor is one line in ``_VENDORS``: ``name -> "module:Class"``. Modules (or classes) not written yet
+are skipped, so ``REGISTRY`` holds exactly the simulators that exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from simulators.base import Clock, RunningServer, Simulator, route
+
+__all__ = ["REGISTRY", "Clock", "RunningServer", "Simulator", "route", "run"]
+
+_VENDORS: dict[str, str] = {
+    "invoiceninja": "simulators.invoiceninja:InvoiceNinjaSimulator",
+    "revolut": "simulators.revolut:RevolutSimulator",
+    "erpnext": "simulators.erpnext:ERPNextSimulator",
+    "mautic": "simulators.mautic:MauticSimulator",
+    "directus": "simulators.directus:DirectusSimulator",
+    "openai": "simulators.openai:OpenAISimulator",
+}
+
+
+def _load() -> dict[str, type[Simulator]]:
+    found: dict[str, type[Simulator]] = {}
+    for name, ref in _VENDORS.items():
+        module_name, _, cls_name = ref.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:  # a real import error inside an existing module must surface
+                raise
+            continue
+        cls = getattr(module, cls_name, None)
+        if cls is not None:  # None: a package still being written (e.g. a directory without its class yet)
+            found[name] = cls
+    return found
+
+
+REGISTRY: dict[str, type[Simulator]] = _load()
+
+
+def run(vendor: str, port: int, host: str = "127.0.0.1") -> None:
+    """Serve one simulator in the foreground until interrupted (``syncengine simulate``)."""
+    if vendor not in REGISTRY:
+        raise SystemExit(f"unknown simulator {vendor!r}; available: {', '.join(sorted(REGISTRY))}")
+    running = REGISTRY[vendor]().serve(host=host, port=port)
+    print(f"{vendor} simulator on {running.url} (control surface under {running.url}/_sim/)", flush=True)
+    try:
+        running.thread.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()

@@ -1,0 +1,280 @@
+"""The ERPNext doctypes the engine touches: their columns, child tables, naming and money arithmetic.
+
+Only declared columns are stored, as Frappe's ``db_insert`` only writes table columns: an unknown key in a
+create body is silently dropped, and filtering or selecting on it fails. Custom fields (``custom_*``) must be
+declared through the simulator's ``custom_fields`` like a real site declares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+STANDARD = ("name", "owner", "creation", "modified", "modified_by", "docstatus", "idx")
+CHILD_STANDARD = (*STANDARD, "parent", "parenttype", "parentfield")
+
+
+@dataclass
+class DocType:
+    name: str
+    columns: tuple[str, ...]
+    naming: str = "hash"  # "field:<f>", "customer", "series:<prefix>", "contact", "hash"
+    children: dict[str, str] = field(default_factory=dict)  # table field -> child doctype
+    links: dict[str, str] = field(default_factory=dict)  # link field -> doctype it must exist in
+    mandatory: tuple[str, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)
+    submittable: bool = False
+    secrets: tuple[str, ...] = ()  # Password fields: stored apart, read back masked
+
+    def known(self, custom: tuple[str, ...] = ()) -> frozenset[str]:
+        return frozenset((*STANDARD, *self.columns, *self.children, *custom))
+
+
+def _cols(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_INVOICE = _cols(
+    "title naming_series company posting_date posting_time set_posting_time due_date currency "
+    "conversion_rate "
+    "is_return return_against remarks status total_qty total net_total total_taxes_and_charges grand_total "
+    "rounding_adjustment rounded_total disable_rounded_total outstanding_amount paid_amount base_grand_total "
+    "base_net_total base_rounded_total taxes_and_charges update_stock"
+)
+CHILDREN: dict[str, tuple[str, ...]] = {
+    "Sales Invoice Item": _cols(
+        "item_code item_name description qty uom stock_uom conversion_factor rate amount net_rate net_amount "
+        "income_account cost_center warehouse"
+    ),
+    "Purchase Invoice Item": _cols(
+        "item_code item_name description qty uom stock_uom rate amount net_rate net_amount expense_account "
+        "cost_center warehouse"
+    ),
+    "Sales Taxes and Charges": _cols(
+        "charge_type account_head description rate tax_amount total cost_center"
+    ),
+    "Purchase Taxes and Charges": _cols(
+        "charge_type account_head description rate tax_amount total cost_center category add_deduct_tax"
+    ),
+    "Payment Entry Reference": _cols(
+        "reference_doctype reference_name bill_no due_date total_amount outstanding_amount allocated_amount "
+        "exchange_rate"
+    ),
+    "Contact Email": _cols("email_id is_primary"),
+    "Contact Phone": _cols("phone is_primary_phone is_primary_mobile_no"),
+    "Dynamic Link": _cols("link_doctype link_name link_title"),
+    "Webhook Header": _cols("key value"),
+    "Webhook Data": _cols("fieldname key"),
+}
+
+DOCTYPES: dict[str, DocType] = {
+    d.name: d
+    for d in (
+        DocType(
+            "Customer",
+            _cols(
+                "customer_name customer_type customer_group territory disabled email_id mobile_no tax_id "
+                "default_currency website language customer_primary_contact"
+            ),
+            naming="customer",
+            mandatory=("customer_name",),
+            defaults={
+                "customer_type": "Company",
+                "customer_group": "All Customer Groups",
+                "territory": "All Territories",
+                "disabled": 0,
+            },
+        ),
+        DocType(
+            "Supplier",
+            _cols(
+                "supplier_name supplier_type supplier_group country disabled email_id mobile_no tax_id "
+                "default_currency website"
+            ),
+            naming="field:supplier_name",
+            mandatory=("supplier_name",),
+            defaults={"supplier_type": "Company", "supplier_group": "All Supplier Groups", "disabled": 0},
+        ),
+        DocType(
+            "Item",
+            _cols(
+                "item_code item_name item_group stock_uom is_stock_item description disabled standard_rate "
+                "valuation_rate is_sales_item is_purchase_item brand"
+            ),
+            naming="field:item_code",
+            mandatory=("item_code", "item_group", "stock_uom"),
+            defaults={"is_stock_item": 1, "disabled": 0, "is_sales_item": 1, "is_purchase_item": 1},
+        ),
+        DocType(
+            "Sales Invoice",
+            (
+                *_INVOICE,
+                "customer",
+                "customer_name",
+                "debit_to",
+                "po_no",
+                "contact_email",
+                "customer_address",
+            ),
+            naming="series:ACC-SINV-.YYYY.-",
+            children={"items": "Sales Invoice Item", "taxes": "Sales Taxes and Charges"},
+            links={"customer": "Customer"},
+            mandatory=("customer", "company", "posting_date", "due_date", "debit_to"),
+            submittable=True,
+        ),
+        DocType(
+            "Purchase Invoice",
+            (*_INVOICE, "supplier", "supplier_name", "credit_to", "bill_no", "bill_date"),
+            naming="series:ACC-PINV-.YYYY.-",
+            children={"items": "Purchase Invoice Item", "taxes": "Purchase Taxes and Charges"},
+            links={"supplier": "Supplier"},
+            mandatory=("supplier", "company", "posting_date", "credit_to"),
+            submittable=True,
+        ),
+        DocType(
+            "Payment Entry",
+            _cols(
+                "naming_series payment_type company posting_date mode_of_payment party_type party party_name "
+                "paid_from paid_to paid_from_account_currency paid_to_account_currency paid_amount "
+                "received_amount base_paid_amount base_received_amount source_exchange_rate "
+                "target_exchange_rate reference_no reference_date total_allocated_amount unallocated_amount "
+                "difference_amount remarks status title bank_account"
+            ),
+            naming="series:ACC-PAY-.YYYY.-",
+            children={"references": "Payment Entry Reference"},
+            mandatory=(
+                "payment_type",
+                "company",
+                "posting_date",
+                "party_type",
+                "party",
+                "paid_from",
+                "paid_to",
+                "paid_amount",
+                "received_amount",
+            ),
+            submittable=True,
+        ),
+        DocType(
+            "Contact",
+            _cols(
+                "first_name middle_name last_name full_name email_id phone mobile_no company_name status "
+                "is_primary_contact designation unsubscribed"
+            ),
+            naming="contact",
+            children={"email_ids": "Contact Email", "phone_nos": "Contact Phone", "links": "Dynamic Link"},
+            mandatory=("first_name",),
+            defaults={"status": "Passive", "unsubscribed": 0},
+        ),
+        DocType("Deleted Document", _cols("deleted_name deleted_doctype data restored new_name")),
+        DocType(
+            "Webhook",
+            _cols(
+                "webhook_doctype webhook_docevent enabled condition request_url is_dynamic_url "
+                "request_method "
+                "request_structure timeout enable_security webhook_secret webhook_json background_jobs_queue"
+            ),
+            naming="series:HOOK-.####",
+            children={"webhook_headers": "Webhook Header", "webhook_data": "Webhook Data"},
+            mandatory=("webhook_doctype", "webhook_docevent", "request_url"),
+            defaults={
+                "enabled": 1,
+                "request_method": "POST",
+                "request_structure": "",
+                "timeout": 5,
+                "enable_security": 0,
+                "is_dynamic_url": 0,
+            },
+            secrets=("webhook_secret",),
+        ),
+        DocType(
+            "Webhook Request Log",
+            _cols("webhook reference_doctype reference_document headers data user url response error"),
+        ),
+    )
+}
+
+
+# ---- money -----------------------------------------------------------------------------------------------
+
+
+def _flt(value: Any) -> float:
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def compute_invoice(doc: dict[str, Any]) -> None:
+    """Line amounts, taxes ("On Net Total" or "Actual"), totals and the outstanding amount of a draft.
+
+    Rounded total follows a currency whose smallest fraction is 0.01 (EUR), so it equals the grand total.
+    """
+    net = 0.0
+    qty_total = 0.0
+    for row in doc.get("items") or []:
+        row["qty"] = _flt(row.get("qty") or 1)
+        row["rate"] = round(_flt(row.get("rate")), 2)
+        row["amount"] = row["net_amount"] = round(row["qty"] * row["rate"], 2)
+        row["net_rate"] = row["rate"]
+        net += row["amount"]
+        qty_total += row["qty"]
+    net = round(net, 2)
+    running = net
+    for row in doc.get("taxes") or []:
+        row.setdefault("charge_type", "On Net Total")
+        if row["charge_type"] == "On Net Total":
+            row["tax_amount"] = round(net * _flt(row.get("rate")) / 100, 2)
+        else:
+            row["tax_amount"] = round(_flt(row.get("tax_amount")), 2)
+        running = round(running + row["tax_amount"], 2)
+        row["total"] = running
+    grand = running
+    doc.update(
+        total_qty=qty_total,
+        total=net,
+        net_total=net,
+        base_net_total=net,
+        total_taxes_and_charges=round(grand - net, 2),
+        grand_total=grand,
+        base_grand_total=grand,
+        rounding_adjustment=0.0,
+        rounded_total=grand,
+        base_rounded_total=grand,
+    )
+    if doc.get("docstatus", 0) == 0:
+        doc["outstanding_amount"] = grand
+
+
+def invoice_status(doc: dict[str, Any], today: date) -> str:
+    """ERPNext's order of checks (``SalesInvoice.set_status``), without returns and discounting."""
+    if doc.get("docstatus") == 0:
+        return "Draft"
+    if doc.get("docstatus") == 2:
+        return "Cancelled"
+    outstanding, grand = _flt(doc.get("outstanding_amount")), _flt(doc.get("grand_total"))
+    due = date.fromisoformat(str(doc.get("due_date") or doc["posting_date"])[:10])
+    if outstanding > 0 and due < today:
+        return "Overdue"
+    if 0 < outstanding < grand:
+        return "Partly Paid"
+    if outstanding > 0:
+        return "Unpaid"
+    return "Paid"
+
+
+def compute_payment(doc: dict[str, Any]) -> None:
+    paid = _flt(doc.get("paid_amount"))
+    doc["received_amount"] = _flt(doc.get("received_amount")) or paid
+    allocated = round(sum(_flt(r.get("allocated_amount")) for r in doc.get("references") or []), 2)
+    doc.update(
+        base_paid_amount=paid,
+        base_received_amount=doc["received_amount"],
+        total_allocated_amount=allocated,
+        unallocated_amount=round(paid - allocated, 2),
+        difference_amount=0.0,
+    )
+    doc.setdefault("source_exchange_rate", 1.0)
+    doc.setdefault("target_exchange_rate", 1.0)
+    doc["status"] = {0: "Draft", 1: "Submitted", 2: "Cancelled"}[doc.get("docstatus", 0)]
