@@ -202,3 +202,24 @@ class Document(Base):
     record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CircuitBreakerState(Base):
+    """A breaker's state where there is no Redis (the embedded default)."""
+
+    __tablename__ = "circuit_breakers"
+
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)
+    failures: Mapped[Any] = mapped_column(JSON, default=list)
+    opened_at: Mapped[float | None] = mapped_column(Float)
+    probe_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Lease(Base):
+    """A named lock with an expiry where there is no Redis (the embedded default)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,176 @@
+"""What every connector shares: auth hook, timeouts, retries with backoff and Retry-After, the service's
+circuit breaker, and one classification of every failure (Retryable, Ambiguous, Permanent, AuthExpired,
+CircuitOpen)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+from sqlalchemy.orm import Session
+
+from syncengine.breaker import Breaker, breaker_for
+from syncengine.errors import Ambiguous, AuthExpired, Permanent, Retryable, SyncError
+from syncengine.http import (
+    DEFAULT_TIMEOUT,
+    RETRYABLE_STATUS,
+    SAFE_METHODS,
+    RetryPolicy,
+    new_session,
+    parse_retry_after,
+)
+from syncengine.idempotency import Attempt, Effect, once
+from syncengine.locks import lock
+from syncengine.redaction import redact
+
+log = logging.getLogger(__name__)
+
+
+class Connector:
+    """One service's API client. Subclasses set `service`, implement `authenticate`, and add the
+    vendor's calls and paginators; they may refine `classify` for the vendor's error conventions."""
+
+    service = "generic"
+    retry_policy = RetryPolicy()
+    timeout = DEFAULT_TIMEOUT
+
+    def __init__(
+        self, base_url: str, *, session: requests.Session | None = None, breaker: Breaker | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:  # fmt: skip
+        self.base_url = base_url.rstrip("/")
+        self.session = session or new_session()
+        self.breaker = breaker or breaker_for(self.service)
+        self.sleep = sleep
+
+    # --- hooks -------------------------------------------------------------------------------------
+
+    def authenticate(self, headers: dict[str, str]) -> None:
+        """Add the vendor's credentials to the outgoing headers."""
+
+    def on_auth_expired(self) -> bool:
+        """Refresh credentials after a 401; True if a retry with new credentials makes sense."""
+        return False
+
+    def classify(self, response: requests.Response) -> SyncError | None:
+        """None for a success; otherwise the one class this failure belongs to."""
+        status = response.status_code
+        if status < 400:
+            return None
+        detail = f"{self.service} {response.request.method} {_path(response.url)} answered {status}"
+        if status in RETRYABLE_STATUS:
+            return Retryable(detail, parse_retry_after(response.headers.get("Retry-After")), status)
+        if status == 401:
+            return AuthExpired(detail)
+        return Permanent(f"{detail}: {redact(response.text[:300])}", status, _body(response))
+
+    # --- the call ----------------------------------------------------------------------------------
+
+    def request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | list | None = None, json: Any = None,
+        data: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
+    ) -> requests.Response:  # fmt: skip
+        """Send with retries. `idempotent` says a repeat is harmless (safe methods, or a vendor
+        idempotency key in the request); otherwise a request that may have arrived is never repeated
+        here: it raises Ambiguous for the caller's read-back."""
+        method = method.upper()
+        repeatable = method in SAFE_METHODS if idempotent is None else idempotent
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            self.breaker.before_call()
+            try:
+                response = self._send(method, path, params, json, data, headers)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self.breaker.record_failure()
+                error = self._transport_error(method, path, exc, repeatable)
+            else:
+                error = self.classify(response)
+                self._update_breaker(error)
+                if error is None:
+                    return response
+                if isinstance(error, AuthExpired) and not refreshed and self.on_auth_expired():
+                    refreshed = True
+                    attempt -= 1
+                    continue
+                if isinstance(error, Retryable) and not (repeatable or error.status == 429):
+                    # A 5xx to a create may still have taken effect; only 429 says it did not.
+                    error = Ambiguous(str(error), error.retry_after, error.status)
+            if not isinstance(error, Retryable) or isinstance(error, Ambiguous):
+                raise error
+            wait = self.retry_policy.delay(attempt, error.retry_after)
+            if attempt >= self.retry_policy.attempts or wait > self.retry_policy.max_inline_wait:
+                raise Retryable(str(error), retry_after=wait, status=error.status) from error
+            log.info("%s: %s, retry %s in %.1f s", self.service, error, attempt, wait)
+            self.sleep(wait)
+
+    def get_json(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs).json()
+
+    def create_once(
+        self, effect: Effect, *, marker: str, find: Callable[[], Any | None],
+        create: Callable[[Attempt], Any], on_finish: Callable[[Session, Any], None] | None = None,
+    ) -> Any:  # fmt: skip
+        """Create something in a vendor that has no idempotency key, once: under a lock on our marker
+        (email, number, external id), look it up by that marker and create it only if it is absent. A
+        create whose answer was lost is found by the look-up on the next try, and two effects after the
+        same object (a contact arriving from two systems) serialise on the marker."""
+
+        def call(attempt: Attempt) -> Any:
+            with lock(f"{self.service}:marker:{marker}"):
+                found = find()
+                return found if found is not None else create(attempt)
+
+        return once(effect, call, on_finish=on_finish)
+
+    def _send(self, method, path, params, json, data, headers) -> requests.Response:  # type: ignore[no-untyped-def]
+        outgoing = {"Accept": "application/json", **(headers or {})}
+        self.authenticate(outgoing)
+        started = time.monotonic()
+        response = self.session.request(
+            method,
+            self.url(path),
+            params=params,
+            json=json,
+            data=data,
+            headers=outgoing,
+            timeout=self.timeout,
+        )
+        elapsed_ms = (time.monotonic() - started) * 1000
+        status = response.status_code
+        log.debug("%s %s %s -> %s in %.0f ms", self.service, method, _path(response.url), status, elapsed_ms)
+        return response
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
+
+    def _update_breaker(self, error: SyncError | None) -> None:
+        if isinstance(error, Retryable) and error.status != 429:
+            self.breaker.record_failure()
+        elif error is None or isinstance(error, Permanent | AuthExpired):
+            self.breaker.record_success()  # the service answered sanely
+
+    def _transport_error(self, method: str, path: str, exc: Exception, repeatable: bool) -> SyncError:
+        detail = f"{self.service} {method} {_path(path)}: {type(exc).__name__}"
+        never_sent = isinstance(exc, requests.ConnectTimeout) or (
+            isinstance(exc, requests.ConnectionError) and "NewConnectionError" in repr(exc)
+        )
+        if repeatable or never_sent:
+            return Retryable(detail)
+        return Ambiguous(detail)
+
+
+def _path(url: str) -> str:
+    """The path only: query strings can carry tokens (Directus access_token)."""
+    return url.split("?", 1)[0]
+
+
+def _body(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500]

@@ -1,0 +1,195 @@
+"""A circuit breaker per service, shared by every worker process and machine.
+
+After `threshold` failures within `window` seconds the breaker opens for `cooldown` seconds; then exactly
+one probe is let through per cool-down (an atomic SET NX), and its success closes the breaker. The state
+lives in Redis in production and in the store on the embedded default, so every worker sees the same.
+A broken state store must not stop delivery: it then reports the breaker closed (as Saleor does).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errors import CircuitOpen
+
+log = logging.getLogger(__name__)
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    # Failures within the window that open the breaker.
+    threshold: int = 5
+    window: float = 60.0
+    # How long an open breaker refuses calls before one probe may go through.
+    cooldown: float = 30.0
+
+
+class BreakerStore(Protocol):
+    def add_failure(self, service: str, now: float, window: float) -> int: ...
+    def open(self, service: str, now: float) -> None: ...
+    def opened_at(self, service: str) -> float | None: ...
+    def take_probe(self, service: str, now: float, ttl: float) -> bool: ...
+    def close(self, service: str) -> None: ...
+
+
+class Breaker:
+    def __init__(
+        self, service: str, store: BreakerStore, policy: BreakerPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
+        self.service = service
+        self.store = store
+        self.policy = policy or BreakerPolicy()
+        self.clock = clock
+
+    def state(self) -> str:
+        opened = self._opened_at()
+        if opened is None:
+            return CLOSED
+        return OPEN if self.clock() < opened + self.policy.cooldown else HALF_OPEN
+
+    def before_call(self) -> None:
+        """Raise CircuitOpen unless the breaker is closed or this caller wins the one probe."""
+        opened = self._opened_at()
+        if opened is None:
+            return
+        now = self.clock()
+        reopen_at = opened + self.policy.cooldown
+        if now < reopen_at:
+            raise CircuitOpen(f"{self.service} circuit open", retry_after=reopen_at - now)
+        if not self._guard(lambda: self.store.take_probe(self.service, now, self.policy.cooldown), True):
+            raise CircuitOpen(f"{self.service} circuit half-open, probe in flight", retry_after=1.0)
+
+    def record_success(self) -> None:
+        if self._opened_at() is not None:
+            log.info("%s circuit closed after a successful probe", self.service)
+            self._guard(lambda: self.store.close(self.service), None)
+
+    def record_failure(self) -> None:
+        now = self.clock()
+        if self._opened_at() is not None:  # the probe failed: a new cool-down
+            self._guard(lambda: self.store.open(self.service, now), None)
+            return
+        failures = self._guard(lambda: self.store.add_failure(self.service, now, self.policy.window), 0)
+        if failures >= self.policy.threshold:
+            log.warning(
+                "%s circuit opened after %s failures in %.0f s", self.service, failures, self.policy.window
+            )
+            self._guard(lambda: self.store.open(self.service, now), None)
+
+    def _opened_at(self) -> float | None:
+        return self._guard(lambda: self.store.opened_at(self.service), None)
+
+    def _guard(self, op, fallback):  # type: ignore[no-untyped-def]
+        try:
+            return op()
+        except Exception as exc:
+            log.warning("breaker state store unavailable (%s): treating %s as closed", type(exc).__name__,
+                        self.service)  # fmt: skip
+            return fallback
+
+
+class RedisBreakerStore:
+    """Failures in a sorted set trimmed to the window; 'open' as a timestamp; the probe as SET NX PX."""
+
+    def __init__(self, client, prefix: str = "syncengine:breaker") -> None:  # type: ignore[no-untyped-def]
+        self.redis = client
+        self.prefix = prefix
+
+    def _key(self, service: str, part: str) -> str:
+        return f"{self.prefix}:{service}:{part}"
+
+    def add_failure(self, service: str, now: float, window: float) -> int:
+        key = self._key(service, "failures")
+        pipe = self.redis.pipeline()
+        pipe.zremrangebyscore(key, 0, now - window)
+        pipe.zadd(key, {uuid.uuid4().hex: now})
+        pipe.zcard(key)
+        pipe.expire(key, int(window) + 1)
+        return int(pipe.execute()[2])
+
+    def open(self, service: str, now: float) -> None:
+        pipe = self.redis.pipeline()
+        pipe.set(self._key(service, "opened_at"), repr(now))
+        pipe.delete(self._key(service, "probe"), self._key(service, "failures"))
+        pipe.execute()
+
+    def opened_at(self, service: str) -> float | None:
+        value = self.redis.get(self._key(service, "opened_at"))
+        return float(value) if value is not None else None
+
+    def take_probe(self, service: str, now: float, ttl: float) -> bool:
+        return bool(
+            self.redis.set(self._key(service, "probe"), repr(now), nx=True, px=max(1, int(ttl * 1000)))
+        )
+
+    def close(self, service: str) -> None:
+        self.redis.delete(*(self._key(service, p) for p in ("opened_at", "probe", "failures")))
+
+
+class SqlBreakerStore:
+    """The same state in the store, for the embedded default (SQLite serialises the writers)."""
+
+    def _row(self, session, service: str):  # type: ignore[no-untyped-def]
+        from .models import CircuitBreakerState
+
+        row = session.get(CircuitBreakerState, service, with_for_update=True)
+        if row is None:
+            row = CircuitBreakerState(service=service, failures=[])
+            session.add(row)
+        return row
+
+    def add_failure(self, service: str, now: float, window: float) -> int:
+        from .db import session_scope
+
+        with session_scope() as session:
+            row = self._row(session, service)
+            row.failures = [t for t in (row.failures or []) if t > now - window] + [now]
+            return len(row.failures)
+
+    def open(self, service: str, now: float) -> None:
+        from .db import session_scope
+
+        with session_scope() as session:
+            row = self._row(session, service)
+            row.opened_at, row.probe_at, row.failures = now, None, []
+
+    def opened_at(self, service: str) -> float | None:
+        from .db import session_scope
+        from .models import CircuitBreakerState
+
+        with session_scope() as session:
+            row = session.get(CircuitBreakerState, service)
+            return row.opened_at if row else None
+
+    def take_probe(self, service: str, now: float, ttl: float) -> bool:
+        from .db import session_scope
+
+        with session_scope() as session:
+            row = self._row(session, service)
+            if row.probe_at is not None and row.probe_at > now - ttl:
+                return False
+            row.probe_at = now
+            return True
+
+    def close(self, service: str) -> None:
+        from .db import session_scope
+
+        with session_scope() as session:
+            row = self._row(session, service)
+            row.opened_at, row.probe_at, row.failures = None, None, []
+
+
+def breaker_for(service: str, policy: BreakerPolicy | None = None) -> Breaker:
+    from .shared_state import get_redis
+
+    client = get_redis()
+    store: BreakerStore = RedisBreakerStore(client) if client is not None else SqlBreakerStore()
+    return Breaker(service, store, policy)
