@@ -7,10 +7,12 @@ from typing import Any
 from kombu.exceptions import ChannelError
 
 from . import inbox
+from .breaker import breaker_for
 from .celery_app import QUEUES
 from .celery_app import app as celery_app
 from .db import session_scope
 from .models import utcnow
+from .settings import SERVICES
 
 
 def queue_depths() -> dict[str, int | None]:
@@ -30,6 +32,10 @@ def _depth(channel: Any, queue: str) -> int:
         return 0
 
 
+def breaker_states() -> dict[str, str]:
+    return {service: breaker_for(service).state() for service in (*SERVICES, "openai")}
+
+
 def collect() -> dict[str, Any]:
     with session_scope() as session:
         oldest = inbox.oldest_unprocessed(session)
@@ -39,6 +45,7 @@ def collect() -> dict[str, Any]:
             for e in inbox.recent_failures(session)
         ]  # fmt: skip
         return {
+            "breakers": breaker_states(),
             "events": inbox.counts_by_status(session),
             "oldest_unprocessed_seconds": (utcnow() - oldest).total_seconds() if oldest else None,
             "queues": queue_depths(),
@@ -56,6 +63,8 @@ def render(report: dict[str, Any]) -> str:
         f"  {name:<11} {'unreachable' if depth is None else depth}"
         for name, depth in report["queues"].items()
     ]
+    lines.append("circuit breakers:")
+    lines += [f"  {name:<13} {state}" for name, state in report["breakers"].items()]
     if report["failed"]:
         lines.append("failed events (replay with `syncengine replay <id>`):")
         lines += [

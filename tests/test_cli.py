@@ -39,6 +39,9 @@ def test_status_json_counts_failed_events_with_reasons():
     assert any(f["id"] == inbox_id and "422" in f["error"] for f in report["failed"])
     assert set(report["queues"]) == {"intake", "sync", "ocr", "sweeps"}
     assert all(isinstance(v, int) for v in report["queues"].values())
+    assert report["breakers"] == dict.fromkeys(
+        ["invoiceninja", "revolut", "erpnext", "mautic", "directus", "openai"], "closed"
+    )
     human = syncengine("status")
     assert f"#{inbox_id} directus x.y x8" in human.stdout
 
@@ -64,3 +67,34 @@ def test_replay_reopens_and_publishes(worker):
 
     wait_until(done, timeout=30)
     assert syncengine("replay", "999999999").returncode == 1
+
+
+def test_status_shows_an_open_breaker():
+    from syncengine.breaker import breaker_for
+
+    breaker = breaker_for("mautic")
+    for _ in range(breaker.policy.threshold):
+        breaker.record_failure()
+    try:
+        result = syncengine("status")
+        assert "mautic        open" in result.stdout
+    finally:
+        breaker.store.close("mautic")
+
+
+def test_simulate_serves_a_vendor_simulator():
+    import requests
+
+    from tests.support import free_port, wait_for_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "syncengine", "simulate", "directus", "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for_port(port)
+        response = requests.get(f"http://127.0.0.1:{port}/items/contacts", timeout=5)
+        assert response.status_code in (401, 403)
+        assert "errors" in response.json()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
