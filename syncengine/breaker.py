@@ -29,6 +29,9 @@ class BreakerPolicy:
     window: float = 60.0
     # How long an open breaker refuses calls before one probe may go through.
     cooldown: float = 30.0
+    # How long a worker trusts the state it last read: a breaker that opens elsewhere is seen within a
+    # second, and a closed breaker costs no Redis round trip per call.
+    state_ttl: float = 1.0
 
 
 class BreakerStore(Protocol):
@@ -48,9 +51,10 @@ class Breaker:
         self.store = store
         self.policy = policy or BreakerPolicy()
         self.clock = clock
+        self._seen: tuple[float | None, float] = (None, 0.0)  # (opened_at, trusted until, monotonic)
 
     def state(self) -> str:
-        opened = self._opened_at()
+        opened = self._opened_at(fresh=True)
         if opened is None:
             return CLOSED
         return OPEN if self.clock() < opened + self.policy.cooldown else HALF_OPEN
@@ -71,21 +75,33 @@ class Breaker:
         if self._opened_at() is not None:
             log.info("%s circuit closed after a successful probe", self.service)
             self._guard(lambda: self.store.close(self.service), None)
+            self._remember(None)
 
     def record_failure(self) -> None:
         now = self.clock()
-        if self._opened_at() is not None:  # the probe failed: a new cool-down
-            self._guard(lambda: self.store.open(self.service, now), None)
+        if self._opened_at(fresh=True) is not None:  # the probe failed: a new cool-down
+            self._open(now)
             return
         failures = self._guard(lambda: self.store.add_failure(self.service, now, self.policy.window), 0)
         if failures >= self.policy.threshold:
             log.warning(
                 "%s circuit opened after %s failures in %.0f s", self.service, failures, self.policy.window
             )
-            self._guard(lambda: self.store.open(self.service, now), None)
+            self._open(now)
 
-    def _opened_at(self) -> float | None:
-        return self._guard(lambda: self.store.opened_at(self.service), None)
+    def _open(self, now: float) -> None:
+        self._guard(lambda: self.store.open(self.service, now), None)
+        self._remember(now)
+
+    def _opened_at(self, fresh: bool = False) -> float | None:
+        value, trusted_until = self._seen
+        if fresh or time.monotonic() >= trusted_until:
+            value = self._guard(lambda: self.store.opened_at(self.service), None)
+            self._remember(value)
+        return value
+
+    def _remember(self, opened_at: float | None) -> None:
+        self._seen = (opened_at, time.monotonic() + self.policy.state_ttl)
 
     def _guard(self, op, fallback):  # type: ignore[no-untyped-def]
         try:

@@ -120,3 +120,18 @@ def test_a_broken_state_store_never_stops_delivery():
     breaker.record_failure()
     breaker.before_call()
     assert breaker.state() == CLOSED
+
+
+def test_an_open_breaker_is_seen_by_other_workers_within_the_state_ttl(breaker_store):
+    import time
+
+    clock = FakeClock()
+    name = f"svc-{uuid.uuid4().hex[:8]}"
+    policy = BreakerPolicy(threshold=1, window=60, cooldown=30, state_ttl=0.2)
+    here, elsewhere = Breaker(name, breaker_store, policy, clock), Breaker(name, breaker_store, policy, clock)
+    here.before_call()  # trusts 'closed' for 0.2 s: no store round trip per call
+    elsewhere.record_failure()
+    here.before_call()
+    time.sleep(0.25)
+    with pytest.raises(CircuitOpen):
+        here.before_call()
