@@ -105,10 +105,16 @@ class Record(Base):
     """The canonical business entity (the hub)."""
 
     __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("kind", "match_key"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
+    # The natural key two systems agree on (an email, a SKU, an invoice number): the same entity
+    # created in two systems at once becomes one record.
+    match_key: Mapped[str | None] = mapped_column(String(255))
     data: Mapped[Any] = mapped_column(Json, default=dict)
+    # Per field group: which system last set it, and that system's modification time.
+    field_meta: Mapped[Any] = mapped_column(Json, default=dict)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

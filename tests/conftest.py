@@ -15,14 +15,14 @@ import psycopg2
 import pytest
 import redis as redis_lib
 
-from tests.servers import postgres_admin_url, redis_base_url, runtime_dir, with_database
+from tests.servers import claim_redis_db, postgres_admin_url, redis_base_url, runtime_dir, with_database
 from tests.support import SECRETS, Proc, celery_worker_cmd, wait_until
 
 WORK = runtime_dir()
 ADMIN_URL = postgres_admin_url(WORK)
 REDIS_BASE = redis_base_url()
 DB_NAME = f"syncengine_test_{uuid.uuid4().hex[:8]}"
-REDIS_DB = 11
+REDIS_DB = claim_redis_db(REDIS_BASE)
 
 TEST_ENV = {
     "DATABASE_URL": with_database(ADMIN_URL, DB_NAME),

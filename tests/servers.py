@@ -107,3 +107,16 @@ def redis_base_url() -> str:
 
 def runtime_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="syncengine-tests-"))
+
+
+def claim_redis_db(base_url: str, first: int = 1, last: int = 13) -> int:
+    """A Redis database of its own for this test session (queues, locks and breakers are per database), so
+    sessions running side by side never flush or consume each other's keys. Claimed in db 0, for 2 hours."""
+    import redis
+
+    admin = redis.Redis.from_url(f"{base_url}/0")
+    for db in range(first, last + 1):
+        if admin.set(f"syncengine-tests:db:{db}", os.getpid(), nx=True, ex=7200):
+            atexit.register(admin.delete, f"syncengine-tests:db:{db}")
+            return db
+    raise RuntimeError("every Redis test database is claimed by another session")

@@ -1,0 +1,175 @@
+"""The hub: merge a change from one system into the canonical record, then say who must hear of it.
+
+Under the record's lock: find the record by its link (or its natural key, so the same contact created in
+two systems at once is one record), drop the change if it is the echo of what we pushed there, take each
+field group by the conflict policy (a fixed owner, else the newest remote modification), bump the version
+when something changed, and name the other systems that carry the kind. Pushing is the caller's next step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from .canonical import CARRIERS, SCHEMA, group_of, owner_of
+from .models import Link, Record, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one system says an entity looks like now, in canonical fields (from that system's mapper)."""
+
+    system: str
+    kind: str
+    external_id: str
+    fields: dict[str, Any]
+    remote_updated_at: datetime
+    match_key: str | None = None
+    deleted: bool = False
+
+
+@dataclass
+class Merged:
+    record_id: int
+    version: int
+    changed: list[str] = field(default_factory=list)
+    echo: bool = False
+    targets: list[str] = field(default_factory=list)
+
+
+def content_hash(fields: dict[str, Any]) -> str:
+    """The same content hashes the same whichever system it came back from (echo suppression)."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def merge(session: Session, change: Change) -> Merged:
+    record, link = _record_for(session, change)
+    seen = content_hash(change.fields)
+    if link.last_pushed_hash == seen:
+        # Our own push coming back (by webhook or sweep): nothing new, nothing to fan out.
+        _note_seen(link, seen, change.remote_updated_at)
+        return Merged(record.id, record.version, echo=True)
+    changed = _apply(record, change)
+    if change.deleted and record.deleted_at is None:
+        record.deleted_at = utcnow()
+        changed.append("deleted")
+    _note_seen(link, seen, change.remote_updated_at)
+    if changed:
+        record.version += 1
+        record.updated_at = utcnow()
+    targets = [s for s in CARRIERS.get(change.kind, ()) if s != change.system] if changed else []
+    return Merged(record.id, record.version, changed, targets=targets)
+
+
+def _apply(record: Record, change: Change) -> list[str]:
+    """Take each field group the policy gives this change; return the fields whose value changed."""
+    data = dict(record.data or {})
+    meta = dict(record.field_meta or {})
+    changed: list[str] = []
+    at = change.remote_updated_at.isoformat()
+    for group in SCHEMA[change.kind]:
+        incoming = {f: v for f, v in change.fields.items() if group_of(change.kind, f) == group}
+        if not incoming or not _wins(change, group, meta.get(group), at):
+            continue
+        for name, value in incoming.items():
+            if data.get(name) != value:
+                data[name] = value
+                changed.append(name)
+        meta[group] = {"system": change.system, "at": at}
+    record.data, record.field_meta = data, meta
+    return changed
+
+
+def _wins(change: Change, group: str, last: dict[str, str] | None, at: str) -> bool:
+    owner = owner_of(change.kind, group)
+    if owner is not None:
+        return change.system == owner
+    if last is None:
+        return True
+    # Newest remote modification wins; on a tie, the system name decides, so every worker agrees.
+    return (at, change.system) >= (last["at"], last["system"])
+
+
+def _record_for(session: Session, change: Change) -> tuple[Record, Link]:
+    link = session.execute(
+        select(Link).where(
+            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
+        )
+    ).scalar_one_or_none()
+    if link is not None:
+        record = _locked(session, link.record_id)
+        return record, link
+    record = _by_match_key(session, change) if change.match_key else None
+    if record is None:
+        record = Record(kind=change.kind, data={}, field_meta={}, version=0)
+        session.add(record)
+        session.flush()
+    link = _link(session, record, change)
+    return record, link
+
+
+def _by_match_key(session: Session, change: Change) -> Record:
+    """One record per natural key, even when two systems report it at the same instant: the unique
+    (kind, match_key) decides who creates it, and the other locks the winner's row."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(Record)
+        .values(kind=change.kind, match_key=change.match_key, data={}, field_meta={}, version=0,
+                created_at=utcnow(), updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["kind", "match_key"])
+    )  # fmt: skip
+    return session.execute(
+        select(Record)
+        .where(Record.kind == change.kind, Record.match_key == change.match_key)
+        .with_for_update()
+    ).scalar_one()
+
+
+def _locked(session: Session, record_id: int) -> Record:
+    return session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+
+
+def _link(session: Session, record: Record, change: Change) -> Link:
+    existing = session.execute(
+        select(Link).where(Link.record_id == record.id, Link.system == change.system)
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.external_id != change.external_id:
+            log.warning("%s %s %s already linked to %s; keeping the first", change.system, change.kind,
+                        change.external_id, existing.external_id)  # fmt: skip
+        return existing
+    link = Link(record_id=record.id, system=change.system, kind=change.kind, external_id=change.external_id)
+    session.add(link)
+    session.flush()
+    return link
+
+
+def _note_seen(link: Link, seen: str, remote_updated_at: datetime) -> None:
+    link.last_seen_hash = seen
+    if link.remote_updated_at is None or remote_updated_at > link.remote_updated_at:
+        link.remote_updated_at = remote_updated_at
+
+
+def record_pushed(
+    session: Session, record_id: int, system: str, kind: str, external_id: str, pushed: str
+) -> None:
+    """After a push: the link to what we created or updated, and the hash of what we sent."""
+    link = session.execute(
+        select(Link).where(Link.record_id == record_id, Link.system == system)
+    ).scalar_one_or_none()
+    if link is None:
+        link = Link(record_id=record_id, system=system, kind=kind, external_id=external_id)
+        session.add(link)
+    link.external_id = external_id
+    link.last_pushed_hash = pushed
