@@ -44,13 +44,15 @@ def collect() -> dict[str, Any]:
              "error": e.last_error}
             for e in inbox.recent_failures(session)
         ]  # fmt: skip
-        return {
-            "breakers": breaker_states(),
-            "events": inbox.counts_by_status(session),
-            "oldest_unprocessed_seconds": (utcnow() - oldest).total_seconds() if oldest else None,
-            "queues": queue_depths(),
-            "failed": failures,
-        }
+        events = inbox.counts_by_status(session)
+    # Outside that transaction: on SQLite the breakers' own reads would wait for its write lock.
+    return {
+        "breakers": breaker_states(),
+        "events": events,
+        "oldest_unprocessed_seconds": (utcnow() - oldest).total_seconds() if oldest else None,
+        "queues": queue_depths(),
+        "failed": failures,
+    }
 
 
 def render(report: dict[str, Any]) -> str:
