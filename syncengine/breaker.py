@@ -163,32 +163,32 @@ class SqlBreakerStore:
         return row
 
     def add_failure(self, service: str, now: float, window: float) -> int:
-        from .db import session_scope
+        from .shared_state import state_session
 
-        with session_scope() as session:
+        with state_session() as session:
             row = self._row(session, service)
             row.failures = [t for t in (row.failures or []) if t > now - window] + [now]
             return len(row.failures)
 
     def open(self, service: str, now: float) -> None:
-        from .db import session_scope
+        from .shared_state import state_session
 
-        with session_scope() as session:
+        with state_session() as session:
             row = self._row(session, service)
             row.opened_at, row.probe_at, row.failures = now, None, []
 
     def opened_at(self, service: str) -> float | None:
-        from .db import session_scope
         from .models import CircuitBreakerState
+        from .shared_state import state_session
 
-        with session_scope() as session:
+        with state_session() as session:
             row = session.get(CircuitBreakerState, service)
             return row.opened_at if row else None
 
     def take_probe(self, service: str, now: float, ttl: float) -> bool:
-        from .db import session_scope
+        from .shared_state import state_session
 
-        with session_scope() as session:
+        with state_session() as session:
             row = self._row(session, service)
             if row.probe_at is not None and row.probe_at > now - ttl:
                 return False
@@ -196,9 +196,9 @@ class SqlBreakerStore:
             return True
 
     def close(self, service: str) -> None:
-        from .db import session_scope
+        from .shared_state import state_session
 
-        with session_scope() as session:
+        with state_session() as session:
             row = self._row(session, service)
             row.opened_at, row.probe_at, row.failures = None, None, []
 

@@ -17,10 +17,9 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .db import session_scope
 from .errors import Retryable
 from .models import Lease, utcnow
-from .shared_state import get_redis
+from .shared_state import get_redis, state_session
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
@@ -47,7 +46,7 @@ def _acquire(name: str, token: str, timeout: float) -> bool:
     if client is not None:
         return bool(client.set(f"syncengine:lock:{name}", token, nx=True, px=int(timeout * 1000)))
     now = utcnow()
-    with session_scope() as session:
+    with state_session() as session:
         session.execute(delete(Lease).where(Lease.name == name, Lease.expires_at <= now))
         insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
         result = session.execute(
@@ -63,5 +62,5 @@ def _release(name: str, token: str) -> None:
     if client is not None:
         client.eval(_RELEASE, 1, f"syncengine:lock:{name}", token)
         return
-    with session_scope() as session:
+    with state_session() as session:
         session.execute(delete(Lease).where(Lease.name == name, Lease.holder == token))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
+from .db import engine_for, session_scope
+from .models import Base
 from .settings import get_settings
 
 
@@ -16,3 +22,31 @@ def get_redis() -> redis.Redis | None:
     if not url:
         return None
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+
+
+@contextmanager
+def state_session() -> Iterator[Session]:
+    """A transaction on the store of shared state when there is no Redis (breakers, leases).
+
+    On Postgres that is the main database. On SQLite it is a file of its own: SQLite has one writer per
+    file, and a handler holding the main file's write lock must still be able to read a breaker."""
+    settings = get_settings()
+    if not settings.database_url.startswith("sqlite"):
+        with session_scope() as session:
+            yield session
+        return
+    session = Session(_state_engine(str(settings.home / "state.sqlite3")), expire_on_commit=False)
+    try:
+        with session.begin():
+            yield session
+    finally:
+        session.close()
+
+
+@lru_cache(maxsize=2)
+def _state_engine(path: str) -> Engine:
+    from .models import CircuitBreakerState, Lease
+
+    engine = engine_for(f"sqlite:///{path}")
+    Base.metadata.create_all(engine, tables=[CircuitBreakerState.__table__, Lease.__table__])
+    return engine
