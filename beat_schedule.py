@@ -3,12 +3,22 @@ scheduler on the embedded default. Each interval says why it is what it is."""
 
 from __future__ import annotations
 
+import os
+
 BEAT_SCHEDULE: dict[str, dict] = {
     # Events stored while the broker was down, or claimed by a worker that died, are published again.
     # Every minute keeps the worst-case delay after a broker outage to about a minute past the lease.
     "inbox-redelivery": {
         "task": "tasks.dispatch.redeliver",
-        "schedule": 60.0,
+        "schedule": float(os.environ.get("SYNCENGINE_REDELIVERY_EVERY", 60)),
         "options": {"queue": "sweeps", "expires": 55},
+    },
+    # Revolut access tokens live 40 minutes; refreshing every 35 leaves 5 minutes for a late or retried run
+    # before connectors would have to refresh on demand. One refresher at a time (syncengine.tokens): a
+    # refresh cancels the previous access token at once.
+    "revolut-token-refresh": {
+        "task": "tasks.tokens.refresh_revolut_token",
+        "schedule": 35 * 60.0,
+        "options": {"queue": "sweeps", "expires": 5 * 60},
     },
 }

@@ -39,12 +39,14 @@ class Connector:
 
     def __init__(
         self, base_url: str, *, session: requests.Session | None = None, breaker: Breaker | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = time.sleep, timeout: float | tuple[float, float] | None = None,
     ) -> None:  # fmt: skip
         self.base_url = base_url.rstrip("/")
         self.session = session or new_session()
         self.breaker = breaker or breaker_for(self.service)
         self.sleep = sleep
+        if timeout is not None:
+            self.timeout = timeout
 
     # --- hooks -------------------------------------------------------------------------------------
 
@@ -123,7 +125,18 @@ class Connector:
         def call(attempt: Attempt) -> Any:
             with lock(f"{self.service}:marker:{marker}"):
                 found = find()
-                return found if found is not None else create(attempt)
+                if found is not None:
+                    return found
+                try:
+                    return create(attempt)
+                except Ambiguous:
+                    # The answer was lost; the object is usually there already, so the effect can
+                    # finish now rather than on the task's retry.
+                    found = find()
+                    if found is None:
+                        raise
+                    log.info("%s: the answer to %s was lost; found by its marker", self.service, attempt.key)
+                    return found
 
         return once(effect, call, on_finish=on_finish)
 

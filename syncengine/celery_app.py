@@ -24,7 +24,7 @@ QUEUES = ("intake", "sync", "ocr", "sweeps")
 MAX_COUNTDOWN = 1800
 VISIBILITY_TIMEOUT = 2 * MAX_COUNTDOWN
 
-TASK_MODULES = ["tasks.dispatch"]
+TASK_MODULES = ["tasks.dispatch", "tasks.tokens"]
 
 
 def _broker_options(embedded: bool) -> dict:
@@ -71,6 +71,7 @@ def make_celery() -> Celery:
             "tasks.dispatch.redeliver": {"queue": "sweeps"},
             "tasks.ocr.*": {"queue": "ocr"},
             "tasks.reconcile.*": {"queue": "sweeps"},
+            "tasks.tokens.*": {"queue": "sweeps"},
         },
         task_time_limit=300,
         task_soft_time_limit=240,
@@ -88,7 +89,7 @@ def make_celery() -> Celery:
         beat_max_loop_interval=10,
         redbeat_redis_url=settings.redis_url,
         redbeat_lock_timeout=60,
-        redbeat_key_prefix="syncengine:redbeat",
+        redbeat_key_prefix="syncengine:redbeat:",
     )
     return app
 

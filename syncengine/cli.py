@@ -137,6 +137,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_revolut(args: argparse.Namespace) -> int:
+    """Print the consent URL; Revolut then redirects to the receiver's /oauth/revolut/callback."""
+    from .tokens import NotConfigured, consent_url
+
+    try:
+        url = consent_url(scope=args.scope)
+    except NotConfigured as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(url)
+    print(
+        "open it and approve; GET /oauth/revolut/callback (REVOLUT_REDIRECT_URI) then stores the tokens",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--failed", action="store_true", help="replay every failed event")
     replay.add_argument("--source", help="with --failed: only this sender's events")
     replay.set_defaults(func=cmd_replay)
+
+    revolut = sub.add_parser("revolut", help="Revolut OAuth: print the consent URL")
+    revolut.add_argument("action", choices=["consent"])
+    revolut.add_argument("--scope", help="narrow the grant, e.g. READ,WRITE (default: the certificate's)")
+    revolut.set_defaults(func=cmd_revolut)
 
     simulate = sub.add_parser("simulate", help="run one vendor simulator on loopback")
     simulate.add_argument("vendor")

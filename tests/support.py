@@ -130,31 +130,30 @@ def sample(sender: str, n: int | str = 1, test: dict | None = None) -> tuple[str
     """(URL path, body) of a realistic event of the recording plugin's type for each sender."""
     extra = {"test": test} if test else {}
     if sender == "invoiceninja":
-        return "/webhooks/invoiceninja/create_client", {
-            "id": f"cl{n}", "name": f"Client {n}", "updated_at": 1732000000, "contacts": [], **extra,
+        return "/webhooks/invoiceninja/create_quote", {
+            "id": f"q{n}", "number": f"Q-{n}", "updated_at": 1732000000, "line_items": [], **extra,
         }  # fmt: skip
     if sender == "revolut":
-        data = {"id": f"tx-{n}", "type": "topup", "state": "completed", "created_at": "2026-11-25T10:00:00Z",
-                "updated_at": "2026-11-25T10:00:00Z", "legs": [], **extra}  # fmt: skip
+        data = {"id": f"pl-{n}", "state": "created", "created_at": "2026-11-25T10:00:00Z", **extra}
         return "/webhooks/revolut", {
-            "event": "TransactionCreated",
+            "event": "PayoutLinkCreated",
             "timestamp": "2026-11-25T10:00:00Z",
             "data": data,
         }
     if sender == "erpnext":
         return "/webhooks/erpnext", {
-            "event": "on_update", "doctype": "Customer", "name": f"CUST-{n}",
+            "event": "on_update", "doctype": "ToDo", "name": f"TODO-{n}",
             "modified": "2026-11-25 10:00:00",
-            "doc": {"doctype": "Customer", "name": f"CUST-{n}", "customer_name": f"Cust {n}"}, **extra,
+            "doc": {"doctype": "ToDo", "name": f"TODO-{n}", "description": f"Call {n}"}, **extra,
         }  # fmt: skip
     if sender == "mautic":
-        item = {"contact": {"id": n, "fields": {"all": {"email": f"c{n}@example.test"}}},
+        item = {"hit": {"id": n, "url": "https://example.test/pricing"},
                 "timestamp": "2026-11-25T10:00:00+00:00", **extra}  # fmt: skip
-        return "/webhooks/mautic", {"mautic.lead_post_save_new": [item]}
+        return "/webhooks/mautic", {"mautic.page_on_hit": [item]}
     if sender == "directus":
         return "/webhooks/directus", {
-            "event": "contacts.items.create", "payload": {"email": f"d{n}@example.test"}, "key": n,
-            "collection": "contacts", **extra,
+            "event": "test_events.items.create", "payload": {"note": f"d{n}"}, "key": n,
+            "collection": "test_events", **extra,
         }  # fmt: skip
     raise ValueError(sender)
 

@@ -49,7 +49,7 @@ def test_status_json_counts_failed_events_with_reasons():
 def test_replay_reopens_and_publishes(worker):
     with get_engine().begin() as conn:
         (inbox_id,) = inbox.store(
-            conn, [inbox.NewEvent("directus", f"replay-{time.time_ns()}", "contacts.items.create", {})]
+            conn, [inbox.NewEvent("directus", f"replay-{time.time_ns()}", "test_events.items.create", {})]
         )
     with session_scope() as s:
         row = s.get(InboxEvent, inbox_id)

@@ -57,7 +57,7 @@ def test_same_event_eight_times_five_concurrently(receiver, worker):
     (inbox_id,) = next(r for r in concurrent + sequential if r.status_code == 202).json()["accepted"]
     with session_scope() as s:
         rows = s.execute(
-            select(InboxEvent).where(InboxEvent.event_id == f"TransactionCreated:tx-{n}:completed")
+            select(InboxEvent).where(InboxEvent.event_id == f"PayoutLinkCreated:pl-{n}:created")
         ).all()
     assert len(rows) == 1
     wait_status(inbox_id, "done")
@@ -96,7 +96,7 @@ def test_failing_for_good_is_failed_with_a_redacted_reason(monkeypatch):
     _, payload = sample("erpnext", "poison", test={"fail_times": 99})
     with get_engine().begin() as conn:
         (inbox_id,) = inbox.store(
-            conn, [inbox.NewEvent("erpnext", f"poison-{time.time_ns()}", "Customer:on_update", payload)]
+            conn, [inbox.NewEvent("erpnext", f"poison-{time.time_ns()}", "ToDo:on_update", payload)]
         )
     outcomes = [dispatch.run(inbox_id)[0] for _ in range(8)]
     assert outcomes == ["retry"] * 7 + ["failed"]

@@ -36,7 +36,7 @@ def test_wrong_content_type_is_415(client):
 
 
 def test_body_over_one_mebibyte_is_413(client):
-    body = b'{"event": "contacts.items.create", "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    body = b'{"event": "test_events.items.create", "pad": "' + b"x" * (1024 * 1024) + b'"}'
     before = total_rows()
     response = client.post("/webhooks/directus", data=body, headers=sign("directus", body))
     assert response.status_code == 413
@@ -44,7 +44,7 @@ def test_body_over_one_mebibyte_is_413(client):
 
 
 def test_body_of_exactly_one_mebibyte_is_accepted(client):
-    head = b'{"event": "contacts.items.create", "key": "mib-%d", "pad": "' % time.time_ns()
+    head = b'{"event": "test_events.items.create", "key": "mib-%d", "pad": "' % time.time_ns()
     body = head + b"x" * (1024 * 1024 - len(head) - 2) + b'"}'
     assert len(body) == 1024 * 1024
     assert client.post("/webhooks/directus", data=body, headers=sign("directus", body)).status_code == 202
@@ -53,7 +53,7 @@ def test_body_of_exactly_one_mebibyte_is_accepted(client):
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"event": "contacts.items.create", ',  # truncated
+        b'{"event": "test_events.items.create", ',  # truncated
         b"\xff\xfe not utf-8",
         b'{"event": NaN}',
         b"[1, 2, 3]",  # JSON, but not an object
@@ -91,7 +91,7 @@ def test_missing_event_id_is_400(client, sender, path, payload):
 
 def test_nul_character_in_a_value_is_stored_verbatim(client):
     key = f"nul-{time.time_ns()}"
-    body = dumps({"event": "contacts.items.create", "key": key, "payload": {"x": "a\u0000b"}})
+    body = dumps({"event": "test_events.items.create", "key": key, "payload": {"x": "a\u0000b"}})
     response = client.post("/webhooks/directus", data=body, headers=sign("directus", body))
     assert response.status_code == 202
     with session_scope() as s:
@@ -99,7 +99,7 @@ def test_nul_character_in_a_value_is_stored_verbatim(client):
 
 
 def test_nul_character_in_the_event_id_is_400(client):
-    body = dumps({"event": "contacts.items.create", "key": "a\u0000b", "payload": {}})
+    body = dumps({"event": "test_events.items.create", "key": "a\u0000b", "payload": {}})
     response = client.post("/webhooks/directus", data=body, headers=sign("directus", body))
     assert response.status_code == 400
     assert "NUL" in response.json["error"]
@@ -156,7 +156,7 @@ def test_store_unreachable_left_no_row_behind(client):
     """Runs after the outage test: the event it tried to store is not in the real store."""
     with session_scope() as s:
         found = s.execute(
-            select(InboxEvent).where(InboxEvent.event_id.like("TransactionCreated:tx-down-%"))
+            select(InboxEvent).where(InboxEvent.event_id.like("PayoutLinkCreated:pl-down-%"))
         ).all()
     assert found == []
 

@@ -12,7 +12,7 @@ from syncengine.celery_app import app as celery_app
 from syncengine.db import get_engine
 from syncengine.settings import get_settings
 
-from . import directus, erpnext, invoiceninja, mautic, revolut
+from . import directus, erpnext, invoiceninja, mautic, oauth, revolut
 from .receive import error, receive
 from .sender import Sender
 
@@ -27,6 +27,7 @@ def create_app() -> Flask:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask("syncengine")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1  # see receive.receive
+    app.register_blueprint(oauth.blueprint)  # GET /oauth/revolut/callback stores Revolut's tokens
 
     @app.post("/webhooks/<sender>")
     @app.post("/webhooks/<sender>/<event>")

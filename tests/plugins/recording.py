@@ -14,12 +14,13 @@ from celery import signals
 
 from tasks.dispatch import HandlerContext, handles
 
+# Event types no sync flow handles, so the real handlers and this recorder never compete.
 TEST_EVENTS = {
-    "invoiceninja": "create_client",
-    "revolut": "TransactionCreated",
-    "erpnext": "Customer:on_update",
-    "mautic": "mautic.lead_post_save_new",
-    "directus": "contacts.items.create",
+    "invoiceninja": "create_quote",
+    "revolut": "PayoutLinkCreated",
+    "erpnext": "ToDo:on_update",
+    "mautic": "mautic.page_on_hit",
+    "directus": "test_events.items.create",
 }
 
 

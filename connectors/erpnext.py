@@ -1,0 +1,412 @@
+"""ERPNext v15 (Frappe) over REST API v2: documents, sweeps, submit, payment entries, webhooks.
+
+Inputs and outputs are plain dicts in ERPNext's own shape (a document as ``GET /api/v2/document/{doctype}/
+{name}`` answers it); mapping to the canonical record lives elsewhere.
+
+ERPNext has no idempotency keys, so every create that must happen once goes through
+``Connector.create_once``: under a lock on our marker, look the document up by a unique field that carries the
+marker (Customer: a custom field with our record id, or the customer name; Item: ``item_code``; Sales
+Invoice: a custom field, or a tag in ``remarks``, with our invoice number; Payment Entry: ``reference_no`` =
+the Revolut transaction id) and insert only when it is absent. A create whose answer was lost is found by that
+look-up on the next try. A ``DuplicateEntryError`` (409) on insert also means "it exists": we read it back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from connectors.base import Connector
+from syncengine.errors import Ambiguous, Permanent, Retryable, SyncError
+from syncengine.idempotency import Attempt, Effect
+from syncengine.redaction import redact, register_secrets
+from syncengine.settings import Secret, get_settings
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+Filters = list[list[Any]]
+PAYMENT_ENTRY_METHOD = "erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry"
+MARKER_FIELD = "custom_syncengine_id"  # a Data field, unique, added to Customer and Sales Invoice on the site
+REMARKS = "remarks"  # invoice marker as a "[syncengine:<number>]" tag in the remarks, for sites without it
+DEFAULT_PAGE = 100
+# Keys that Frappe sets itself; sending them back would name the new document or confuse the insert.
+_SERVER_KEYS = frozenset({"name", "owner", "creation", "modified", "modified_by", "parent", "idx"})
+_TAGS = re.compile(r"<[^>]+>")
+
+
+class FrappeError(Permanent):
+    """A Frappe exception answered as such (ValidationError 417, DuplicateEntryError 409, …)."""
+
+    def __init__(self, message: str, status: int | None, body: object, exc_type: str | None) -> None:
+        super().__init__(message, status, body)
+        self.exc_type = exc_type
+
+
+class StaleDocument(Retryable):
+    """The document changed since we read it (TimestampMismatchError): the current version is attached,
+    re-read right away, so the caller merges again before the retry."""
+
+    def __init__(self, message: str, current: Doc) -> None:
+        super().__init__(message, retry_after=0.0, status=417)
+        self.current = current
+
+
+def frappe_error(body: Any) -> tuple[str | None, str]:
+    """``(exc_type, message)`` from v2's ``errors`` list or v1's ``exc_type`` + ``_server_messages``."""
+    if not isinstance(body, dict):
+        return None, str(body or "")[:300]
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        return first.get("type") or first.get("exc_type"), _plain(first.get("message"))
+    messages = _server_messages(body.get("_server_messages"))
+    return body.get("exc_type"), "; ".join(messages) or _plain(body.get("exception") or body.get("message"))
+
+
+def _server_messages(raw: Any) -> list[str]:
+    """``_server_messages`` is a JSON list of JSON-encoded ``{"message": …}`` objects."""
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else []
+    except ValueError:
+        return [_plain(raw)]
+    out = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            parsed = json.loads(item) if isinstance(item, str) else item
+        except ValueError:
+            parsed = item
+        out.append(_plain(parsed.get("message") if isinstance(parsed, dict) else parsed))
+    return [m for m in out if m]
+
+
+def _plain(text: Any) -> str:
+    return _TAGS.sub("", str(text or "")).strip()
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500]
+
+
+def _clean(doc: Doc) -> Doc:
+    """A document ready to insert: no server-set keys, no ``__islocal``-style flags, in children too."""
+    out: Doc = {}
+    for key, value in doc.items():
+        if key in _SERVER_KEYS or key.startswith("__"):
+            continue
+        if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+            value = [_clean(row) for row in value]
+        out[key] = value
+    return out
+
+
+class ERPNextConnector(Connector):
+    """ERPNext v15 through ``/api/v2``; see the module docstring for how creates happen once."""
+
+    service = "erpnext"
+
+    def __init__(
+        self, base_url: str, *, api_key: str | Secret, api_secret: str | Secret, company: str | None = None,
+        customer_marker: str | None = MARKER_FIELD, invoice_marker: str = MARKER_FIELD,
+        site_timezone: tzinfo = UTC, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        """``customer_marker``: the Customer field holding our record id, or None to match on the customer
+        name; ``invoice_marker``: the Sales Invoice field holding our invoice number, or ``"remarks"``."""
+        super().__init__(base_url, **kwargs)
+        self._key = api_key if isinstance(api_key, Secret) else Secret(api_key)
+        self._secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
+        register_secrets([self._secret.reveal()])
+        self.company = company
+        self.customer_marker = customer_marker
+        self.invoice_marker = invoice_marker
+        self.site_timezone = site_timezone
+
+    @classmethod
+    def from_settings(cls, **kwargs: Any) -> ERPNextConnector:
+        svc = get_settings().services["erpnext"]
+        creds = svc.credentials
+        if not svc.url or "api_key" not in creds or "api_secret" not in creds:
+            raise Permanent("ERPNext is not configured (ERPNEXT_URL, ERPNEXT_API_KEY, ERPNEXT_API_SECRET)")
+        kwargs.setdefault("company", svc.options.get("company"))
+        return cls(svc.url, api_key=creds["api_key"], api_secret=creds["api_secret"], **kwargs)
+
+    # --- hooks -------------------------------------------------------------------------------------
+
+    def authenticate(self, headers: dict[str, str]) -> None:
+        headers["Authorization"] = f"token {self._key.reveal()}:{self._secret.reveal()}"
+
+    def classify(self, response: requests.Response) -> SyncError | None:
+        """The base's classes, with Frappe's exception type and message in a permanent failure."""
+        error = super().classify(response)
+        if not isinstance(error, Permanent):
+            return error
+        body = _json(response)
+        exc_type, message = frappe_error(body)
+        where = f"{self.service} {response.request.method} {response.url.split('?', 1)[0]}"
+        detail = f"{where} answered {response.status_code} {exc_type or 'error'}: {redact(message)[:300]}"
+        return FrappeError(detail, response.status_code, body, exc_type)
+
+    # --- documents ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def doc_path(doctype: str, name: str | None = None) -> str:
+        path = f"/api/v2/document/{quote(doctype)}"
+        return path if name is None else f"{path}/{quote(str(name), safe='')}"
+
+    def get(self, doctype: str, name: str) -> Doc:
+        return self.get_json(self.doc_path(doctype, name))["data"]
+
+    def create(self, doctype: str, doc: Doc) -> Doc:
+        """One insert (not once-safe on its own: use the ``ensure_*`` methods for effects)."""
+        body = _clean(doc)
+        if self.company and doctype in ("Sales Invoice", "Purchase Invoice", "Payment Entry"):
+            body.setdefault("company", self.company)
+        return self.request("POST", self.doc_path(doctype), json=body).json()["data"]
+
+    def update(self, doctype: str, name: str, changes: Doc, *, modified: str | None = None) -> Doc:
+        """Set fields. With ``modified`` (the version the caller merged against) Frappe refuses a stale
+        save; that raises StaleDocument carrying the current document. Without it a repeat is harmless,
+        so the call is retried like a read."""
+        body = dict(changes) if modified is None else {**changes, "modified": modified}
+        try:
+            response = self.request(
+                "PUT", self.doc_path(doctype, name), json=body, idempotent=modified is None
+            )
+        except FrappeError as exc:
+            if exc.exc_type != "TimestampMismatchError":
+                raise
+            raise StaleDocument(
+                f"{doctype} {name} changed since {modified}", self.get(doctype, name)
+            ) from exc
+        return response.json()["data"]
+
+    def delete(self, doctype: str, name: str) -> bool:
+        """True if we deleted it, False if it was already gone (a repeat after a lost answer)."""
+        try:
+            self.request("DELETE", self.doc_path(doctype, name))
+        except FrappeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def submit(self, doctype: str, name: str) -> Doc:
+        """Submit a draft. A lost answer or a "cannot change docstatus" is settled by reading it back."""
+        try:
+            response = self.request("POST", f"{self.doc_path(doctype, name)}/method/submit")
+        except (Ambiguous, FrappeError) as exc:
+            if isinstance(exc, FrappeError) and exc.exc_type != "DocstatusTransitionError":
+                raise
+            current = self.get(doctype, name)
+            if current.get("docstatus") == 1:
+                return current
+            raise
+        return response.json()["data"]
+
+    def call(self, method: str, **params: Any) -> Any:
+        """A whitelisted method by GET (the read-only ones, such as ``get_payment_entry``)."""
+        query = {k: v for k, v in params.items() if v is not None}
+        return self.get_json(f"/api/v2/method/{method}", params=query)["data"]
+
+    # --- listing -----------------------------------------------------------------------------------
+
+    def list_page(
+        self, doctype: str, *, filters: Filters | Mapping[str, Any] | None = None,
+        fields: Sequence[str] = ("*",), order_by: str = "modified asc, name asc", start: int = 0,
+        limit: int = DEFAULT_PAGE,
+    ) -> list[Doc]:  # fmt: skip
+        """One page of ``frappe.client.get_list``; filters/fields travel as URL-encoded JSON."""
+        params: dict[str, Any] = {"fields": json.dumps(list(fields)), "order_by": order_by}
+        params.update(limit=limit, start=start)
+        if filters:
+            params["filters"] = json.dumps(filters, default=str)
+        return self.get_json(self.doc_path(doctype), params=params)["data"]
+
+    def iter_documents(
+        self, doctype: str, *, filters: Filters | Mapping[str, Any] | None = None,
+        fields: Sequence[str] = ("*",), order_by: str = "modified asc, name asc",
+        page_size: int = DEFAULT_PAGE,
+    ) -> Iterator[Doc]:  # fmt: skip
+        """Every matching document, page by page with ``limit`` + ``start`` (v15 has no has_next_page:
+        a short page is the last)."""
+        start = 0
+        while True:
+            rows = self.list_page(
+                doctype, filters=filters, fields=fields, order_by=order_by, start=start, limit=page_size
+            )
+            yield from rows
+            if len(rows) < page_size:
+                return
+            start += len(rows)
+
+    def iter_modified(
+        self, doctype: str, since: datetime | str, *, fields: Sequence[str] = ("*",),
+        filters: Filters | None = None, page_size: int = DEFAULT_PAGE,
+    ) -> Iterator[Doc]:  # fmt: skip
+        """The sweep: documents with ``modified >= since``, oldest first.
+
+        Paged by key, not by a growing offset: each page asks for ``modified >= <last seen>`` and skips
+        (``start``) only the rows already seen at that exact timestamp. A document edited during the sweep
+        moves to the end of the order; with a plain offset that would shift the rest and skip one row."""
+        fields = list(fields) if "*" in fields else [*fields, "name", "modified"]
+        boundary, seen_at_boundary = self.frappe_time(since), 0
+        while True:
+            where = [["modified", ">=", boundary], *(filters or [])]
+            rows = self.list_page(
+                doctype, filters=where, fields=fields, start=seen_at_boundary, limit=page_size
+            )
+            yield from rows
+            if len(rows) < page_size:
+                return
+            last = rows[-1]["modified"]
+            if last == boundary:
+                seen_at_boundary += len(rows)
+            else:
+                boundary, seen_at_boundary = last, sum(1 for r in rows if r["modified"] == last)
+
+    def iter_deleted(
+        self, since: datetime | str, doctype: str | None = None, page_size: int = DEFAULT_PAGE
+    ) -> Iterator[Doc]:
+        """Deleted Document rows (``deleted_doctype``, ``deleted_name``, ``data``) for the delete sweep."""
+        extra = [["deleted_doctype", "=", doctype]] if doctype else None
+        fields = ("name", "deleted_doctype", "deleted_name", "data", "creation", "modified")
+        yield from self.iter_modified(
+            "Deleted Document", since, fields=fields, filters=extra, page_size=page_size
+        )
+
+    def frappe_time(self, value: datetime | str) -> str:
+        """Frappe compares naive ``YYYY-MM-DD HH:MM:SS.ffffff`` in the site's time zone."""
+        if isinstance(value, str):
+            return value
+        if value.tzinfo is not None:
+            value = value.astimezone(self.site_timezone).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    # --- creates that happen once ------------------------------------------------------------------
+
+    def find_one(
+        self, doctype: str, filters: Filters, accept: Callable[[Doc], bool] | None = None
+    ) -> Doc | None:
+        """The oldest document matching ``filters`` (and ``accept``), read in full, or None."""
+        fields = ("*",) if accept else ("name",)
+        rows = self.list_page(doctype, filters=filters, fields=fields, order_by="creation asc", limit=20)
+        match = next((r for r in rows if accept is None or accept(r)), None)
+        return None if match is None else self.get(doctype, match["name"])
+
+    def ensure(
+        self, effect: Effect, doctype: str, doc: Doc, *, match: Filters, marker: str, submit: bool = False,
+        accept: Callable[[Doc], bool] | None = None,
+    ) -> Doc:  # fmt: skip
+        """Create ``doc`` once: found by ``match`` (under the lock on ``marker``) or inserted, and with
+        ``submit`` inserted with ``docstatus: 1`` (insert and submit in one transaction)."""
+
+        def find() -> Doc | None:
+            found = self.find_one(doctype, match, accept)
+            if found is not None and submit and found.get("docstatus") == 0:
+                found = self.submit(doctype, found["name"])  # a draft left by an earlier path
+            return found
+
+        def create(attempt: Attempt) -> Doc:
+            body = {**doc, "docstatus": 1} if submit else doc
+            return self._insert(doctype, body, find)
+
+        return self.create_once(effect, marker=f"{doctype}:{marker}", find=find, create=create)
+
+    def _insert(self, doctype: str, doc: Doc, find: Callable[[], Doc | None]) -> Doc:
+        try:
+            return self.create(doctype, doc)
+        except FrappeError as exc:
+            if exc.status != 409:
+                raise
+            existing = find()
+            if existing is None:
+                raise
+            log.info("%s: %s %s already exists, using it", self.service, doctype, existing.get("name"))
+            return existing
+
+    def ensure_customer(self, effect: Effect, customer: Doc, *, record_id: str) -> Doc:
+        """Our record id goes into the marker field; without one configured, the name is the marker."""
+        field = self.customer_marker
+        if field:
+            return self.ensure(
+                effect, "Customer", {**customer, field: record_id},
+                match=[[field, "=", record_id]], marker=record_id,
+            )  # fmt: skip
+        name = customer["customer_name"]
+        return self.ensure(effect, "Customer", customer, match=[["customer_name", "=", name]], marker=name)
+
+    def ensure_item(self, effect: Effect, item: Doc) -> Doc:
+        code = item["item_code"]
+        return self.ensure(effect, "Item", item, match=[["item_code", "=", code]], marker=code)
+
+    def ensure_sales_invoice(self, effect: Effect, invoice: Doc, *, number: str, submit: bool = True) -> Doc:
+        """``number`` is our (Invoice Ninja) invoice number, kept in the marker field or ``remarks``."""
+        field = self.invoice_marker
+        if field != REMARKS:
+            body = {**invoice, field: number}
+            match = [[field, "=", number]]
+            return self.ensure(effect, "Sales Invoice", body, match=match, marker=number, submit=submit)
+        tag = f"[syncengine:{number}]"
+        remarks = " ".join(p for p in (invoice.get(REMARKS), tag) if p)
+        return self.ensure(
+            effect, "Sales Invoice", {**invoice, REMARKS: remarks}, match=[[REMARKS, "like", f"%{tag}%"]],
+            marker=number, submit=submit, accept=lambda row: tag in str(row.get(REMARKS) or ""),
+        )  # fmt: skip
+
+    def ensure_payment_entry(
+        self, effect: Effect, *, invoice: str, reference_no: str, reference_date: str,
+        amount: float | None = None, bank_account: str | None = None, invoice_doctype: str = "Sales Invoice",
+        extra: Doc | None = None,
+    ) -> Doc:  # fmt: skip
+        """A submitted Payment Entry against ``invoice``, built by ERPNext's own ``get_payment_entry`` and
+        marked with ``reference_no`` (the Revolut transaction id), which is also how we find it again."""
+
+        def build() -> Doc:
+            entry = self.call(
+                PAYMENT_ENTRY_METHOD, dt=invoice_doctype, dn=invoice, party_amount=amount,
+                bank_account=bank_account, reference_date=reference_date,
+            )  # fmt: skip
+            return {**entry, **(extra or {}), "reference_no": reference_no, "reference_date": reference_date}
+
+        match = [["reference_no", "=", reference_no]]
+        return self._ensure_built(effect, "Payment Entry", build, match=match, marker=reference_no)
+
+    def _ensure_built(
+        self, effect: Effect, doctype: str, build: Callable[[], Doc], *, match: Filters, marker: str
+    ) -> Doc:
+        """Like ``ensure`` with submit, for a document whose body is only built when it is absent."""
+
+        def find() -> Doc | None:
+            found = self.find_one(doctype, match)
+            if found is not None and found.get("docstatus") == 0:
+                found = self.submit(doctype, found["name"])
+            return found
+
+        def create(attempt: Attempt) -> Doc:
+            return self._insert(doctype, {**build(), "docstatus": 1}, find)
+
+        return self.create_once(effect, marker=f"{doctype}:{marker}", find=find, create=create)
+
+    # --- webhooks (for `webhooks install`) ---------------------------------------------------------
+
+    def iter_webhooks(self) -> Iterator[Doc]:
+        return self.iter_documents("Webhook", order_by="creation asc, name asc")
+
+    def ensure_webhook(self, effect: Effect, webhook: Doc) -> Doc:
+        """One Webhook document per (doctype, doc event, URL)."""
+        keys = ("webhook_doctype", "webhook_docevent", "request_url")
+        match = [[k, "=", webhook[k]] for k in keys]
+        return self.ensure(effect, "Webhook", webhook, match=match, marker=":".join(webhook[k] for k in keys))
+
+    def delete_webhook(self, name: str) -> bool:
+        return self.delete("Webhook", name)

@@ -1,0 +1,62 @@
+"""How one system carries one kind: the mapper between its objects and the canonical fields, and the few
+calls a push needs. One adapter per (system, kind), registered here, sits beside its connector."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from syncengine.idempotency import Attempt
+from syncengine.records import Change
+
+
+class Refs(Protocol):
+    def external_id(self, record_id: int, system: str) -> str | None: ...
+
+
+class Adapter(Protocol):
+    system: str
+    kind: str
+
+    def to_change(self, obj: dict[str, Any]) -> Change:
+        """The vendor object as a change of the canonical record (only the fields this system carries)."""
+
+    def carried(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The canonical fields this system carries, as `to_change` would report them back."""
+
+    def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
+        """The vendor's create/update body for these canonical fields."""
+
+    def marker(self, fields: dict[str, Any]) -> str:
+        """What identifies the object in the vendor when we look it up before creating it."""
+
+    def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]: ...
+
+    def update(self, connector: Any, external_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def external_id(self, obj: dict[str, Any]) -> str: ...
+
+
+ADAPTERS: dict[tuple[str, str], Adapter] = {}
+
+
+def register(adapter: Adapter) -> Adapter:
+    ADAPTERS[(adapter.system, adapter.kind)] = adapter
+    return adapter
+
+
+def pick(fields: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The named fields that are present: a partial update says nothing about the others."""
+    return {name: fields[name] for name in names if name in fields}
+
+
+def from_unix(value: Any) -> datetime:
+    return datetime.fromtimestamp(float(value or 0), UTC)
+
+
+def from_iso(value: Any) -> datetime:
+    text = str(value).replace("Z", "+00:00").replace(" ", "T")
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
