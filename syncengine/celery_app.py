@@ -24,7 +24,7 @@ QUEUES = ("intake", "sync", "ocr", "sweeps")
 MAX_COUNTDOWN = 1800
 VISIBILITY_TIMEOUT = 2 * MAX_COUNTDOWN
 
-TASK_MODULES = ["tasks.dispatch", "tasks.tokens"]
+TASK_MODULES = ["tasks.dispatch", "tasks.tokens", "tasks.push", "tasks.clients", "tasks.products"]
 
 
 def _broker_options(embedded: bool) -> dict:
@@ -72,6 +72,7 @@ def make_celery() -> Celery:
             "tasks.ocr.*": {"queue": "ocr"},
             "tasks.reconcile.*": {"queue": "sweeps"},
             "tasks.tokens.*": {"queue": "sweeps"},
+            "tasks.push.*": {"queue": "sync"},
         },
         task_time_limit=300,
         task_soft_time_limit=240,

@@ -138,6 +138,8 @@ class Link(Base):
     remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_pushed_hash: Mapped[str | None] = mapped_column(String(64))
     last_seen_hash: Mapped[str | None] = mapped_column(String(64))
+    # Per field group, the hash of what this system last had (pushed or seen): the base of a merge.
+    known: Mapped[Any] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

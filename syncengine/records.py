@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .canonical import CARRIERS, SCHEMA, group_of, owner_of
+from .canonical import CARRIERS, group_of, owner_of
 from .models import Link, Record, utcnow
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def merge(session: Session, change: Change) -> Merged:
         # Our own push coming back (by webhook or sweep): nothing new, nothing to fan out.
         _note_seen(link, seen, change.remote_updated_at)
         return Merged(record.id, record.version, echo=True)
-    changed = _apply(record, change)
+    changed = _apply(record, link, change)
     if change.deleted and record.deleted_at is None:
         record.deleted_at = utcnow()
         changed.append("deleted")
@@ -72,23 +72,44 @@ def merge(session: Session, change: Change) -> Merged:
     return Merged(record.id, record.version, changed, targets=targets)
 
 
-def _apply(record: Record, change: Change) -> list[str]:
-    """Take each field group the policy gives this change; return the fields whose value changed."""
+def _apply(record: Record, link: Link, change: Change) -> list[str]:
+    """Take each field group the policy gives this change; return the fields whose value changed.
+
+    A three-way look per group: against what this system last had (its base, as pushed or seen), a
+    group it did not touch is left alone (its old values never overwrite newer ones from elsewhere), and
+    an edit made on top of the hub's current values is simply taken. Only edits made concurrently in two
+    systems are a conflict, settled by the owner or the newest remote modification."""
     data = dict(record.data or {})
     meta = dict(record.field_meta or {})
+    known = dict(link.known or {})
     changed: list[str] = []
     at = change.remote_updated_at.isoformat()
-    for group in SCHEMA[change.kind]:
-        incoming = {f: v for f, v in change.fields.items() if group_of(change.kind, f) == group}
-        if not incoming or not _wins(change, group, meta.get(group), at):
+    for group, incoming in _groups(change.kind, change.fields).items():
+        mine, base = content_hash(incoming), known.get(group)
+        known[group] = mine
+        if base == mine:
+            continue  # this system did not change the group
+        current = content_hash({name: data.get(name) for name in incoming})
+        if base != current and not _wins(change, group, meta.get(group), at):
+            continue
+        if owner_of(change.kind, group) not in (None, change.system):
             continue
         for name, value in incoming.items():
             if data.get(name) != value:
                 data[name] = value
                 changed.append(name)
         meta[group] = {"system": change.system, "at": at}
-    record.data, record.field_meta = data, meta
+    record.data, record.field_meta, link.known = data, meta, known
     return changed
+
+
+def _groups(kind: str, fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    grouped: dict[str, dict[str, Any]] = {}
+    for name, value in fields.items():
+        group = group_of(kind, name)
+        if group is not None:
+            grouped.setdefault(group, {})[name] = value
+    return grouped
 
 
 def _wins(change: Change, group: str, last: dict[str, str] | None, at: str) -> bool:
@@ -162,9 +183,10 @@ def _note_seen(link: Link, seen: str, remote_updated_at: datetime) -> None:
 
 
 def record_pushed(
-    session: Session, record_id: int, system: str, kind: str, external_id: str, pushed: str
+    session: Session, record_id: int, system: str, kind: str, external_id: str, fields: dict[str, Any]
 ) -> None:
-    """After a push: the link to what we created or updated, and the hash of what we sent."""
+    """After a push: the link to what we created or updated, the hash of what we sent (echo suppression),
+    and per field group what that system now has (its base for the next three-way merge)."""
     link = session.execute(
         select(Link).where(Link.record_id == record_id, Link.system == system)
     ).scalar_one_or_none()
@@ -172,4 +194,5 @@ def record_pushed(
         link = Link(record_id=record_id, system=system, kind=kind, external_id=external_id)
         session.add(link)
     link.external_id = external_id
-    link.last_pushed_hash = pushed
+    link.last_pushed_hash = content_hash(fields)
+    link.known = {group: content_hash(values) for group, values in _groups(kind, fields).items()}

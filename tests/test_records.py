@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from syncengine.db import session_scope
 from syncengine.models import Link, Record
-from syncengine.records import Change, content_hash, merge, record_pushed
+from syncengine.records import Change, merge, record_pushed
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -32,8 +32,9 @@ def test_the_echo_of_our_push_fans_out_nothing():
     email = f"{uuid.uuid4().hex}@example.test"
     with session_scope() as s:
         merged = merge(s, contact("mautic", "m-" + email, email, name="Ann"))
-        record_pushed(s, merged.record_id, "invoiceninja", "contact", "in-" + email,
-                      content_hash({"email": email, "name": "Ann"}))  # fmt: skip
+        record_pushed(
+            s, merged.record_id, "invoiceninja", "contact", "in-" + email, {"email": email, "name": "Ann"}
+        )
     with session_scope() as s:
         echo = merge(s, contact("invoiceninja", "in-" + email, email, T0 + timedelta(seconds=5), name="Ann"))
     assert echo.echo and echo.targets == [] and echo.version == merged.version
@@ -94,3 +95,26 @@ def test_conflicts_resolve_the_same_in_any_order():
             return s.get(Record, merged.record_id).data["name"]
 
     assert outcome("ab") == outcome("ba") == "From ERPNext"  # same instant: the tie-break is stable
+
+
+def test_an_edit_on_top_of_what_we_pushed_is_taken_even_in_the_same_second():
+    """Three-way: Invoice Ninja edits the city it got from us; timestamps tie at a second's resolution."""
+    email = f"{uuid.uuid4().hex}@example.test"
+    with session_scope() as s:
+        merged = merge(s, contact("mautic", "m-" + email, email, T0, name="Cy", city=None))
+        record_pushed(s, merged.record_id, "invoiceninja", "contact", "in-" + email,
+                      {"email": email, "name": "Cy", "city": None})  # fmt: skip
+    with session_scope() as s:
+        edit = merge(s, contact("invoiceninja", "in-" + email, email, T0, name="Cy", city="Lyon"))
+        assert edit.changed == ["city"] and edit.targets == ["erpnext", "mautic", "directus"]
+
+
+def test_a_group_a_system_did_not_touch_never_overwrites_newer_values():
+    email = f"{uuid.uuid4().hex}@example.test"
+    with session_scope() as s:
+        merged = merge(s, contact("mautic", "m-" + email, email, T0, name="Di", phone="1"))
+        record_pushed(s, merged.record_id, "erpnext", "contact", "e-" + email, {"email": email, "name": "Di"})
+        merge(s, contact("mautic", "m-" + email, email, T0 + timedelta(minutes=1), name="Di", phone="2"))
+        # ERPNext reports the contact again (an unrelated save) with an old timestamp and its old values.
+        late = merge(s, contact("erpnext", "e-" + email, email, T0 + timedelta(hours=1), name="Di"))
+        assert late.changed == [] and s.get(Record, late.record_id).data["phone"] == "2"

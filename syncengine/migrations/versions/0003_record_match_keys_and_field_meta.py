@@ -1,4 +1,4 @@
-"""record match keys and field meta
+"""record match keys, field meta and link bases
 
 Revision ID: 0003
 Revises: 0002
@@ -27,9 +27,13 @@ def upgrade() -> None:
             )
         )
         batch_op.create_unique_constraint(batch_op.f("uq_records_kind_match_key"), ["kind", "match_key"])
+    with op.batch_alter_table("links", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("known", sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("links", schema=None) as batch_op:
+        batch_op.drop_column("known")
     with op.batch_alter_table("records", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_records_kind_match_key"), type_="unique")
         batch_op.drop_column("field_meta")

@@ -1,0 +1,80 @@
+"""Push a record to one system: the fan-out half of every sync flow.
+
+Only what that system carries is sent, and only when it differs from what we last sent there; the effect
+runs under an idempotency key per record version, created once (vendor key, or look-up before create).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from sqlalchemy import select
+
+import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors.mapping import ADAPTERS
+from connectors.registry import connector_for
+from syncengine.celery_app import MAX_COUNTDOWN, app
+from syncengine.db import session_scope
+from syncengine.errors import Permanent, Retryable
+from syncengine.idempotency import Effect, once
+from syncengine.models import Link, Record
+from syncengine.records import content_hash, record_pushed
+
+log = logging.getLogger(__name__)
+
+
+class _Refs:
+    """Resolves the hub ids a record points to (an invoice's contact) into one system's ids."""
+
+    def external_id(self, record_id: int, system: str) -> str | None:
+        with session_scope() as session:
+            return session.execute(
+                select(Link.external_id).where(Link.record_id == record_id, Link.system == system)
+            ).scalar_one_or_none()
+
+
+@app.task(name="tasks.push.push", bind=True, acks_late=True, max_retries=None)
+def push(self, record_id: int, system: str) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return push_record(record_id, system)
+    except Retryable as exc:
+        countdown = exc.retry_after or random.uniform(0, 5 * 2 ** min(self.request.retries, 8))
+        raise self.retry(countdown=min(countdown, MAX_COUNTDOWN), max_retries=None) from exc
+    except Permanent as exc:
+        log.error("push of record %s to %s failed for good: %s", record_id, system, exc)
+        return "failed"
+
+
+def push_record(record_id: int, system: str) -> str:
+    with session_scope() as session:
+        record = session.get(Record, record_id)
+        if record is None:
+            return "gone"
+        adapter = ADAPTERS.get((system, record.kind))
+        if adapter is None:
+            return "not carried"
+        link = session.execute(
+            select(Link).where(Link.record_id == record_id, Link.system == system)
+        ).scalar_one_or_none()
+        fields = adapter.carried(record.data or {})
+        digest = content_hash(fields)
+        if link is not None and link.last_pushed_hash == digest:
+            return "unchanged"
+        kind, version, external_id = record.kind, record.version, link.external_id if link else None
+    body = adapter.to_vendor(fields, _Refs())
+    connector = connector_for(system)
+    effect = Effect(f"push:{system}:{kind}:{record_id}:v{version}", system, f"push_{kind}", body)
+
+    def finish(session: Any, obj: dict[str, Any]) -> None:
+        record_pushed(session, record_id, system, kind, adapter.external_id(obj), fields)
+
+    if external_id is not None:
+        once(effect, lambda attempt: adapter.update(connector, external_id, body), on_finish=finish)
+        return "updated"
+    connector.create_once(
+        effect, marker=adapter.marker(fields), find=lambda: adapter.find(connector, fields),
+        create=lambda attempt: adapter.create(connector, body, attempt), on_finish=finish,
+    )  # fmt: skip
+    return "created"

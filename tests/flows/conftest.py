@@ -1,0 +1,123 @@
+"""A whole deployment for the flow tests: every vendor simulator, the receiver under gunicorn and a Celery
+worker, on a Redis database of their own, with each simulator's webhooks pointed at the receiver exactly as
+`webhooks install` would subscribe them (Invoice Ninja: one URL per event with our secret header; ERPNext:
+signed per document event; Mautic: signed batches; Directus: a Flow with our secret header)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+
+from simulators import REGISTRY
+from tests.conftest import REDIS_BASE, WORK
+from tests.servers import claim_redis_db
+from tests.support import SECRETS, Proc, celery_worker_cmd, free_port, gunicorn_cmd, wait_for_port, wait_until
+
+ERPNEXT_CUSTOM_FIELDS = {"Customer": ["custom_syncengine_id"], "Sales Invoice": ["custom_syncengine_id"]}
+
+IN_EVENTS = ("create_client", "update_client", "create_product", "update_product")
+ERPNEXT_EVENTS = ("Customer:after_insert", "Customer:on_update", "Item:after_insert", "Item:on_update")
+MAUTIC_EVENTS = ("mautic.lead_post_save_new", "mautic.lead_post_save_update")
+DIRECTUS_EVENTS = (
+    "contacts.items.create",
+    "contacts.items.update",
+    "products.items.create",
+    "products.items.update",
+)
+
+
+@dataclass
+class Deployment:
+    sims: dict[str, Any]  # vendor -> simulator instance
+    servers: dict[str, Any]  # vendor -> RunningServer
+    receiver: str
+    worker: Proc
+    env: dict[str, str]
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait until the inbox has nothing left to do and the simulators have sent their webhooks."""
+        from sqlalchemy import func, select
+
+        from syncengine.db import session_scope
+        from syncengine.models import InboxEvent
+
+        def quiet() -> bool:
+            for sim in self.sims.values():
+                sim.flush_webhooks(timeout=5)
+            with session_scope() as s:
+                waiting = s.execute(
+                    select(func.count()).where(InboxEvent.status.in_(("received", "processing")))
+                ).scalar_one()
+            return waiting == 0 and _queues_empty(self.env["REDIS_URL"])
+
+        wait_until(quiet, timeout=timeout, interval=0.5)
+        wait_until(quiet, timeout=timeout, interval=0.5)  # twice: a push may have caused an echo meanwhile
+
+
+def _queues_empty(url: str) -> bool:
+    client = redis.Redis.from_url(url)
+    return all(client.llen(q) == 0 for q in ("intake", "sync")) and not client.keys("unacked*")
+
+
+def _simulators() -> dict[str, Any]:
+    return {
+        "invoiceninja": REGISTRY["invoiceninja"](),
+        "erpnext": REGISTRY["erpnext"](custom_fields=ERPNEXT_CUSTOM_FIELDS),
+        "mautic": REGISTRY["mautic"](),
+        "directus": REGISTRY["directus"](),
+    }
+
+
+def _subscribe(sims: dict[str, Any], receiver: str) -> None:
+    for event in IN_EVENTS:
+        sims["invoiceninja"].add_webhook_target(
+            f"{receiver}/webhooks/invoiceninja/{event}", events=[event],
+            headers={"X-Webhook-Secret": SECRETS["invoiceninja"]},
+        )  # fmt: skip
+    for event in ERPNEXT_EVENTS:
+        docevent = event.split(":")[1]
+        sims["erpnext"].add_webhook_target(
+            f"{receiver}/webhooks/erpnext/{docevent}", secret=SECRETS["erpnext"], events=[event]
+        )
+    sims["mautic"].add_webhook_target(f"{receiver}/webhooks/mautic", secret=SECRETS["mautic"],
+                                      events=list(MAUTIC_EVENTS))  # fmt: skip
+    sims["directus"].add_webhook_target(
+        f"{receiver}/webhooks/directus", events=list(DIRECTUS_EVENTS),
+        headers={"X-Webhook-Secret": SECRETS["directus"]},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="package")
+def deployment(store: str) -> Iterator[Deployment]:
+    sims = _simulators()
+    servers = {name: sim.serve() for name, sim in sims.items()}
+    redis_url = f"{REDIS_BASE}/{claim_redis_db(REDIS_BASE)}"
+    redis.Redis.from_url(redis_url).flushdb()
+    port = free_port()
+    receiver = f"http://127.0.0.1:{port}"
+    env = dict(
+        os.environ,
+        REDIS_URL=redis_url,
+        INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
+        ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
+        ERPNEXT_API_SECRET="erp-api-secret",
+        MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="mautic",
+        DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
+    )  # fmt: skip
+    _subscribe(sims, receiver)
+    web = Proc(gunicorn_cmd(port, workers=2), env, WORK / "flows-web.log")
+    worker = Proc(celery_worker_cmd(concurrency=2, queues="intake,sync"), env, WORK / "flows-worker.log")
+    try:
+        wait_for_port(port)
+        wait_until(lambda: "ready." in worker.output(), timeout=60)
+        yield Deployment(sims, servers, receiver, worker, env)
+    finally:
+        web.stop()
+        worker.stop()
+        for server in servers.values():
+            server.stop()

@@ -1,0 +1,75 @@
+"""F1 and F2 end to end: a signed webhook into the receiver, a real worker, and the simulators' own
+records and request logs as the witnesses."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import requests
+
+from tests.support import wait_until
+
+
+def clients_with(sim, email: str) -> list:
+    return [c for c in sim.db.get("clients", {}).values()
+            if any((ct.get("email") or "").lower() == email for ct in c.get("contacts", []))]  # fmt: skip
+
+
+def customers_with(sim, email: str) -> list:
+    return [d for d in sim.db.get("Customer", {}).values() if (d.get("email_id") or "").lower() == email]
+
+
+def directus_contacts_with(sim, email: str) -> list:
+    return [i for i in sim.db.get("contacts", {}).values() if (i.get("email") or "").lower() == email]
+
+
+def writes(sim) -> int:
+    return sum(1 for r in sim.requests_log() if r["method"] in ("POST", "PUT", "PATCH", "DELETE"))
+
+
+def mautic_contact(deployment, email: str, first: str) -> dict:
+    url = deployment.servers["mautic"].url + "/api/contacts/new"
+    response = requests.post(url, json={"email": email, "firstname": first, "lastname": "Lee"},
+                             auth=("admin", "mautic"), timeout=10)  # fmt: skip
+    assert response.status_code in (200, 201), response.text
+    return response.json()["contact"]
+
+
+def test_a_mautic_lead_becomes_one_client_customer_and_directus_item(deployment):
+    email = f"lead-{uuid.uuid4().hex[:8]}@example.test"
+    mautic_contact(deployment, email, "Ann")
+    sims = deployment.sims
+    wait_until(lambda: clients_with(sims["invoiceninja"], email) and customers_with(sims["erpnext"], email)
+               and directus_contacts_with(sims["directus"], email), timeout=60)  # fmt: skip
+    deployment.settle()
+    assert len(clients_with(sims["invoiceninja"], email)) == 1
+    assert len(customers_with(sims["erpnext"], email)) == 1
+    assert len(directus_contacts_with(sims["directus"], email)) == 1
+
+
+def test_an_edit_in_invoice_ninja_reaches_the_others_and_its_echoes_write_nothing(deployment):
+    email = f"edit-{uuid.uuid4().hex[:8]}@example.test"
+    mautic_contact(deployment, email, "Bo")
+    sims = deployment.sims
+    wait_until(lambda: clients_with(sims["invoiceninja"], email) and customers_with(sims["erpnext"], email)
+               and directus_contacts_with(sims["directus"], email), timeout=60)  # fmt: skip
+    deployment.settle()
+
+    client = clients_with(sims["invoiceninja"], email)[0]
+    url = f"{deployment.servers['invoiceninja'].url}/api/v1/clients/{client['id']}"
+    keep = ("id", "email", "first_name", "last_name")
+    body = {"city": "Lyon", "contacts": [{k: c[k] for k in keep} for c in client["contacts"]]}
+    headers = {"X-API-TOKEN": "TOKEN", "X-Requested-With": "XMLHttpRequest"}
+    response = requests.put(url, json=body, headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+
+    wait_until(lambda: (customers_with(sims["erpnext"], email)[0].get("city") == "Lyon"
+                        or directus_contacts_with(sims["directus"], email)[0].get("city") == "Lyon"),
+               timeout=60)  # fmt: skip
+    deployment.settle()
+    assert directus_contacts_with(sims["directus"], email)[0]["city"] == "Lyon"
+    before = {name: writes(sim) for name, sim in sims.items()}
+    time.sleep(3)  # any ping-pong would show up as further writes now
+    deployment.settle()
+    assert {name: writes(sim) for name, sim in sims.items()} == before
