@@ -14,6 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from syncengine import inbox
 from syncengine.celery_app import app as celery_app
 from syncengine.db import autocommit_engine, get_engine, with_reconnect
+from syncengine.publish import TaskPublisher
 from syncengine.settings import get_settings
 
 from .sender import BadPayload, Incoming, Sender, body_digest
@@ -21,9 +22,7 @@ from .signatures import InvalidSignature
 
 log = logging.getLogger(__name__)
 
-PROCESS_TASK = "tasks.dispatch.process"
-# One quick retry at most: a broker that is down must not hold the sender's request.
-PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.3}
+_publisher = TaskPublisher(celery_app, "tasks.dispatch.process", queue="intake")
 
 
 def error(status: int, message: str, **headers: str) -> Response:
@@ -123,9 +122,7 @@ def publish(ids: list[int]) -> None:
     """Hand each new event to the broker; if it is down, the row stays 'received' for the redelivery sweep."""
     for position, inbox_id in enumerate(ids):
         try:
-            celery_app.send_task(
-                PROCESS_TASK, args=[inbox_id], queue="intake", retry=True, retry_policy=PUBLISH_RETRY
-            )
+            _publisher.publish(inbox_id)
         except Exception as exc:
             log.warning("broker unavailable, inbox %s left for redelivery: %s", inbox_id, type(exc).__name__)
             _leave_for_redelivery(ids[position:])
