@@ -130,6 +130,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if replayed or args.failed else 1
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run
+
+    return run()
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators import run
 
@@ -194,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     revolut.add_argument("action", choices=["consent"])
     revolut.add_argument("--scope", help="narrow the grant, e.g. READ,WRITE (default: the certificate's)")
     revolut.set_defaults(func=cmd_revolut)
+
+    sub.add_parser("demo", help="a day of a small business against the simulators, live").set_defaults(
+        func=cmd_demo
+    )
 
     simulate = sub.add_parser("simulate", help="run one vendor simulator on loopback")
     simulate.add_argument("vendor")

@@ -1,0 +1,207 @@
+"""`syncengine demo`: a day of a small business, played against the simulators on the embedded default.
+
+Everything is real except the vendors: the receiver under gunicorn, a Celery worker, the SQLite store and
+broker, signed webhooks. Each step says what a person does in one system, then shows, as they happen, the
+events the engine receives and the writes it makes in the others; the end is a table of what each system
+holds.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+SYSTEMS = ("mautic", "invoiceninja", "erpnext", "directus")
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass
+class Demo:
+    home: Path
+    sims: dict[str, Any] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    seen_events: int = 0
+    seen_writes: dict[str, int] = field(default_factory=dict)
+
+    # --- set-up ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from simulators import REGISTRY
+
+        custom = {"Customer": ["custom_syncengine_id"], "Sales Invoice": ["custom_syncengine_id"]}
+        self.sims = {
+            "invoiceninja": REGISTRY["invoiceninja"](), "erpnext": REGISTRY["erpnext"](custom_fields=custom),
+            "mautic": REGISTRY["mautic"](), "directus": REGISTRY["directus"](),
+        }  # fmt: skip
+        self.urls = {name: sim.serve().url for name, sim in self.sims.items()}
+        self.secrets = {name: secrets.token_urlsafe(16) for name in SYSTEMS}
+        port = _free_port()
+        env = self._env()
+        receiver = f"http://127.0.0.1:{port}"
+        self._subscribe(receiver)
+        subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        log = open(self.home / "engine.log", "ab")  # noqa: SIM115 - closed when the processes stop
+        for cmd in (
+            [sys.executable, "-m", "gunicorn", "webhooks.app:create_app()", "--bind", f"127.0.0.1:{port}",
+             "--workers", "2", "--log-level", "warning"],
+            [sys.executable, "-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", "intake,sync",
+             "--concurrency", "2", "--loglevel", "WARNING"],
+        ):  # fmt: skip
+            self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+        _wait(lambda: _answers(receiver + "/healthz"), 60, "the receiver to start")
+        self.seen_writes = {name: self._writes(name) for name in SYSTEMS}
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update(
+            SYNCENGINE_HOME=str(self.home), LOG_LEVEL="WARNING",
+            INVOICENINJA_URL=self.urls["invoiceninja"], INVOICENINJA_TOKEN="TOKEN",
+            ERPNEXT_URL=self.urls["erpnext"], ERPNEXT_API_KEY="erp-api-key",
+            ERPNEXT_API_SECRET="erp-api-secret",
+            MAUTIC_URL=self.urls["mautic"], MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="mautic",
+            DIRECTUS_URL=self.urls["directus"], DIRECTUS_TOKEN="directus-static-token",
+            **{f"{name.upper()}_WEBHOOK_SECRET": secret for name, secret in self.secrets.items()},
+        )  # fmt: skip
+        return env
+
+    def _subscribe(self, receiver: str) -> None:
+        """What `webhooks install` does on real systems, done on the simulators."""
+        ninja = self.sims["invoiceninja"]
+        for event in ("create_client", "update_client", "create_product", "update_product"):
+            ninja.add_webhook_target(f"{receiver}/webhooks/invoiceninja/{event}", events=[event],
+                                     headers={"X-Webhook-Secret": self.secrets["invoiceninja"]})  # fmt: skip
+        for event in ("Customer:after_insert", "Customer:on_update", "Item:after_insert", "Item:on_update"):
+            url = f"{receiver}/webhooks/erpnext/{event.split(':')[1]}"
+            self.sims["erpnext"].add_webhook_target(url, secret=self.secrets["erpnext"], events=[event])
+        self.sims["mautic"].add_webhook_target(
+            f"{receiver}/webhooks/mautic",
+            secret=self.secrets["mautic"],
+            events=["mautic.lead_post_save_new", "mautic.lead_post_save_update"],
+        )
+        self.sims["directus"].add_webhook_target(
+            f"{receiver}/webhooks/directus", headers={"X-Webhook-Secret": self.secrets["directus"]},
+            events=["contacts.items.create", "contacts.items.update", "products.items.create"],
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    # --- watching ---------------------------------------------------------------------------------------
+
+    def _writes(self, system: str) -> int:
+        return sum(1 for r in self.sims[system].requests_log() if r["method"] in WRITE_METHODS)
+
+    def show_progress(self) -> bool:
+        """Print what happened since last time; True while the engine is still busy."""
+        busy = False
+        with sqlite3.connect(self.home / "syncengine.sqlite3") as db:
+            rows = db.execute(
+                "SELECT id, source, event_type, status FROM inbox_events WHERE id > ? ORDER BY id",
+                (self.seen_events,),
+            ).fetchall()
+            waiting = db.execute(
+                "SELECT count(*) FROM inbox_events WHERE status IN ('received', 'processing')"
+            )
+            busy = waiting.fetchone()[0] > 0
+        for inbox_id, source, event_type, status in rows:
+            if status in ("received", "processing"):
+                break
+            print(f"    ← {source:<12} {event_type:<32} {status}")
+            self.seen_events = inbox_id
+        for system in SYSTEMS:
+            now = self._writes(system)
+            if now > self.seen_writes[system]:
+                print(f"    → {system:<12} {now - self.seen_writes[system]} write(s)")
+                self.seen_writes[system] = now
+        return busy
+
+    def step(
+        self, title: str, action: Callable[[], Any], done: Callable[[], bool], timeout: float = 60
+    ) -> None:
+        print(f"\n● {title}")
+        action()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = self.show_progress()
+            if done() and not busy:
+                time.sleep(1.5)  # room for the echoes, which must write nothing
+                self.show_progress()
+                print("  ✓ done")
+                return
+            time.sleep(0.3)
+        print("  ✗ not finished in time; see engine.log")
+
+    # --- what each system holds ------------------------------------------------------------------------
+
+    def table(self) -> str:
+        counts = {
+            "contacts": {"mautic": len(self.sims["mautic"].db.get("leads", {})),
+                         "invoiceninja": len(self.sims["invoiceninja"].db.get("clients", {})),
+                         "erpnext": len(self.sims["erpnext"].db.get("Customer", {})),
+                         "directus": len(self.sims["directus"].db.get("contacts", {}))},
+            "products": {"mautic": None,
+                         "invoiceninja": len(self.sims["invoiceninja"].db.get("products", {})),
+                         "erpnext": len(self.sims["erpnext"].db.get("Item", {})),
+                         "directus": len(self.sims["directus"].db.get("products", {}))},
+        }  # fmt: skip
+        lines = [f"{'':<10}" + "".join(f"{s:>14}" for s in SYSTEMS)]
+        for kind, row in counts.items():
+            lines.append(f"{kind:<10}" + "".join(f"{'-' if row[s] is None else row[s]:>14}" for s in SYSTEMS))
+        return "\n".join(lines)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gave up waiting for {what}")
+        time.sleep(0.2)
+
+
+def run(home: Path | None = None) -> int:
+    demo = Demo(home or Path(tempfile.mkdtemp(prefix="syncengine-demo-")))
+    print(f"syncengine demo: simulators, receiver and worker on the embedded default in {demo.home}")
+    demo.start()
+    try:
+        from .demo_day import play
+
+        play(demo)
+        print("\nWhat each system holds now:\n" + demo.table())
+    finally:
+        demo.stop()
+    return 0

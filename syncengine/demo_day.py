@@ -1,0 +1,115 @@
+"""The day the demo plays: each step is what a person does in one system, through that system's API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+if TYPE_CHECKING:
+    from .demo import Demo
+
+EMAIL = "ada@lovelace.example"
+LEAD = {"email": EMAIL, "firstname": "Ada", "lastname": "Lovelace", "company": "Analytical Ltd"}
+SKU = "CONSULT-H"
+
+
+def _mautic(demo: Demo, method: str, path: str, body: Any = None) -> dict:
+    response = requests.request(
+        method, demo.urls["mautic"] + path, json=body, auth=("admin", "mautic"), timeout=10
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def _ninja(demo: Demo, method: str, path: str, body: Any = None) -> dict:
+    headers = {"X-API-TOKEN": "TOKEN", "X-Requested-With": "XMLHttpRequest"}
+    response = requests.request(
+        method, demo.urls["invoiceninja"] + path, json=body, headers=headers, timeout=10
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def _erpnext(demo: Demo, method: str, path: str, body: Any = None) -> dict:
+    headers = {"Authorization": "token erp-api-key:erp-api-secret"}
+    response = requests.request(method, demo.urls["erpnext"] + path, json=body, headers=headers, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def _directus(demo: Demo, method: str, path: str, body: Any = None) -> dict:
+    headers = {"Authorization": "Bearer directus-static-token"}
+    response = requests.request(method, demo.urls["directus"] + path, json=body, headers=headers, timeout=10)
+    response.raise_for_status()
+    return response.json() if response.content else {}
+
+
+def _client(demo: Demo) -> dict | None:
+    for client in demo.sims["invoiceninja"].db.get("clients", {}).values():
+        if any((c.get("email") or "").lower() == EMAIL for c in client.get("contacts", [])):
+            return client
+    return None
+
+
+def _customer(demo: Demo) -> dict | None:
+    return next(
+        (d for d in demo.sims["erpnext"].db.get("Customer", {}).values() if d.get("email_id") == EMAIL), None
+    )
+
+
+def _directus_contact(demo: Demo) -> dict | None:
+    return next(
+        (i for i in demo.sims["directus"].db.get("contacts", {}).values() if i.get("email") == EMAIL), None
+    )
+
+
+def _has(demo: Demo, system: str, collection: str, field: str) -> bool:
+    return any(p.get(field) == SKU for p in demo.sims[system].db.get(collection, {}).values())
+
+
+def play(demo: Demo) -> None:
+    demo.step(
+        "09:00 A visitor fills in the contact form: Mautic identifies a new lead",
+        lambda: _mautic(demo, "POST", "/api/contacts/new", LEAD),
+        lambda: bool(_client(demo) and _customer(demo) and _directus_contact(demo)),
+    )  # fmt: skip
+
+    def set_address() -> None:
+        client = _client(demo)
+        contacts = [{k: c[k] for k in ("id", "email", "first_name", "last_name")} for c in client["contacts"]]
+        _ninja(demo, "PUT", f"/api/v1/clients/{client['id']}",
+               {"address1": "12 St James's Square", "city": "London", "contacts": contacts})  # fmt: skip
+
+    demo.step(
+        "10:30 Sales turns the lead into a client and fills in the address in Invoice Ninja",
+        set_address,
+        lambda: (_directus_contact(demo) or {}).get("city") == "London",
+    )
+    demo.step(
+        "11:00 Accounting creates a product in ERPNext",
+        lambda: _erpnext(demo, "POST", "/api/v2/document/Item",
+                         {"item_code": SKU, "item_name": "Consulting hour", "item_group": "Products",
+                          "stock_uom": "Nos", "is_stock_item": 0, "standard_rate": 120}),
+        lambda: _has(demo, "invoiceninja", "products", "product_key")
+        and _has(demo, "directus", "products", "sku"),
+    )  # fmt: skip
+
+    def edit_twice() -> None:
+        _erpnext(
+            demo, "PATCH", f"/api/v2/document/Customer/{_customer(demo)['name']}", {"mobile_no": "+44 20 1"}
+        )
+        item = _directus_contact(demo)
+        _directus(demo, "PATCH", f"/items/contacts/{item['id']}", {"phone": "+44 20 2"})
+
+    def agreed() -> bool:
+        phones = {(_customer(demo) or {}).get("mobile_no"), (_directus_contact(demo) or {}).get("phone")}
+        return len(phones) == 1 and None not in phones
+
+    demo.step(
+        "14:00 Two people change the client's phone at the same moment, in ERPNext and in Directus",
+        edit_twice,
+        agreed,
+    )
+    phone = (_customer(demo) or {}).get("mobile_no")
+    print(f"    the newer edit wins everywhere: {phone}")
