@@ -1,9 +1,12 @@
-"""Directus, the data hub, carries every contact and product field, flat and named as the canonical ones,
-in the `contacts` and `products` collections.
+"""Directus, the data hub, carries every contact, product and invoice field, flat and named as the canonical
+ones, in the `contacts`, `products` and `invoices` collections (an invoice's `contact_id` is the hub id,
+its `lines` a JSON list).
 
-Items are looked up before they are created by email (contacts; the name when there is none) and by SKU
-(products). Decimal fields come back from Directus as strings ("12.50"), so numbers are normalised on the
-way in like every other value.
+Items are looked up before they are created by email (contacts; the name when there is none), by SKU
+(products) and by number (invoices). Decimal fields come back from Directus as strings ("12.50"), so
+numbers are normalised on the way in like every other value.
+F9: an item is archived by its boolean `archived` field (the collection must have one), never deleted, and
+an item archived by hand reports its record deleted. F8: activities are items of `activities` by `ext_id`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from syncengine.idempotency import Attempt
 from syncengine.records import Change
 
 from .mapping import Refs, from_iso, register
-from .normalise import canonical, contact_marker
+from .normalise import canonical, contact_marker, flag
+
+ARCHIVED = "archived"  # boolean field on contacts/products: set by F9 instead of deleting the item
 
 
 def _all_fields(kind: str) -> tuple[str, ...]:
@@ -46,7 +51,10 @@ class ItemAdapter:
     def to_change(self, obj: dict[str, Any]) -> Change:
         fields = canonical(self.kind, self.fields, obj)
         item_id = str(obj["id"])
-        return Change(self.system, self.kind, item_id, fields, updated_at(obj), match_key=fields[self.key])
+        return Change(
+            self.system, self.kind, item_id, fields, updated_at(obj), match_key=fields[self.key],
+            deleted=bool(flag(obj.get(ARCHIVED))),
+        )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
         return {name: fields[name] for name in self.fields if name in fields}
@@ -72,6 +80,10 @@ class ItemAdapter:
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["id"])
 
+    def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9: flag the item rather than DELETE it, so the hub keeps its history."""
+        return connector.update_item(self.collection, external_id, {ARCHIVED: True})
+
     def _lookup(self, fields: dict[str, Any]) -> tuple[str, Any]:
         """The key field, or a contact's name when it has no email."""
         if fields.get(self.key) or self.kind != "contact":
@@ -81,3 +93,46 @@ class ItemAdapter:
 
 register(ItemAdapter("contact", "contacts", "email"))
 register(ItemAdapter("product", "products", "sku"))
+register(ItemAdapter("invoice", "invoices", "number"))
+
+
+class ActivityAdapter:
+    """F8: an activity (email opened, form submitted) as one item of `activities`, found by `ext_id` = its
+    ref (the Mautic stat or submission id), so a repeated push never makes a second item."""
+
+    system, kind, collection = "directus", "activity", "activities"
+    fields = _all_fields("activity")
+
+    def carried(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {name: data.get(name) for name in self.fields}
+
+    def to_change(self, obj: dict[str, Any]) -> Change:
+        fields = self.carried(obj) | {"ref": obj.get("ext_id")}
+        return Change(
+            self.system, self.kind, str(obj["id"]), fields, updated_at(obj), match_key=fields["ref"]
+        )
+
+    def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
+        contact = refs.external_id(fields["contact_id"], "directus") if fields.get("contact_id") else None
+        body = {name: fields.get(name) for name in self.fields if name != "ref"}
+        return {"ext_id": fields.get("ref"), "contact": contact, **body}
+
+    def marker(self, fields: dict[str, Any]) -> str:
+        if not fields.get("ref"):
+            raise Permanent("an activity without a ref cannot be created once in Directus")
+        return str(fields["ref"])
+
+    def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
+        return connector.find_item(self.collection, "ext_id", self.marker(fields))
+
+    def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        return connector.insert_item(self.collection, body, unique_field="ext_id")
+
+    def update(self, connector: Any, external_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return connector.update_item(self.collection, external_id, body)
+
+    def external_id(self, obj: dict[str, Any]) -> str:
+        return str(obj["id"])
+
+
+register(ActivityAdapter())

@@ -7,21 +7,31 @@ those two on the Customer are what this mapper sends, not an edit of that Contac
 Item: `item_code` is the SKU, `item_name`, `description`, `standard_rate` the price. ERPNext fills an empty
 item name with the code and an empty description with the name, and its currency fields are never empty,
 so `carried()` applies the same rules and the echo hashes equal. `modified` is naive site time.
+F9: `disabled` = 1 is ERPNext's archive: it reports the record deleted, and `archive()` sets it rather than
+deleting (a Customer or Item with ledger entries cannot be deleted anyway).
+Sales Invoice: created submitted, found again by our invoice number (the connector's marker field, or a
+tag in `remarks`); the customer is the contact's Customer, items by `item_code` (each Item ensured first),
+taxes as one "Actual" row per tax rate (per-line rates have no plain field in ERPNext). ERPNext reports the
+header and the accounting group it owns (status, totals, paid, outstanding); it never reports lines back,
+since its rows cannot say each line's tax rate, and a submitted invoice's lines cannot change anyway.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from functools import partial
 from typing import Any
 
-from syncengine.errors import Permanent
-from syncengine.idempotency import Attempt
-from syncengine.records import Change
+from syncengine.errors import Permanent, Retryable
+from syncengine.idempotency import Attempt, Effect
+from syncengine.records import Change, record_id_for
+from syncengine.settings import get_settings
 
-from .mapping import Refs, register
-from .normalise import billing_name, blank, canonical, contact_marker, email, or_zero, text
+from .erpnext import MARKER_FIELD, REMARKS
+from .mapping import HUB_CONTACT, Refs, register
+from .normalise import billing_name, blank, canonical, contact_marker, email, or_zero, taxes_by_rate, text
 
 CUSTOMER_FIELDS = ("name", "email", "phone", "vat_number")
 CUSTOMER_KEYS = {"name": "customer_name", "email": "email_id", "phone": "mobile_no", "vat_number": "tax_id"}
@@ -67,7 +77,10 @@ class CustomerAdapter:
     def to_change(self, obj: dict[str, Any]) -> Change:
         fields = canonical(self.kind, CUSTOMER_FIELDS, {f: obj.get(k) for f, k in CUSTOMER_KEYS.items()})
         at = modified_at(obj["modified"], self.site_timezone)
-        return Change(self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["email"])
+        return Change(
+            self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["email"],
+            deleted=bool(obj.get("disabled")),
+        )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
         return {key: blank(fields[f]) for f, key in CUSTOMER_KEYS.items() if f in fields}
@@ -101,6 +114,10 @@ class CustomerAdapter:
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["name"])
 
+    def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9: disable, never delete: a Customer with invoices cannot be deleted, and the ledger keeps it."""
+        return connector.update("Customer", external_id, {"disabled": 1})
+
 
 class ItemAdapter:
     system, kind = "erpnext", "product"
@@ -118,7 +135,10 @@ class ItemAdapter:
         values = {f: obj.get(k) for f, k in ITEM_KEYS.items()}
         fields = or_zero(canonical(self.kind, ITEM_FIELDS, values), ("price",))
         at = modified_at(obj["modified"], self.site_timezone)
-        return Change(self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["sku"])
+        return Change(
+            self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["sku"],
+            deleted=bool(obj.get("disabled")),
+        )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
         values = or_zero(fields, ("price",))
@@ -143,6 +163,131 @@ class ItemAdapter:
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["name"])
 
+    def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9: disable, never delete: a Item with invoices cannot be deleted, and the ledger keeps it."""
+        return connector.update("Item", external_id, {"disabled": 1})
+
+
+INVOICE_HEADER = ("number", "contact_id", "date", "due_date", "currency")
+INVOICE_ACCOUNTING = ("status", "total", "tax_total", "paid", "balance")
+INVOICE_CARRIED = (*INVOICE_HEADER, "lines", *INVOICE_ACCOUNTING)
+INVOICE_REPORTED = (*INVOICE_HEADER, *INVOICE_ACCOUNTING)
+# SalesInvoice.set_status values in the canonical words (Invoice Ninja's statuses map to the same).
+INVOICE_STATUS = {
+    "Draft": "draft", "Unpaid": "sent", "Overdue": "overdue", "Partly Paid": "partial", "Paid": "paid",
+    "Cancelled": "cancelled", "Return": "reversed", "Credit Note Issued": "reversed",
+    "Unpaid and Discounted": "sent", "Overdue and Discounted": "overdue",
+    "Partly Paid and Discounted": "partial",
+}  # fmt: skip
+FALLBACK_ITEM = "MISC"  # the Item a line without a SKU is booked on
+NUMBER_KEY = "__number"  # our invoice number, carried in the body to the create (dropped before sending)
+
+
+def number_of(doc: dict[str, Any]) -> str | None:
+    if doc.get(MARKER_FIELD):
+        return str(doc[MARKER_FIELD])
+    found = re.search(r"\[syncengine:([^\]]+)\]", str(doc.get(REMARKS) or ""))
+    return found.group(1) if found else None
+
+
+def _ensure_items(connector: Any, items: list[dict[str, Any]]) -> None:
+    """Each Item an invoice row names, created minimal when absent (a product never synced, or a line
+    without a SKU); ERPNext refuses a row whose item does not exist."""
+    for code in dict.fromkeys(row["item_code"] for row in items):
+        row = next(r for r in items if r["item_code"] == code)
+        item = {**ITEM_DEFAULTS, "item_code": code, "item_name": row.get("description") or code}
+        connector.ensure_item(Effect(f"ensure_item:erpnext:{code}", "erpnext", "ensure_item", item), item)
+
+
+class SalesInvoiceAdapter:
+    system, kind = "erpnext", "invoice"
+
+    def __init__(self, site_timezone: tzinfo = UTC) -> None:
+        self.site_timezone = site_timezone
+
+    def carried(self, data: dict[str, Any]) -> dict[str, Any]:
+        return canonical(self.kind, INVOICE_CARRIED, data)
+
+    def to_change(self, obj: dict[str, Any]) -> Change:
+        if HUB_CONTACT in obj:
+            contact_id = obj[HUB_CONTACT]
+        else:
+            contact_id = record_id_for(None, self.system, "contact", obj.get("customer"))
+        grand, outstanding = obj.get("grand_total") or 0, obj.get("outstanding_amount") or 0
+        values = {
+            "number": number_of(obj), "contact_id": contact_id, "date": obj.get("posting_date"),
+            "due_date": obj.get("due_date"), "currency": obj.get("currency"),
+            "status": INVOICE_STATUS.get(str(obj.get("status")), text(obj.get("status"))),
+            "total": grand, "tax_total": obj.get("total_taxes_and_charges"),
+            "paid": float(grand) - float(outstanding), "balance": outstanding,
+        }  # fmt: skip
+        fields = canonical(self.kind, INVOICE_REPORTED, values)
+        at = modified_at(obj["modified"], self.site_timezone)
+        return Change(self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["number"])
+
+    def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
+        """Header and lines only: ERPNext computes the accounting fields itself."""
+        body: dict[str, Any] = {NUMBER_KEY: fields.get("number")}
+        if fields.get("contact_id") is not None:
+            customer = refs.external_id(fields["contact_id"], self.system)
+            if customer is None:  # the contact's own push is usually still on its way
+                raise Retryable(f"contact {fields['contact_id']} is not an ERPNext Customer yet", 10.0)
+            body["customer"] = customer
+        if fields.get("date"):
+            body |= {"posting_date": fields["date"], "set_posting_time": 1}
+        body |= {key: fields[key] for key in ("due_date", "currency") if fields.get(key)}
+        if "lines" in fields:
+            body["items"] = [
+                {"item_code": line["sku"] or FALLBACK_ITEM, "description": line["description"] or line["sku"],
+                 "qty": line["quantity"], "rate": line["unit_price"]}
+                for line in fields["lines"]
+            ]  # fmt: skip
+            body["taxes"] = self._taxes(fields["lines"])
+        return body
+
+    @staticmethod
+    def _taxes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        account = get_settings().services["erpnext"].options.get("tax_account")
+        rows = []
+        for rate, net in sorted(taxes_by_rate(lines).items()):
+            if rate:
+                row = {"charge_type": "Actual", "description": f"VAT {rate:g}%", "rate": 0,
+                       "tax_amount": round(net * rate / 100, 2)}  # fmt: skip
+                rows.append({**row, "account_head": account} if account else row)
+        return rows
+
+    def marker(self, fields: dict[str, Any]) -> str:
+        if not fields.get("number"):
+            raise Permanent("an invoice without a number cannot be created once in ERPNext")
+        return str(fields["number"])
+
+    def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
+        number = self.marker(fields)
+        if connector.invoice_marker != REMARKS:
+            return connector.find_one("Sales Invoice", [[connector.invoice_marker, "=", number]])
+        tag = f"[syncengine:{number}]"
+        return connector.find_one("Sales Invoice", [[REMARKS, "like", f"%{tag}%"]],
+                                  accept=lambda row: tag in str(row.get(REMARKS) or ""))  # fmt: skip
+
+    def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        invoice = {k: v for k, v in body.items() if k != NUMBER_KEY}
+        _ensure_items(connector, invoice.get("items") or [])
+        effect = Effect(f"{attempt.key}:sales_invoice", self.system, "ensure_sales_invoice", invoice)
+        return connector.ensure_sales_invoice(effect, invoice, number=str(body[NUMBER_KEY]))
+
+    def update(self, connector: Any, external_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Only a draft can change; a submitted invoice is amended in ERPNext (cancel, amend) by a person."""
+        current = connector.get("Sales Invoice", external_id)
+        if current.get("docstatus") != 0:
+            raise Permanent(f"Sales Invoice {external_id} is submitted: cancel and amend it in ERPNext")
+        changes = {k: v for k, v in body.items() if k != NUMBER_KEY}
+        _ensure_items(connector, changes.get("items") or [])
+        return connector.update("Sales Invoice", external_id, changes)
+
+    def external_id(self, obj: dict[str, Any]) -> str:
+        return str(obj["name"])
+
 
 register(CustomerAdapter())
 register(ItemAdapter())
+register(SalesInvoiceAdapter())

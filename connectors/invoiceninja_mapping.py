@@ -5,18 +5,23 @@ bills the client, so a company contact's client is the company); the person, ema
 primary contact; address fields and `vat_number` on the client; `country` as `country_id`, the ISO numeric
 code. Product: `product_key` is the SKU, `notes` the description, `tax_rate1` the tax rate; Invoice Ninja
 has no product name or currency, and its numbers are never empty (0 means "not set").
+Invoice: the source of an invoice's header and lines (`line_items`: `product_key`, `notes`, `quantity`,
+`cost`, `tax_rate1..3`); it reports its own totals and status too, but those belong to ERPNext (the owner
+of `invoice.accounting`), so they are never pushed here. The client is the hub contact linked to
+`client_id`. Invoice Ninja keeps the currency on the client's settings, so it does not carry one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from syncengine.errors import Permanent
+from syncengine.errors import Permanent, Retryable
 from syncengine.idempotency import Attempt
-from syncengine.records import Change
+from syncengine.locks import lock
+from syncengine.records import Change, record_id_for
 
 from . import countries
-from .mapping import Refs, from_unix, register
+from .mapping import HUB_CONTACT, Refs, from_unix, register
 from .normalise import billing_name, blank, canonical, contact_marker, or_zero
 
 CONTACT_KEYS = ("first_name", "last_name", "email", "phone")
@@ -114,6 +119,10 @@ class ClientAdapter:
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["id"])
 
+    def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9: archive (bulk action), never delete: Invoice Ninja keeps the client's invoices visible."""
+        return connector.archive("clients", external_id)
+
 
 def _merged_contacts(client: dict[str, Any], changes: dict[str, Any]) -> list[dict[str, Any]]:
     keep = ("id", *CONTACT_KEYS, "send_email")
@@ -158,6 +167,138 @@ class ProductAdapter:
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["id"])
 
+    def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
+        return connector.archive("products", external_id)
+
+
+INVOICE_CARRIED = ("number", "contact_id", "date", "due_date", "notes", "lines")
+INVOICE_REPORTED = (*INVOICE_CARRIED, "status", "total", "tax_total", "paid", "balance")
+# Invoice::STATUS_* (1 draft … 6 reversed), in the canonical words ERPNext's statuses map to as well.
+INVOICE_STATUS = {"1": "draft", "2": "sent", "3": "partial", "4": "paid", "5": "cancelled", "6": "reversed"}
+
+
+def _line(item: dict[str, Any]) -> dict[str, Any]:
+    tax = sum(float(item.get(f"tax_rate{i}") or 0) for i in (1, 2, 3))
+    return {"sku": item.get("product_key"), "description": item.get("notes"),
+            "quantity": item.get("quantity"), "unit_price": item.get("cost"), "tax_rate": tax}  # fmt: skip
+
+
+def _line_item(line: dict[str, Any]) -> dict[str, Any]:
+    item = {"product_key": blank(line["sku"]), "notes": blank(line["description"]), "type_id": "1",
+            "quantity": line["quantity"], "cost": line["unit_price"],
+            "tax_rate1": line["tax_rate"]}  # fmt: skip
+    return {**item, "tax_name1": "VAT"} if line["tax_rate"] else item
+
+
+class InvoiceAdapter:
+    system, kind = "invoiceninja", "invoice"
+
+    def carried(self, data: dict[str, Any]) -> dict[str, Any]:
+        return canonical(self.kind, INVOICE_CARRIED, data)
+
+    def to_change(self, obj: dict[str, Any]) -> Change:
+        """The client resolves to its hub contact: `HUB_CONTACT` when the handler set it (in its own
+        session), else a look-up of our own."""
+        if HUB_CONTACT in obj:
+            contact_id = obj[HUB_CONTACT]
+        else:
+            contact_id = record_id_for(None, self.system, "contact", obj.get("client_id"))
+        values = {
+            "number": obj.get("number"), "contact_id": contact_id, "date": obj.get("date"),
+            "due_date": obj.get("due_date"), "notes": obj.get("public_notes"),
+            "lines": [_line(item) for item in obj.get("line_items") or []],
+            "status": INVOICE_STATUS.get(str(obj.get("status_id"))), "total": obj.get("amount"),
+            "tax_total": obj.get("total_taxes"), "paid": obj.get("paid_to_date"),
+            "balance": obj.get("balance"),
+        }  # fmt: skip
+        fields = canonical(self.kind, INVOICE_REPORTED, values)
+        return Change(
+            self.system, self.kind, str(obj["id"]), fields, from_unix(obj.get("updated_at")),
+            match_key=fields["number"], deleted=bool(obj.get("is_deleted")),
+        )  # fmt: skip
+
+    def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
+        body: dict[str, Any] = {key: fields[key] for key in ("number", "date", "due_date") if fields.get(key)}
+        if "notes" in fields:
+            body["public_notes"] = blank(fields["notes"])
+        if fields.get("contact_id") is not None:
+            client_id = refs.external_id(fields["contact_id"], self.system)
+            if client_id is None:  # the contact's own push is usually still on its way
+                raise Retryable(f"contact {fields['contact_id']} is not in Invoice Ninja yet", 10.0)
+            body["client_id"] = client_id
+        if "lines" in fields:
+            body["line_items"] = [_line_item(line) for line in fields["lines"]]
+        return body
+
+    def marker(self, fields: dict[str, Any]) -> str:
+        if not fields.get("number"):
+            raise Permanent("an invoice without a number cannot be created once in Invoice Ninja")
+        return str(fields["number"])
+
+    def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
+        return connector.find_invoice(str(fields["number"])) if fields.get("number") else None
+
+    def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        return connector.create("invoices", body)
+
+    def update(self, connector: Any, external_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return connector.update_invoice(external_id, body)
+
+    def external_id(self, obj: dict[str, Any]) -> str:
+        return str(obj["id"])
+
 
 register(ClientAdapter())
 register(ProductAdapter())
+register(InvoiceAdapter())
+
+
+class NoteAdapter:
+    """F8: an activity as one line of the client's `private_notes` (the simulator, like Invoice Ninja's API,
+    has no writable activity/comment endpoint). The line starts with `[ref]`; it is appended under a lock
+    per client, and only when no line with that ref is there yet, so a repeated push never doubles it.
+    The link's external id is `<client id>:<ref>`: unique per activity, while the client id stays readable."""
+
+    system, kind = "invoiceninja", "activity"
+    fields = ("ref", "contact_id", "type", "subject", "occurred_at")
+
+    def carried(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {name: data.get(name) for name in self.fields}
+
+    def to_change(self, obj: dict[str, Any]) -> Change:
+        raise NotImplementedError("activities only flow into Invoice Ninja")
+
+    def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
+        client_id = refs.external_id(fields["contact_id"], self.system) if fields.get("contact_id") else None
+        if client_id is None:
+            raise Retryable(f"activity {fields.get('ref')}: the contact is not in Invoice Ninja yet")
+        line = f"[{fields['ref']}] {fields.get('occurred_at')} {fields.get('type')}: {fields.get('subject')}"
+        return {"client_id": client_id, "ref": fields["ref"], "line": line}
+
+    def marker(self, fields: dict[str, Any]) -> str:
+        return str(fields["ref"])
+
+    def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
+        return None  # the note's presence is checked in `create`, where the client id is known
+
+    def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        client_id = body["client_id"]
+        with lock(f"invoiceninja:client-notes:{client_id}"):
+            client = connector.get_client(client_id)
+            if client is None:
+                raise Permanent(f"Invoice Ninja client {client_id} is gone", 404)
+            notes = client.get("private_notes") or ""
+            if f"[{body['ref']}]" not in notes:
+                connector.update_client(
+                    client_id, {"private_notes": "\n".join(filter(None, (notes, body["line"])))}
+                )
+        return {"id": f"{client_id}:{body['ref']}", "client_id": client_id}
+
+    def update(self, connector: Any, external_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.create(connector, body, None)  # type: ignore[arg-type]
+
+    def external_id(self, obj: dict[str, Any]) -> str:
+        return str(obj["id"])
+
+
+register(NoteAdapter())

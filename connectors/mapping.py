@@ -9,6 +9,9 @@ from typing import Any, Protocol
 from syncengine.idempotency import Attempt
 from syncengine.records import Change
 
+# Set by the inbound handler on a vendor object: the hub id of its contact, resolved in the event's session.
+HUB_CONTACT = "_hub_contact_id"
+
 
 class Refs(Protocol):
     def external_id(self, record_id: int, system: str) -> str | None: ...

@@ -1,4 +1,4 @@
-"""One spelling for every canonical value, shared by the contact and product mappers.
+"""One spelling for every canonical value, shared by the contact, product and invoice mappers.
 
 Echo suppression compares hashes of what we pushed with what the vendor answers back, so a value must come
 back from every vendor exactly as `carried()` put it: text stripped, empty text as None, emails lower-case,
@@ -69,6 +69,53 @@ def country(value: Any) -> str | None:
     return countries.code_of(stripped) or stripped
 
 
+def day(value: Any) -> str | None:
+    """Dates as ISO `YYYY-MM-DD` (vendors add a time or send "" for none)."""
+    stripped = text(value)
+    return stripped[:10] if stripped else None
+
+
+def record_id(value: Any) -> int | None:
+    """A hub record id (a link to another record), as an int."""
+    stripped = text(value)
+    return int(stripped) if stripped else None
+
+
+def quantity(value: Any) -> float | None:
+    return _number(value, RATE_PLACES)
+
+
+def lines(value: Any) -> list[dict[str, Any]]:
+    """Invoice lines `{sku, description, quantity, unit_price, tax_rate}`, every key present; an empty
+    quantity is 1 and empty numbers 0, as billing systems store them, so every vendor reports the same."""
+    out = []
+    for line in value or []:
+        out.append(
+            {
+                "sku": text(line.get("sku")),
+                "description": text(line.get("description")),
+                "quantity": quantity(line.get("quantity")) or 1.0,
+                "unit_price": money(line.get("unit_price")) or 0.0,
+                "tax_rate": rate(line.get("tax_rate")) or 0.0,
+            }
+        )
+    return out
+
+
+def taxes_by_rate(invoice_lines: list[dict[str, Any]]) -> dict[float, float]:
+    """Net amount per tax rate (exclusive taxes), for vendors that tax a total rather than each line."""
+    nets: dict[float, float] = {}
+    for line in invoice_lines:
+        net = line["quantity"] * line["unit_price"]
+        nets[line["tax_rate"]] = nets.get(line["tax_rate"], 0.0) + net
+    return nets
+
+
+def gross_total(invoice_lines: list[dict[str, Any]]) -> float:
+    """What the lines come to with their taxes, cents rounded once at the end as Invoice Ninja does."""
+    return round(sum(net * (1 + tax_rate / 100) for tax_rate, net in taxes_by_rate(invoice_lines).items()), 2)
+
+
 def full_name(first: Any, last: Any) -> str | None:
     return text(" ".join(part for part in (text(first), text(last)) if part))
 
@@ -106,6 +153,20 @@ NORMALISERS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "cost": money,
         "tax_rate": rate,
         "currency": code,
+    },
+    "invoice": {
+        "number": text,
+        "contact_id": record_id,
+        "date": day,
+        "due_date": day,
+        "currency": code,
+        "notes": text,
+        "lines": lines,
+        "status": text,
+        "total": money,
+        "tax_total": money,
+        "paid": money,
+        "balance": money,
     },
 }
 

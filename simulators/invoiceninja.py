@@ -281,7 +281,13 @@ class InvoiceNinjaSimulator(Simulator):
         if args.get("filter"):
             needle = args["filter"].lower()
             fields = ("name", "number", "id_number", "product_key", "notes", "transaction_reference")
-            if not any(needle in str(r.get(f, "")).lower() for f in fields):
+            # ClientFilters::filter also searches the client's contacts (names and email).
+            contacts = " ".join(f"{c.get('first_name')} {c.get('last_name')} {c.get('email')}"
+                                for c in r.get("contacts") or [])  # fmt: skip
+            if (
+                not any(needle in str(r.get(f, "")).lower() for f in fields)
+                and needle not in contacts.lower()
+            ):
                 return False
         return True
 

@@ -37,6 +37,8 @@ SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
             "payer_name",
             "payer_account",
             "bank_transaction_id",
+            "description",
+            "state",
         ),
         "allocation": ("invoice_id", "contact_id", "allocated"),
         "accounting": ("posted", "entry_number"),
@@ -51,7 +53,7 @@ SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
         "purpose": ("expense_id",),
     },
     "activity": {
-        "event": ("contact_id", "type", "subject", "occurred_at", "details"),
+        "event": ("ref", "contact_id", "type", "subject", "occurred_at", "details"),
     },
 }
 

@@ -24,7 +24,11 @@ QUEUES = ("intake", "sync", "ocr", "sweeps")
 MAX_COUNTDOWN = 1800
 VISIBILITY_TIMEOUT = 2 * MAX_COUNTDOWN
 
-TASK_MODULES = ["tasks.dispatch", "tasks.tokens", "tasks.push", "tasks.clients", "tasks.products"]
+TASK_MODULES = [
+    "tasks.dispatch", "tasks.tokens", "tasks.push", "tasks.clients", "tasks.products",
+    "tasks.activities", "tasks.deletes", "tasks.invoices", "tasks.emails",
+    "tasks.payments",
+]  # fmt: skip
 
 
 def _broker_options(embedded: bool) -> dict:
@@ -73,6 +77,8 @@ def make_celery() -> Celery:
             "tasks.reconcile.*": {"queue": "sweeps"},
             "tasks.tokens.*": {"queue": "sweeps"},
             "tasks.push.*": {"queue": "sync"},
+            "tasks.emails.*": {"queue": "sync"},
+            "tasks.payments.*": {"queue": "sync"},
         },
         task_time_limit=300,
         task_soft_time_limit=240,

@@ -43,6 +43,11 @@ def request_hash(request: Any) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class InProgress(Retryable):
+    """Another worker holds the key right now; `retry_after` is when its lease would lapse (a dead worker),
+    though a live one usually finishes within moments."""
+
+
 @dataclass(frozen=True)
 class Effect:
     key: str
@@ -113,7 +118,7 @@ def _claim(effect: Effect, lease: timedelta) -> Attempt | _Finished:
         now = utcnow()
         if row.locked_at is not None and row.locked_at > now - lease:
             wait = (row.locked_at + lease - now).total_seconds()
-            raise Retryable(f"{effect.key} is in progress elsewhere", retry_after=wait)
+            raise InProgress(f"{effect.key} is in progress elsewhere", retry_after=wait)
         recovering = row.phase == IdempotencyPhase.CALLED
         row.phase = IdempotencyPhase.CALLED
         row.locked_at = now

@@ -56,12 +56,13 @@ def content_hash(fields: dict[str, Any]) -> str:
 def merge(session: Session, change: Change) -> Merged:
     record, link = _record_for(session, change)
     seen = content_hash(change.fields)
-    if link.last_pushed_hash == seen:
+    tombstone = change.deleted and record.deleted_at is None
+    if link.last_pushed_hash == seen and not tombstone:
         # Our own push coming back (by webhook or sweep): nothing new, nothing to fan out.
         _note_seen(link, seen, change.remote_updated_at)
         return Merged(record.id, record.version, echo=True)
     changed = _apply(record, link, change)
-    if change.deleted and record.deleted_at is None:
+    if tombstone:
         record.deleted_at = utcnow()
         changed.append("deleted")
     _note_seen(link, seen, change.remote_updated_at)
@@ -180,6 +181,31 @@ def _note_seen(link: Link, seen: str, remote_updated_at: datetime) -> None:
     link.last_seen_hash = seen
     if link.remote_updated_at is None or remote_updated_at > link.remote_updated_at:
         link.remote_updated_at = remote_updated_at
+
+
+def already_has(link: Link, kind: str, fields: dict[str, Any]) -> bool:
+    """True when the system last had (pushed or seen) exactly these values in every field group, so a
+    push would change nothing there: no write to the source of a change, nor for a group it cannot take."""
+    known = link.known or {}
+    groups = _groups(kind, fields)
+    return bool(groups) and all(known.get(group) == content_hash(values) for group, values in groups.items())
+
+
+def record_id_for(session: Session | None, system: str, kind: str, external_id: str | None) -> int | None:
+    """The hub record a system's object is linked to (an invoice's client → the contact record), or None.
+    Pass the handler's session inside a transaction: a second one would not see its uncommitted links
+    (and on SQLite would wait on its write lock)."""
+    if not external_id:
+        return None
+    query = select(Link.record_id).where(
+        Link.system == system, Link.kind == kind, Link.external_id == str(external_id)
+    )
+    if session is not None:
+        return session.execute(query).scalar_one_or_none()
+    from .db import session_scope
+
+    with session_scope() as own:
+        return own.execute(query).scalar_one_or_none()
 
 
 def record_pushed(

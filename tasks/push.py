@@ -10,7 +10,7 @@ import logging
 import random
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
@@ -20,7 +20,7 @@ from syncengine.db import session_scope
 from syncengine.errors import Permanent, Retryable
 from syncengine.idempotency import Effect, once
 from syncengine.models import Link, Record
-from syncengine.records import content_hash, record_pushed
+from syncengine.records import already_has, content_hash, record_pushed
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,15 @@ def push_record(record_id: int, system: str) -> str:
         link = session.execute(
             select(Link).where(Link.record_id == record_id, Link.system == system)
         ).scalar_one_or_none()
-        fields = adapter.carried(record.data or {})
-        digest = content_hash(fields)
-        if link is not None and link.last_pushed_hash == digest:
-            return "unchanged"
         kind, version, external_id = record.kind, record.version, link.external_id if link else None
+        pushed = link.last_pushed_hash if link else None
+        deleted = record.deleted_at is not None
+        fields = adapter.carried(record.data or {})
+        current = link is not None and already_has(link, kind, fields)
+    if deleted:
+        return _archive(adapter, record_id, system, kind, version, external_id, pushed)
+    if pushed == content_hash(fields) or current:
+        return "unchanged"
     body = adapter.to_vendor(fields, _Refs())
     connector = connector_for(system)
     effect = Effect(f"push:{system}:{kind}:{record_id}:v{version}", system, f"push_{kind}", body)
@@ -78,3 +82,37 @@ def push_record(record_id: int, system: str) -> str:
         create=lambda attempt: adapter.create(connector, body, attempt), on_finish=finish,
     )  # fmt: skip
     return "created"
+
+
+TOMBSTONE = "tombstone"  # links.last_pushed_hash once the object has been archived there
+
+
+def _archive(
+    adapter: Any,
+    record_id: int,
+    system: str,
+    kind: str,
+    version: int,
+    external_id: str | None,
+    pushed: str | None,
+) -> str:
+    """F9: a deleted record is archived (never deleted) where the adapter knows how, once per tombstone;
+    a system without `archive` (Mautic keeps a contact's marketing history) or without the object is
+    left alone."""
+    archive = getattr(adapter, "archive", None)
+    if archive is None or external_id is None:
+        return "not archived"
+    if pushed == TOMBSTONE:
+        return "archived already"
+    connector = connector_for(system)
+    effect = Effect(f"archive:{system}:{kind}:{record_id}:v{version}", system, f"archive_{kind}", external_id)
+
+    def finish(session: Any, _obj: Any) -> None:
+        session.execute(
+            update(Link)
+            .where(Link.record_id == record_id, Link.system == system)
+            .values(last_pushed_hash=TOMBSTONE)
+        )
+
+    once(effect, lambda attempt: archive(connector, external_id), on_finish=finish)
+    return "archived"

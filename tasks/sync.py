@@ -9,25 +9,38 @@ from typing import Any
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
-from syncengine.records import merge
+from syncengine.records import Change, Merged, merge
 
 from .dispatch import Handler, HandlerContext
 from .push import push
 
 Read = Callable[[dict[str, Any]], Iterable[dict[str, Any]]]
+# Resolve what the mapper cannot without the event's session (an invoice's client → the hub contact).
+Prepare = Callable[[HandlerContext, dict[str, Any]], dict[str, Any]]
+# What else the merged change sets off (the invoice email).
+After = Callable[[HandlerContext, Change, Merged], None]
 
 
-def sync_handler(system: str, kind: str, read: Read) -> Handler:
+def sync_handler(
+    system: str, kind: str, read: Read, *, prepare: Prepare | None = None, after: After | None = None
+) -> Handler:
     """A handler that reads the vendor objects an event names and merges each into the hub."""
 
     def handle(ctx: HandlerContext) -> None:
         adapter = ADAPTERS[(system, kind)]
         for obj in read(ctx.event.payload):
-            merged = merge(ctx.session, adapter.to_change(obj))
-            for target in merged.targets:
-                ctx.defer(push.s(merged.record_id, target))
+            change = adapter.to_change(prepare(ctx, obj) if prepare else obj)
+            merged = merge(ctx.session, change)
+            defer_pushes(ctx, merged)
+            if after is not None:
+                after(ctx, change, merged)
 
     return handle
+
+
+def defer_pushes(ctx: HandlerContext, merged: Merged) -> None:
+    for target in merged.targets:
+        ctx.defer(push.s(merged.record_id, target))
 
 
 # --- how each sender's events name their objects ------------------------------------------------------

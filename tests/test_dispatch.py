@@ -68,7 +68,7 @@ def test_same_event_eight_times_five_concurrently(receiver, worker):
 
 def test_unknown_event_type_is_stored_and_ignored(receiver, worker):
     body = dumps(
-        {"event": "invoices.items.update", "payload": {"status": "paid"}, "keys": [f"{time.time_ns()}"]}
+        {"event": "ghosts.items.update", "payload": {"status": "paid"}, "keys": [f"{time.time_ns()}"]}
     )
     response = requests.post(
         receiver + "/webhooks/directus", data=body, headers=sign("directus", body), timeout=10

@@ -15,9 +15,9 @@ from connectors import countries
 from connectors.directus import Directus
 from connectors.erpnext import ERPNextConnector
 from connectors.invoiceninja import InvoiceNinja
-from connectors.mapping import ADAPTERS
+from connectors.mapping import ADAPTERS, HUB_CONTACT
 from connectors.mautic import MauticConnector
-from connectors.normalise import billing_name, country, email, flag, money, rate, text
+from connectors.normalise import billing_name, country, email, flag, gross_total, lines, money, rate, text
 from syncengine.breaker import Breaker, RedisBreakerStore
 from syncengine.canonical import CARRIERS
 from syncengine.errors import Permanent
@@ -381,3 +381,88 @@ def test_country_table_is_complete_and_consistent():
     assert len(countries.NUMERIC) == 249
     assert all(countries.BY_NUMERIC[n] == code for code, n in countries.NUMERIC.items())
     assert countries.code_of(countries.NAMES["GB"]) == "GB"
+
+
+# --- invoices (F4) --------------------------------------------------------------------------------------
+
+INVOICE = {
+    "contact_id": 7,
+    "date": "2026-11-02",
+    "due_date": "2026-12-02 00:00:00",
+    "notes": " Thank you ",
+    "lines": [
+        {"sku": None, "description": "Widget", "quantity": "2", "unit_price": 100, "tax_rate": 20},
+        {"sku": None, "description": "Setup", "quantity": None, "unit_price": "50", "tax_rate": 0},
+    ],
+}
+
+
+class LinkedTo:
+    """Refs that know the invoice's contact in every system."""
+
+    def __init__(self, **ids: str) -> None:
+        self.ids = ids
+
+    def external_id(self, record_id: int, system: str) -> str | None:
+        return self.ids.get(system)
+
+
+def unique_invoice() -> dict[str, Any]:
+    sku = f"SKU-{uuid.uuid4().hex[:8]}"
+    first = {**INVOICE["lines"][0], "sku": sku}
+    return {**INVOICE, "number": f"INV-{uuid.uuid4().hex[:8]}", "lines": [first, INVOICE["lines"][1]]}
+
+
+def create_invoice(adapter: Any, connector: Any, data: dict[str, Any], refs: Any) -> dict[str, Any]:
+    fields = adapter.carried(data)
+    body = adapter.to_vendor(fields, refs)
+    effect = Effect(f"push:{adapter.system}:invoice:{uuid.uuid4().hex}", adapter.system, "push", body)
+    return connector.create_once(
+        effect, marker=adapter.marker(fields), find=lambda: adapter.find(connector, fields),
+        create=lambda attempt: adapter.create(connector, body, attempt),
+    )  # fmt: skip
+
+
+def test_invoiceninja_invoice_comes_back_with_its_header_and_lines_unchanged(vendors):
+    connector = vendors["invoiceninja"]
+    client = push(ADAPTERS[("invoiceninja", "contact")], connector, unique_contact())
+    adapter, data = ADAPTERS[("invoiceninja", "invoice")], unique_invoice()
+    created = create_invoice(adapter, connector, data, LinkedTo(invoiceninja=client["id"]))
+    change = adapter.to_change({**connector.get_invoice(created["id"]), HUB_CONTACT: 7})
+    assert content_hash(adapter.carried(change.fields)) == content_hash(adapter.carried(data))
+    totals = (change.fields["status"], change.fields["total"], change.fields["tax_total"])
+    assert totals == ("draft", 290.0, 40.0)
+    assert change.match_key == data["number"]
+    assert adapter.find(connector, adapter.carried(data))["id"] == created["id"]
+
+
+def test_erpnext_sales_invoice_is_submitted_once_with_its_items_and_a_tax_row_per_rate(vendors):
+    connector = vendors["erpnext"]
+    customer = push(ADAPTERS[("erpnext", "contact")], connector, unique_contact())
+    adapter, data = ADAPTERS[("erpnext", "invoice")], unique_invoice()
+    refs = LinkedTo(erpnext=customer["name"])
+    doc = create_invoice(adapter, connector, data, refs)
+    assert create_invoice(adapter, connector, data, refs)["name"] == doc["name"]
+    assert doc["docstatus"] == 1 and doc["customer"] == customer["name"]
+    assert [r["item_code"] for r in doc["items"]] == [data["lines"][0]["sku"], "MISC"]
+    assert [(r["description"], r["tax_amount"]) for r in doc["taxes"]] == [("VAT 20%", 40.0)]
+    change = adapter.to_change({**connector.get("Sales Invoice", doc["name"]), HUB_CONTACT: 7})
+    header = ("number", "contact_id", "date", "due_date")
+    assert {k: change.fields[k] for k in header} == {k: adapter.carried(data)[k] for k in header}
+    assert "lines" not in change.fields  # ERPNext never reports lines back
+    accounting = {k: change.fields[k] for k in ("status", "total", "tax_total", "paid", "balance")}
+    assert accounting == {"status": "sent", "total": 290.0, "tax_total": 40.0, "paid": 0.0, "balance": 290.0}
+
+
+def test_directus_invoice_comes_back_with_the_same_hash(vendors):
+    adapter, data = ADAPTERS[("directus", "invoice")], unique_invoice()
+    created = create_invoice(adapter, vendors["directus"], data, NoRefs())
+    back = vendors["directus"].get_item("invoices", created["id"])
+    assert content_hash(adapter.to_change(back).fields) == content_hash(adapter.carried(data))
+
+
+def test_invoice_lines_are_normalised_with_quantity_one_and_numbers_zero():
+    assert lines([{"sku": " A ", "quantity": None, "unit_price": "", "tax_rate": None}]) == [
+        {"sku": "A", "description": None, "quantity": 1.0, "unit_price": 0.0, "tax_rate": 0.0}
+    ]
+    assert gross_total(lines(INVOICE["lines"])) == 290.0

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from syncengine.db import session_scope
 from syncengine.models import Link, Record
-from syncengine.records import Change, merge, record_pushed
+from syncengine.records import Change, already_has, merge, record_id_for, record_pushed
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -118,3 +118,62 @@ def test_a_group_a_system_did_not_touch_never_overwrites_newer_values():
         # ERPNext reports the contact again (an unrelated save) with an old timestamp and its old values.
         late = merge(s, contact("erpnext", "e-" + email, email, T0 + timedelta(hours=1), name="Di"))
         assert late.changed == [] and s.get(Record, late.record_id).data["phone"] == "2"
+
+
+def test_a_delete_makes_a_tombstone_once_and_fans_out():
+    email = f"{uuid.uuid4().hex}@example.test"
+    with session_scope() as s:
+        created = merge(s, contact("invoiceninja", "in-" + email, email, name="Di"))
+    gone = Change("invoiceninja", "contact", "in-" + email, {}, T0 + timedelta(seconds=5), deleted=True)
+    with session_scope() as s:
+        deleted = merge(s, gone)
+        assert s.get(Record, deleted.record_id).deleted_at is not None
+    assert deleted.record_id == created.record_id and deleted.version == created.version + 1
+    assert deleted.changed == ["deleted"] and deleted.targets == ["erpnext", "mautic", "directus"]
+    with session_scope() as s:
+        again = merge(s, gone)
+    assert again.targets == [] and again.version == deleted.version
+
+
+def test_a_delete_is_no_echo_even_when_the_content_is_what_we_pushed():
+    email = f"{uuid.uuid4().hex}@example.test"
+    fields = {"email": email, "name": "Ed"}
+    with session_scope() as s:
+        merged = merge(s, contact("mautic", "m-" + email, email, name="Ed"))
+        record_pushed(s, merged.record_id, "invoiceninja", "contact", "in-" + email, fields)
+    archived = Change(
+        "invoiceninja", "contact", "in-" + email, fields, T0 + timedelta(seconds=5), email, True
+    )
+    with session_scope() as s:
+        deleted = merge(s, archived)
+    assert not deleted.echo and deleted.changed == ["deleted"]
+    assert deleted.targets == ["erpnext", "mautic", "directus"]
+    with session_scope() as s:  # the same archive reported again (our own archive's webhook): an echo now
+        assert merge(s, archived).targets == []
+
+
+def test_record_id_for_finds_the_record_a_system_object_is_linked_to():
+    email = f"{uuid.uuid4().hex}@example.test"
+    with session_scope() as s:
+        merged = merge(s, contact("invoiceninja", "c-" + email, email, name="Ann"))
+        assert record_id_for(s, "invoiceninja", "contact", "c-" + email) == merged.record_id
+    assert record_id_for(None, "invoiceninja", "contact", "c-" + email) == merged.record_id
+    assert record_id_for(None, "erpnext", "contact", "c-" + email) is None
+    assert record_id_for(None, "invoiceninja", "contact", None) is None
+
+
+def test_invoice_accounting_comes_only_from_erpnext_and_a_system_that_has_it_needs_no_push():
+    number = f"INV-{uuid.uuid4().hex[:8]}"
+    header = {"number": number, "contact_id": 1, "date": "2026-11-02"}
+    lines = {"lines": [{"sku": "A", "quantity": 1.0}]}
+    with session_scope() as s:
+        reported = {**header, **lines, "status": "sent", "total": 1.0}
+        first = merge(s, Change("invoiceninja", "invoice", "in-" + number, reported, T0, match_key=number))
+        assert set(first.changed) == {"number", "contact_id", "date", "lines"}
+        booked = {**header, "status": "paid", "total": 2.0}
+        books = merge(s, Change("erpnext", "invoice", "si-" + number, booked, T0, match_key=number))
+        assert set(books.changed) == {"status", "total"} and books.targets == ["invoiceninja", "directus"]
+        record = s.get(Record, first.record_id)
+        assert (record.data["status"], record.data["total"]) == ("paid", 2.0)
+        link = s.execute(select(Link).where(Link.record_id == first.record_id, Link.system == "invoiceninja"))
+        assert already_has(link.scalar_one(), "invoice", {**header, **lines})

@@ -29,6 +29,15 @@ DIRECTUS_EVENTS = (
     "products.items.create",
     "products.items.update",
 )
+# F8 (activities) and F9 (deletes and archives)
+IN_EVENTS += ("delete_client", "archive_client", "delete_product", "archive_product")
+ERPNEXT_EVENTS += ("Customer:on_trash", "Item:on_trash")
+MAUTIC_EVENTS += ("mautic.lead_post_delete", "mautic.email_on_open", "mautic.form_on_submit")
+DIRECTUS_EVENTS += ("contacts.items.delete", "products.items.delete")
+# F4 (invoices)
+IN_EVENTS += ("create_invoice", "update_invoice", "sent_invoice")
+ERPNEXT_EVENTS += tuple(f"Sales Invoice:{e}" for e in ("on_submit", "on_update", "on_update_after_submit"))
+DIRECTUS_EVENTS += ("invoices.items.create", "invoices.items.update")
 
 
 @dataclass
@@ -70,6 +79,7 @@ def _simulators() -> dict[str, Any]:
         "erpnext": REGISTRY["erpnext"](custom_fields=ERPNEXT_CUSTOM_FIELDS),
         "mautic": REGISTRY["mautic"](),
         "directus": REGISTRY["directus"](),
+        "revolut": REGISTRY["revolut"](),
     }
 
 
@@ -84,6 +94,8 @@ def _subscribe(sims: dict[str, Any], receiver: str) -> None:
         sims["erpnext"].add_webhook_target(
             f"{receiver}/webhooks/erpnext/{docevent}", secret=SECRETS["erpnext"], events=[event]
         )
+    sims["revolut"].add_webhook_target(f"{receiver}/webhooks/revolut", secret=SECRETS["revolut"],
+                                       events=["TransactionCreated", "TransactionStateChanged"])  # fmt: skip
     sims["mautic"].add_webhook_target(f"{receiver}/webhooks/mautic", secret=SECRETS["mautic"],
                                       events=list(MAUTIC_EVENTS))  # fmt: skip
     sims["directus"].add_webhook_target(

@@ -1,0 +1,85 @@
+"""F9: a delete or archive anywhere makes the hub record a tombstone (`deleted_at`, version bump); each
+other system then archives its copy (tasks.push) instead of deleting it.
+
+Every source names the object by its id, and for ERPNext's on_trash and Directus's delete it is all that is
+left, so a tombstone is found by the link alone; an object the hub never linked is ignored with a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from syncengine.models import Link, utcnow
+from syncengine.records import Change, merge
+
+from .dispatch import Handler, HandlerContext, handles
+from .push import push
+
+log = logging.getLogger(__name__)
+
+Ids = Callable[[dict[str, Any]], Iterable[Any]]
+
+
+def tombstone_handler(system: str, kind: str, ids: Ids) -> Handler:
+    """A handler that marks deleted the hub record linked to each id the event names."""
+
+    def handle(ctx: HandlerContext) -> None:
+        for external_id in ids(ctx.event.payload):
+            linked = ctx.session.execute(
+                select(Link.id).where(
+                    Link.system == system, Link.kind == kind, Link.external_id == str(external_id)
+                )
+            ).scalar_one_or_none()
+            if linked is None:
+                log.info("%s %s %s deleted, but the hub never knew it: ignored", system, kind, external_id)
+                continue
+            change = Change(system, kind, str(external_id), {}, utcnow(), deleted=True)
+            merged = merge(ctx.session, change)
+            for target in merged.targets:
+                ctx.defer(push.s(merged.record_id, target))
+
+    return handle
+
+
+# --- how each sender names what it deleted --------------------------------------------------------------
+
+
+def entity_id(payload: dict[str, Any]) -> list[Any]:
+    """Invoice Ninja posts the whole (deleted or archived) entity."""
+    return [payload["id"]] if payload.get("id") not in (None, "") else []
+
+
+def document_name(payload: dict[str, Any]) -> list[Any]:
+    """ERPNext on_trash: the document is gone, so the name comes from the payload itself."""
+    doc = payload.get("doc") if isinstance(payload.get("doc"), dict) else payload
+    name = payload.get("name") or doc.get("name")
+    return [name] if name else []
+
+
+def mautic_contact_id(payload: dict[str, Any]) -> list[Any]:
+    contact = payload.get("contact") if isinstance(payload.get("contact"), dict) else {}
+    found = payload.get("id") or contact.get("id")
+    return [found] if found not in (None, "") else []
+
+
+def directus_keys(payload: dict[str, Any]) -> list[Any]:
+    """A Directus delete sends the keys (strings for a single DELETE)."""
+    keys = payload.get("keys") or payload.get("payload") or []
+    return list(keys) if isinstance(keys, list) else [keys]
+
+
+handles("invoiceninja", "delete_client", "archive_client")(
+    tombstone_handler("invoiceninja", "contact", entity_id)
+)
+handles("invoiceninja", "delete_product", "archive_product")(
+    tombstone_handler("invoiceninja", "product", entity_id)
+)
+handles("erpnext", "Customer:on_trash")(tombstone_handler("erpnext", "contact", document_name))
+handles("erpnext", "Item:on_trash")(tombstone_handler("erpnext", "product", document_name))
+handles("mautic", "mautic.lead_post_delete")(tombstone_handler("mautic", "contact", mautic_contact_id))
+handles("directus", "contacts.items.delete")(tombstone_handler("directus", "contact", directus_keys))
+handles("directus", "products.items.delete")(tombstone_handler("directus", "product", directus_keys))
