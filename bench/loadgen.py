@@ -88,7 +88,14 @@ def run(host: str, port: int, requests: list[bytes], concurrency: int = 32, seco
     procs = [
         ctx.Process(
             target=_run_process,
-            args=(host, port, requests[i * share : (i + 1) * share], concurrency // processes, seconds, queue),  # noqa: E501
+            args=(
+                host,
+                port,
+                requests[i * share : (i + 1) * share],
+                concurrency // processes,
+                seconds,
+                queue,
+            ),
         )
         for i in range(processes)
     ]
