@@ -45,9 +45,12 @@ class Demo:
         self.sims = {
             "invoiceninja": REGISTRY["invoiceninja"](), "erpnext": REGISTRY["erpnext"](custom_fields=custom),
             "mautic": REGISTRY["mautic"](), "directus": REGISTRY["directus"](),
+            "revolut": REGISTRY["revolut"](),
         }  # fmt: skip
+        for name in ("invoice", "receipt"):  # Mautic's transactional templates, ids 1 and 2
+            self.sims["mautic"].add_email(name=f"{name} email")
         self.urls = {name: sim.serve().url for name, sim in self.sims.items()}
-        self.secrets = {name: secrets.token_urlsafe(16) for name in SYSTEMS}
+        self.secrets = {name: secrets.token_urlsafe(16) for name in (*SYSTEMS, "revolut")}
         port = _free_port()
         env = self._env()
         receiver = f"http://127.0.0.1:{port}"
@@ -80,22 +83,9 @@ class Demo:
 
     def _subscribe(self, receiver: str) -> None:
         """What `webhooks install` does on real systems, done on the simulators."""
-        ninja = self.sims["invoiceninja"]
-        for event in ("create_client", "update_client", "create_product", "update_product"):
-            ninja.add_webhook_target(f"{receiver}/webhooks/invoiceninja/{event}", events=[event],
-                                     headers={"X-Webhook-Secret": self.secrets["invoiceninja"]})  # fmt: skip
-        for event in ("Customer:after_insert", "Customer:on_update", "Item:after_insert", "Item:on_update"):
-            url = f"{receiver}/webhooks/erpnext/{event.split(':')[1]}"
-            self.sims["erpnext"].add_webhook_target(url, secret=self.secrets["erpnext"], events=[event])
-        self.sims["mautic"].add_webhook_target(
-            f"{receiver}/webhooks/mautic",
-            secret=self.secrets["mautic"],
-            events=["mautic.lead_post_save_new", "mautic.lead_post_save_update"],
-        )
-        self.sims["directus"].add_webhook_target(
-            f"{receiver}/webhooks/directus", headers={"X-Webhook-Secret": self.secrets["directus"]},
-            events=["contacts.items.create", "contacts.items.update", "products.items.create"],
-        )  # fmt: skip
+        from simulators.wiring import subscribe
+
+        subscribe(self.sims, receiver, self.secrets)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -163,6 +153,16 @@ class Demo:
                          "invoiceninja": len(self.sims["invoiceninja"].db.get("products", {})),
                          "erpnext": len(self.sims["erpnext"].db.get("Item", {})),
                          "directus": len(self.sims["directus"].db.get("products", {}))},
+            "invoices": {"mautic": None,
+                         "invoiceninja": len(self.sims["invoiceninja"].db.get("invoices", {})),
+                         "erpnext": len(self.sims["erpnext"].db.get("Sales Invoice", {})),
+                         "directus": len(self.sims["directus"].db.get("invoices", {}))},
+            "payments": {"mautic": None,
+                         "invoiceninja": len(self.sims["invoiceninja"].db.get("payments", {})),
+                         "erpnext": len(self.sims["erpnext"].db.get("Payment Entry", {})),
+                         "directus": len(self.sims["directus"].db.get("payments", {}))},
+            "emails": {"mautic": len(self.sims["mautic"].sent_emails()),
+                       "invoiceninja": None, "erpnext": None, "directus": None},
         }  # fmt: skip
         lines = [f"{'':<10}" + "".join(f"{s:>14}" for s in SYSTEMS)]
         for kind, row in counts.items():

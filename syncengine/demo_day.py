@@ -113,3 +113,42 @@ def play(demo: Demo) -> None:
     )
     phone = (_customer(demo) or {}).get("mobile_no")
     print(f"    the newer edit wins everywhere: {phone}")
+    bill_and_get_paid(demo)
+
+
+def _invoice(demo: Demo) -> dict | None:
+    return next((i for i in demo.sims["invoiceninja"].db.get("invoices", {}).values()), None)
+
+
+def _submitted(demo: Demo, doctype: str) -> list[dict]:
+    return [d for d in demo.sims["erpnext"].db.get(doctype, {}).values() if d.get("docstatus") == 1]
+
+
+def _emails(demo: Demo, email_id: int) -> int:
+    return len(demo.sims["mautic"].sent_emails(email_id=email_id))
+
+
+def bill_and_get_paid(demo: Demo) -> None:
+    def send_invoice() -> None:
+        body = {"client_id": _client(demo)["id"], "line_items": [
+            {"product_key": SKU, "notes": "Consulting hour", "cost": 120, "quantity": 3,
+             "tax_name1": "VAT", "tax_rate1": 20}]}  # fmt: skip
+        invoice = _ninja(demo, "POST", "/api/v1/invoices", body)["data"]
+        _ninja(demo, "POST", "/api/v1/invoices/bulk", {"action": "mark_sent", "ids": [invoice["id"]]})
+
+    demo.step(
+        "15:00 An invoice for three consulting hours is sent from Invoice Ninja",
+        send_invoice,
+        lambda: bool(_submitted(demo, "Sales Invoice")) and _emails(demo, 1) == 1,
+    )
+    invoice = _invoice(demo)
+    print(f"    invoice {invoice['number']} for {invoice['amount']:.2f}: in the books, and emailed once")
+    demo.step(
+        "17:00 The client pays by bank transfer: the money arrives on Revolut",
+        lambda: demo.sims["revolut"].receive_payment(
+            invoice["amount"], reference=f"Invoice {invoice['number']}", payer="Analytical Ltd"
+        ),
+        lambda: (_invoice(demo) or {}).get("status_id") == "4" and bool(_submitted(demo, "Payment Entry"))
+        and _emails(demo, 2) == 1,
+    )  # fmt: skip
+    print("    matched by the invoice number: paid in Invoice Ninja and ERPNext, receipt emailed once")

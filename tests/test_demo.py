@@ -16,10 +16,13 @@ def test_demo_runs_every_step_and_ends_with_matching_systems(tmp_path):
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert out.count("✓ done") == out.count("\n● ") >= 4, out
+    assert out.count("✓ done") == out.count("\n● ") >= 6, out
     assert "✗" not in out
     table = out.split("What each system holds now:")[1].splitlines()
-    assert [line.split() for line in table if line.startswith(("contacts", "products"))] == [
+    assert [line.split() for line in table if line.split()[:1] and line.split()[0] != "mautic"] == [
         ["contacts", "1", "1", "1", "1"],
         ["products", "-", "1", "1", "1"],
+        ["invoices", "-", "1", "1", "1"],
+        ["payments", "-", "1", "1", "1"],
+        ["emails", "2", "-", "-", "-"],  # the invoice email and the receipt, once each
     ]
