@@ -32,8 +32,9 @@ from bench.intake import drop_database, scratch_database  # noqa: E402
 from simulators import REGISTRY  # noqa: E402
 from tests.support import SECRETS, dumps, free_port, wait_for_port  # noqa: E402
 
+LOGLEVEL = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
 WORKER = ["-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", "intake,sync", "--concurrency", "2",
-          "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
+          "--loglevel", LOGLEVEL, "--without-gossip", "--without-mingle"]  # fmt: skip
 
 
 def start(sims: dict, env: dict, port: int) -> list[subprocess.Popen]:
@@ -68,7 +69,10 @@ def start(sims: dict, env: dict, port: int) -> list[subprocess.Popen]:
         env=env,
         cwd=ROOT,
     )
-    worker = subprocess.Popen([sys.executable, *WORKER], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    log = open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "wb")  # noqa: SIM115 - lives as long as the worker
+    worker = subprocess.Popen(
+        [sys.executable, *WORKER], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     wait_for_port(port)
     return [web, worker]
 
