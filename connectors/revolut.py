@@ -184,6 +184,11 @@ class RevolutConnector(Connector):
         self.limiter = limiter or RateLimiter.for_service(self.service)
         self._sent = threading.local()  # the token each thread last sent, for on_unauthorized
 
+    @classmethod
+    def from_settings(cls, **kwargs: Any) -> RevolutConnector:
+        """REVOLUT_URL, tokens from `syncengine.tokens` (what `connectors.registry.connector_for` calls)."""
+        return cls(**kwargs)
+
     @property
     def tokens(self) -> TokenProvider:
         if self._tokens is None:

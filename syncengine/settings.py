@@ -93,6 +93,11 @@ def _service(env: Mapping[str, str], name: str) -> ServiceSettings:
     )
 
 
+def _flag(value: str | None) -> bool:
+    """An opt-in switch: only an explicit yes turns it on."""
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _with_psycopg2(url: str) -> str:
     """Heroku hands out postgres:// URLs, and SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql://;
     we ship psycopg2-binary."""
@@ -118,6 +123,8 @@ class Settings:
     inbox_lease_seconds: int = 300
     inbox_max_attempts: int = 8
     revolut_signature_tolerance: int = 300
+    max_document_bytes: int = 10 * 1024 * 1024  # POST /documents (receipts, supplier invoices)
+    pay_suppliers: bool = False  # F7 moves money: off unless SYNCENGINE_PAY_SUPPLIERS=true
 
     @property
     def embedded(self) -> bool:
@@ -158,6 +165,8 @@ class Settings:
             max_body_bytes=int(env.get("SYNCENGINE_MAX_BODY_BYTES", 1024 * 1024)),
             inbox_lease_seconds=int(env.get("SYNCENGINE_INBOX_LEASE", 300)),
             inbox_max_attempts=int(env.get("SYNCENGINE_INBOX_MAX_ATTEMPTS", 8)),
+            max_document_bytes=int(env.get("SYNCENGINE_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024)),
+            pay_suppliers=_flag(env.get("SYNCENGINE_PAY_SUPPLIERS")),
         )
 
 

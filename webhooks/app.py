@@ -12,7 +12,7 @@ from syncengine.celery_app import app as celery_app
 from syncengine.db import get_engine
 from syncengine.settings import get_settings
 
-from . import directus, erpnext, invoiceninja, mautic, oauth, revolut
+from . import directus, documents, erpnext, invoiceninja, mautic, oauth, revolut
 from .receive import error, receive
 from .sender import Sender
 
@@ -28,6 +28,7 @@ def create_app() -> Flask:
     app = Flask("syncengine")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1  # see receive.receive
     app.register_blueprint(oauth.blueprint)  # GET /oauth/revolut/callback stores Revolut's tokens
+    app.register_blueprint(documents.blueprint)  # POST /documents: receipts and invoices for OCR (F6)
 
     @app.post("/webhooks/<sender>")
     @app.post("/webhooks/<sender>/<event>")

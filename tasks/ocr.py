@@ -1,0 +1,370 @@
+"""Flow F6 (DESIGN.md section 6): an uploaded receipt or supplier invoice, read by OpenAI vision, validated,
+then booked in Invoice Ninja, ERPNext and Directus, or handed to a human with the reasons. Nothing invented.
+
+Document status: received → reading → extracted → booked, or → review (a Directus `reviews` item says why).
+`read_document` claims the row under a row lock (received → reading), so two tasks never read a document
+twice; a claim older than READING_LEASE is taken over (a worker killed mid-read). Each effect runs once under
+a key derived from the document's sha256:
+
+ocr:expense:invoiceninja:<sha>   the Invoice Ninja expense (number DOC-<sha[:16]>)
+ocr:purchase:erpnext:<sha>       the ERPNext Purchase Invoice draft (remarks tag [syncengine:doc:<sha[:16]>])
+ocr:expense:directus:<sha>       the Directus `expenses` item (ext_id document:<sha>)
+ocr:review:directus:<sha>        the review item, at most one per document
+ocr:vendor:invoiceninja:<name>   the vendor, keyed by a hash of the supplier's name (shared by its documents),
+ocr:supplier:erpnext:<name>      and the Supplier; both looked up by name first
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import select
+
+from connectors.openai_ocr import Extraction, Image, OpenAIOcr
+from connectors.registry import connector_for
+from syncengine.celery_app import MAX_COUNTDOWN, app
+from syncengine.db import session_scope
+from syncengine.errors import Permanent, Retryable
+from syncengine.idempotency import Effect
+from syncengine.models import Document, utcnow
+from syncengine.ocr_validation import amount, validate
+from syncengine.redaction import redact
+from syncengine.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+RECEIVED, READING, EXTRACTED, BOOKED, REVIEW = "received", "reading", "extracted", "booked", "review"
+# OCR's own limits (the default task limits are 240/300 s): the SDK's timeout and retries fit inside.
+OCR_SOFT_TIME_LIMIT = 150
+OCR_TIME_LIMIT = 180
+OCR_REQUEST_TIMEOUT = 45.0
+READING_LEASE = timedelta(seconds=OCR_TIME_LIMIT + 60)
+MAX_RETRIES = 8
+EXPENSE_ITEM = "OCR Expense"  # the ERPNext Item on every Purchase Invoice row made from a document
+ITEM_DEFAULTS = {"item_group": "Products", "stock_uom": "Nos", "is_stock_item": 0}
+# Invoice Ninja currency ids (its `currencies` table) for the usual ones.
+IN_CURRENCY_IDS = {"USD": "1", "GBP": "2", "EUR": "3", "DKK": "5", "SEK": "7", "CAD": "12", "CHF": "17"}
+
+
+def backoff(retries: int) -> float:
+    return random.uniform(0, min(MAX_COUNTDOWN, 10 * 2**retries))
+
+
+@cache
+def ocr_engine() -> OpenAIOcr:
+    """One OpenAI client per process (raises Permanent when OPENAI_API_KEY is not set)."""
+    return OpenAIOcr(timeout=OCR_REQUEST_TIMEOUT)
+
+
+# ---- the tasks ------------------------------------------------------------------------------------
+
+
+@app.task(
+    name="tasks.ocr.read_document", bind=True, acks_late=True, max_retries=MAX_RETRIES,
+    soft_time_limit=OCR_SOFT_TIME_LIMIT, time_limit=OCR_TIME_LIMIT,
+)  # fmt: skip
+def read_document(self, document_id: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        outcome = read(document_id)
+    except (Retryable, SoftTimeLimitExceeded) as exc:
+        reason = redact(f"{type(exc).__name__}: {exc}")
+        if self.request.retries >= MAX_RETRIES:
+            _to_review(document_id, [f"OCR failed after {MAX_RETRIES} retries: {reason}"])
+            return REVIEW
+        _release(document_id, reason)
+        wait = getattr(exc, "retry_after", None) or backoff(self.request.retries)
+        log.warning("document %s: OCR will be retried in %.0f s: %s", document_id, wait, reason)
+        raise self.retry(countdown=min(wait, MAX_COUNTDOWN), max_retries=MAX_RETRIES) from None
+    if outcome == EXTRACTED:
+        book_expense.apply_async((document_id,))
+    return outcome
+
+
+@app.task(name="tasks.ocr.book_expense", bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def book_expense(self, document_id: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return book(document_id)
+    except Retryable as exc:
+        if self.request.retries >= MAX_RETRIES:
+            _to_review(document_id, [f"booking failed after {MAX_RETRIES} retries: {redact(str(exc))}"])
+            return REVIEW
+        wait = exc.retry_after or backoff(self.request.retries)
+        log.warning("document %s: booking will be retried in %.0f s: %s", document_id, wait, redact(str(exc)))
+        raise self.retry(countdown=min(wait, MAX_COUNTDOWN), max_retries=MAX_RETRIES) from None
+
+
+# ---- reading --------------------------------------------------------------------------------------
+
+
+def read(document_id: int, today: date | None = None) -> str:
+    """Read one document once; returns its new status ("skipped" when another task has it or had it)."""
+    claimed = _claim(document_id)
+    if claimed is None:
+        return "skipped"
+    content_type, blob = claimed
+    images, problem = _images(content_type, blob)
+    if problem:
+        return _to_review(document_id, [problem])
+    try:
+        engine = ocr_engine()
+    except Permanent as exc:
+        return _to_review(document_id, [f"OCR not configured: {exc}"])
+    try:
+        extraction = engine.extract(images)
+    except Permanent as exc:
+        return _to_review(document_id, [f"OCR failed: {redact(str(exc))}"])
+    return _judge(document_id, extraction, today or datetime.now(UTC).date())
+
+
+def _claim(document_id: int) -> tuple[str, bytes] | None:
+    with session_scope() as session:
+        doc = session.execute(
+            select(Document).where(Document.id == document_id).with_for_update()
+        ).scalar_one_or_none()
+        if doc is None:
+            log.warning("document %s does not exist", document_id)
+            return None
+        stale = doc.status == READING and doc.updated_at < utcnow() - READING_LEASE
+        if doc.status != RECEIVED and not stale:
+            log.info("document %s is %s, not read again", document_id, doc.status)
+            return None
+        doc.status = READING
+        doc.updated_at = utcnow()
+        return doc.content_type, bytes(doc.blob or b"")
+
+
+def _release(document_id: int, reason: str) -> None:
+    """A failed read that will be retried gives the claim back."""
+    with session_scope() as session:
+        doc = session.execute(
+            select(Document).where(Document.id == document_id).with_for_update()
+        ).scalar_one_or_none()
+        if doc is not None and doc.status == READING:
+            doc.status, doc.error = RECEIVED, reason[:2000]
+
+
+def _images(content_type: str, blob: bytes) -> tuple[list[Image], str | None]:
+    if not blob:
+        return [], "the document has no stored bytes"
+    if content_type.startswith("image/"):
+        return [Image(blob, content_type)], None
+    if content_type == "application/pdf":
+        return _pdf_pages(blob)
+    return [], f"cannot read {content_type}"
+
+
+def _pdf_pages(blob: bytes) -> tuple[list[Image], str | None]:
+    """Each page rendered to PNG at 150 dpi with pypdfium2 (and Pillow to encode it), when installed."""
+    try:
+        import io
+
+        import pypdfium2  # type: ignore[import-not-found]
+    except ImportError:
+        return [], "PDF needs pypdfium2"
+    try:
+        pdf = pypdfium2.PdfDocument(blob)
+        pages = []
+        for index in range(min(len(pdf), 10)):
+            buffer = io.BytesIO()
+            pdf[index].render(scale=150 / 72).to_pil().save(buffer, format="PNG")
+            pages.append(Image(buffer.getvalue(), "image/png"))
+    except ImportError:
+        return [], "PDF needs pypdfium2 and Pillow"
+    except Exception as exc:  # a damaged PDF is for a human, not a crash loop
+        return [], f"the PDF could not be rendered: {type(exc).__name__}"
+    return pages, None if pages else "the PDF has no pages"
+
+
+def _judge(document_id: int, extraction: Extraction, today: date) -> str:
+    if not extraction.ok or extraction.data is None:
+        reason = {
+            "refused": "the model refused to read the document",
+            "truncated": "the model's answer was cut off (output token limit)",
+            "invalid": "the model's answer was not valid JSON for the schema",
+        }.get(extraction.status, f"model outcome {extraction.status}")
+        detail = f": {extraction.detail}" if extraction.detail else ""
+        return _to_review(document_id, [reason + detail])
+    validation = validate(extraction.data, today)
+    with session_scope() as session:
+        doc = session.get(Document, document_id, with_for_update=True)
+        assert doc is not None
+        doc.extracted = extraction.data
+        doc.confidence = validation.confidence
+    if not validation.ok:
+        return _to_review(document_id, validation.reasons)
+    with session_scope() as session:
+        doc = session.get(Document, document_id, with_for_update=True)
+        assert doc is not None
+        doc.status, doc.error = EXTRACTED, None
+    log.info("document %s extracted, confidence %.2f", document_id, validation.confidence)
+    return EXTRACTED
+
+
+def _to_review(document_id: int, reasons: list[str]) -> str:
+    """A Directus review item with the reasons (once per document), and the document marked `review`."""
+    with session_scope() as session:
+        doc = session.get(Document, document_id)
+        if doc is None:
+            return "skipped"
+        sha, filename, extracted, confidence = doc.sha256, doc.filename, doc.extracted, doc.confidence
+    review = {
+        "ext_id": f"document:{sha}",
+        "kind": "ocr",
+        "title": f"Document {document_id} ({filename or 'upload'}) needs review",
+        "details": "; ".join(reasons),
+        "reasons": reasons,
+        "document_id": document_id,
+        "confidence": confidence,
+        "extracted": extracted,
+    }
+    effect = Effect(f"ocr:review:directus:{sha}", "directus", "create_review", {"ext_id": review["ext_id"]})
+    connector_for("directus").create_review(effect, review)
+    with session_scope() as session:
+        doc = session.get(Document, document_id, with_for_update=True)
+        assert doc is not None
+        doc.status, doc.error = REVIEW, "; ".join(reasons)[:2000]
+    log.info("document %s sent to review: %s", document_id, "; ".join(reasons))
+    return REVIEW
+
+
+# ---- booking --------------------------------------------------------------------------------------
+
+
+def book(document_id: int) -> str:
+    """Book an extracted document in the three systems; a re-run finds what an earlier run created."""
+    with session_scope() as session:
+        doc = session.get(Document, document_id)
+        if doc is None or doc.status not in (EXTRACTED, BOOKED):
+            return "skipped"
+        if doc.status == BOOKED:
+            return BOOKED
+        sha, data = doc.sha256, dict(doc.extracted or {})
+    try:
+        expense = _invoiceninja(sha, data)
+        purchase = _erpnext(sha, data)
+        _directus(document_id, sha, data, expense, purchase)
+    except Permanent as exc:
+        return _to_review(document_id, [f"booking failed: {redact(str(exc))}"])
+    with session_scope() as session:
+        doc = session.get(Document, document_id, with_for_update=True)
+        assert doc is not None
+        doc.status = BOOKED
+    log.info(
+        "document %s booked: expense %s, purchase invoice %s", document_id, expense["id"], purchase["name"]
+    )
+    return BOOKED
+
+
+def _supplier_name(data: dict[str, Any]) -> str:
+    return " ".join(str((data.get("supplier") or {}).get("name") or "").split())
+
+
+def _name_key(name: str) -> str:
+    return hashlib.sha256(name.casefold().encode()).hexdigest()[:16]
+
+
+def _number(value: Any) -> float:
+    found = amount(value)
+    if found is None:
+        raise Permanent(f"not an amount: {value!r}")
+    return float(found)
+
+
+def _invoiceninja(sha: str, data: dict[str, Any]) -> dict[str, Any]:
+    connector = connector_for("invoiceninja")
+    name = _supplier_name(data)
+    vendor = connector.find("vendors", "name", name, params={"filter": name})
+    if vendor is None:
+        body = {"name": name, "number": f"SUP-{_name_key(name)}"}
+        vat_id = (data.get("supplier") or {}).get("vat_id")
+        effect = Effect(f"ocr:vendor:invoiceninja:{_name_key(name)}", "invoiceninja", "create_vendor", body)
+        vendor = connector.create_vendor(effect, {**body, "vat_number": vat_id} if vat_id else body)
+    expense: dict[str, Any] = {
+        "vendor_id": vendor["id"],
+        "amount": _number(data["total"]),
+        "date": data["issue_date"],
+        "number": f"DOC-{sha[:16]}",
+        "transaction_reference": data.get("number") or "",
+        "public_notes": f"{name} {data.get('number') or ''}".strip(),
+        "private_notes": f"syncengine document sha256 {sha}",
+        "tax_name1": "VAT",
+        "tax_amount1": _number(data["vat"]),
+        "uses_inclusive_taxes": True,
+        "calculate_tax_by_amount": True,
+    }
+    if data["currency"] in IN_CURRENCY_IDS:
+        expense["currency_id"] = IN_CURRENCY_IDS[data["currency"]]
+    effect = Effect(f"ocr:expense:invoiceninja:{sha}", "invoiceninja", "create_expense", expense)
+    return connector.create_expense(effect, expense)
+
+
+def _erpnext(sha: str, data: dict[str, Any]) -> dict[str, Any]:
+    erp = connector_for("erpnext")
+    name = _supplier_name(data)
+    supplier_doc: dict[str, Any] = {"supplier_name": name}
+    effect = Effect(f"ocr:supplier:erpnext:{_name_key(name)}", "erpnext", "ensure_supplier", supplier_doc)
+    vat_id = (data.get("supplier") or {}).get("vat_id")
+    body = {**supplier_doc, "tax_id": vat_id} if vat_id else supplier_doc
+    supplier = erp.ensure(effect, "Supplier", body, match=[["supplier_name", "=", name]], marker=name)
+    item = {**ITEM_DEFAULTS, "item_code": EXPENSE_ITEM, "item_name": EXPENSE_ITEM}
+    erp.ensure_item(Effect(f"ensure_item:erpnext:{EXPENSE_ITEM}", "erpnext", "ensure_item", item), item)
+    tag = f"[syncengine:doc:{sha[:16]}]"
+    # One row per line at its amount (qty 1), so ERPNext's net is the document's net exactly.
+    rows = [
+        {"item_code": EXPENSE_ITEM, "description": str(line.get("description") or EXPENSE_ITEM)[:140],
+         "qty": 1, "rate": _number(line.get("amount"))}
+        for line in data["lines"]
+    ]  # fmt: skip
+    if abs(sum(r["rate"] for r in rows) - _number(data["net"])) > 0.01 * len(rows):
+        # Gross-priced lines (the validation accepted lines summing to the total): book the net as one row.
+        rows = [
+            {"item_code": EXPENSE_ITEM, "description": name[:140], "qty": 1, "rate": _number(data["net"])}
+        ]
+    tax = {"charge_type": "Actual", "description": "VAT", "rate": 0, "tax_amount": _number(data["vat"])}
+    account = get_settings().services["erpnext"].options.get("tax_account")
+    invoice: dict[str, Any] = {
+        "supplier": supplier["name"],
+        "posting_date": data["issue_date"],
+        "set_posting_time": 1,
+        "bill_date": data["issue_date"],
+        "currency": data["currency"],
+        "items": rows,
+        "taxes": [{**tax, "account_head": account} if account else tax] if _number(data["vat"]) else [],
+        "remarks": f"{name} {data.get('number') or ''} {tag}".strip(),
+    }
+    if data.get("number"):
+        invoice["bill_no"] = str(data["number"])[:140]
+    if isinstance(data.get("due_date"), str) and data["due_date"] >= data["issue_date"]:
+        invoice["due_date"] = data["due_date"]
+    effect = Effect(f"ocr:purchase:erpnext:{sha}", "erpnext", "purchase_invoice", invoice)
+    return erp.ensure(
+        effect, "Purchase Invoice", invoice, match=[["remarks", "like", f"%{tag}%"]], marker=f"doc:{sha}",
+        accept=lambda row: tag in str(row.get("remarks") or ""),
+    )  # fmt: skip
+
+
+def _directus(
+    document_id: int, sha: str, data: dict[str, Any], expense: dict[str, Any], purchase: dict[str, Any]
+) -> dict[str, Any]:
+    item = {
+        "ext_id": f"document:{sha}",
+        "document_id": document_id,
+        "supplier": _supplier_name(data),
+        "number": data.get("number"),
+        "date": data["issue_date"],
+        "currency": data["currency"],
+        "net": _number(data["net"]),
+        "vat": _number(data["vat"]),
+        "total": _number(data["total"]),
+        "invoiceninja_expense_id": expense.get("id"),
+        "erpnext_purchase_invoice": purchase.get("name"),
+        "status": "draft",
+    }
+    effect = Effect(f"ocr:expense:directus:{sha}", "directus", "create_expense_item", item)
+    return connector_for("directus").create_item(effect, "expenses", item)
