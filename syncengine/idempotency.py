@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +33,8 @@ log = logging.getLogger(__name__)
 # Namespace of the vendor keys we derive from ours (UUID5), fixed forever: changing it would make
 # retries after an upgrade look like new requests to the vendors.
 VENDOR_KEY_NAMESPACE = uuid.UUID("6f1d3c2e-3a51-4c6b-9a0e-5d0b8f7e2a10")
-DEFAULT_LEASE = timedelta(seconds=120)
+# How long a claimed key is left to its worker before another may recover it (a killed worker's key).
+DEFAULT_LEASE = timedelta(seconds=float(os.environ.get("SYNCENGINE_EFFECT_LEASE") or 120))
 
 
 def vendor_key(key: str) -> str:
@@ -83,6 +86,7 @@ def once(
         return claimed.response
     try:
         response = call(claimed)
+        crash_point(f"{effect.system}.{effect.operation}.called")
     except Permanent as exc:
         _close(effect.key, IdempotencyPhase.FAILED, {"error": str(exc), "status": exc.status})
         raise
@@ -91,6 +95,21 @@ def once(
         raise
     _close(effect.key, IdempotencyPhase.FINISHED, response, on_finish)
     return response
+
+
+def crash_point(point: str) -> None:
+    """Test hook: SIGKILL this process at a point named in SYNCENGINE_TEST_CRASH_POINTS (comma-separated),
+    once per point (a marker file in SYNCENGINE_TEST_CRASH_DIR, armed only while that folder exists)."""
+    folder = os.environ.get("SYNCENGINE_TEST_CRASH_DIR")
+    points = os.environ.get("SYNCENGINE_TEST_CRASH_POINTS", "").split(",")
+    if not folder or point not in points or not os.path.isdir(folder):
+        return
+    try:
+        os.close(os.open(os.path.join(folder, point), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    log.warning("test crash point %s: killing pid %s", point, os.getpid())
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,15 @@ DIRECTUS_EVENTS += ("contacts.items.delete", "products.items.delete")
 IN_EVENTS += ("create_invoice", "update_invoice", "sent_invoice")
 ERPNEXT_EVENTS += tuple(f"Sales Invoice:{e}" for e in ("on_submit", "on_update", "on_update_after_submit"))
 DIRECTUS_EVENTS += ("invoices.items.create", "invoices.items.update")
+# Crash recovery (test_payment_crash): a short effect lease, and the points where a pool process kills
+# itself once, armed only while CRASH_DIR exists (the test creates it; its markers say which fired).
+EFFECT_LEASE_SECONDS = 3
+CRASH_DIR = WORK / "crash-points"
+CRASH_POINTS = (
+    "invoiceninja.create_payment.called",
+    "erpnext.payment_entry.called",
+    "mautic.send_receipt.called",
+)
 
 
 @dataclass
@@ -121,6 +130,8 @@ def deployment(store: str) -> Iterator[Deployment]:
         MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="mautic",
         DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
     )  # fmt: skip
+    env.update(SYNCENGINE_EFFECT_LEASE=str(EFFECT_LEASE_SECONDS), SYNCENGINE_TEST_CRASH_DIR=str(CRASH_DIR),
+               SYNCENGINE_TEST_CRASH_POINTS=",".join(CRASH_POINTS))  # fmt: skip
     _subscribe(sims, receiver)
     web = Proc(gunicorn_cmd(port, workers=2), env, WORK / "flows-web.log")
     worker = Proc(celery_worker_cmd(concurrency=2, queues="intake,sync"), env, WORK / "flows-worker.log")
