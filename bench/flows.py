@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.intake import drop_database, scratch_database  # noqa: E402
 from simulators import REGISTRY  # noqa: E402
+from simulators.wiring import subscribe  # noqa: E402
 from tests.support import SECRETS, dumps, free_port, wait_for_port  # noqa: E402
 
 LOGLEVEL = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
@@ -38,21 +39,7 @@ WORKER = ["-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", "intake
 
 
 def start(sims: dict, env: dict, port: int) -> list[subprocess.Popen]:
-    receiver = f"http://127.0.0.1:{port}"
-    for event in ("create_client", "update_client"):
-        secret = {"X-Webhook-Secret": SECRETS["invoiceninja"]}
-        url = f"{receiver}/webhooks/invoiceninja/{event}"
-        sims["invoiceninja"].add_webhook_target(url, events=[event], headers=secret)
-    for event in ("Customer:after_insert", "Customer:on_update"):
-        sims["erpnext"].add_webhook_target(f"{receiver}/webhooks/erpnext/{event.split(':')[1]}",
-                                           secret=SECRETS["erpnext"], events=[event])  # fmt: skip
-    sims["mautic"].add_webhook_target(
-        f"{receiver}/webhooks/mautic",
-        secret=SECRETS["mautic"],
-        events=["mautic.lead_post_save_new", "mautic.lead_post_save_update"],
-    )
-    sims["directus"].add_webhook_target(f"{receiver}/webhooks/directus", events=["contacts.items.create"],
-                                        headers={"X-Webhook-Secret": SECRETS["directus"]})  # fmt: skip
+    subscribe(sims, f"http://127.0.0.1:{port}", SECRETS)
     web = subprocess.Popen(
         [
             sys.executable,

@@ -14,30 +14,13 @@ import pytest
 import redis
 
 from simulators import REGISTRY
+from simulators.wiring import subscribe
 from tests.conftest import REDIS_BASE, WORK
 from tests.servers import claim_redis_db
 from tests.support import SECRETS, Proc, celery_worker_cmd, free_port, gunicorn_cmd, wait_for_port, wait_until
 
 ERPNEXT_CUSTOM_FIELDS = {"Customer": ["custom_syncengine_id"], "Sales Invoice": ["custom_syncengine_id"]}
 
-IN_EVENTS = ("create_client", "update_client", "create_product", "update_product")
-ERPNEXT_EVENTS = ("Customer:after_insert", "Customer:on_update", "Item:after_insert", "Item:on_update")
-MAUTIC_EVENTS = ("mautic.lead_post_save_new", "mautic.lead_post_save_update")
-DIRECTUS_EVENTS = (
-    "contacts.items.create",
-    "contacts.items.update",
-    "products.items.create",
-    "products.items.update",
-)
-# F8 (activities) and F9 (deletes and archives)
-IN_EVENTS += ("delete_client", "archive_client", "delete_product", "archive_product")
-ERPNEXT_EVENTS += ("Customer:on_trash", "Item:on_trash")
-MAUTIC_EVENTS += ("mautic.lead_post_delete", "mautic.email_on_open", "mautic.form_on_submit")
-DIRECTUS_EVENTS += ("contacts.items.delete", "products.items.delete")
-# F4 (invoices)
-IN_EVENTS += ("create_invoice", "update_invoice", "sent_invoice")
-ERPNEXT_EVENTS += tuple(f"Sales Invoice:{e}" for e in ("on_submit", "on_update", "on_update_after_submit"))
-DIRECTUS_EVENTS += ("invoices.items.create", "invoices.items.update")
 # Crash recovery (test_payment_crash): a short effect lease, and the points where a pool process kills
 # itself once, armed only while CRASH_DIR exists (the test creates it; its markers say which fired).
 EFFECT_LEASE_SECONDS = 3
@@ -92,27 +75,6 @@ def _simulators() -> dict[str, Any]:
     }
 
 
-def _subscribe(sims: dict[str, Any], receiver: str) -> None:
-    for event in IN_EVENTS:
-        sims["invoiceninja"].add_webhook_target(
-            f"{receiver}/webhooks/invoiceninja/{event}", events=[event],
-            headers={"X-Webhook-Secret": SECRETS["invoiceninja"]},
-        )  # fmt: skip
-    for event in ERPNEXT_EVENTS:
-        docevent = event.split(":")[1]
-        sims["erpnext"].add_webhook_target(
-            f"{receiver}/webhooks/erpnext/{docevent}", secret=SECRETS["erpnext"], events=[event]
-        )
-    sims["revolut"].add_webhook_target(f"{receiver}/webhooks/revolut", secret=SECRETS["revolut"],
-                                       events=["TransactionCreated", "TransactionStateChanged"])  # fmt: skip
-    sims["mautic"].add_webhook_target(f"{receiver}/webhooks/mautic", secret=SECRETS["mautic"],
-                                      events=list(MAUTIC_EVENTS))  # fmt: skip
-    sims["directus"].add_webhook_target(
-        f"{receiver}/webhooks/directus", events=list(DIRECTUS_EVENTS),
-        headers={"X-Webhook-Secret": SECRETS["directus"]},
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="package")
 def deployment(store: str) -> Iterator[Deployment]:
     sims = _simulators()
@@ -132,7 +94,7 @@ def deployment(store: str) -> Iterator[Deployment]:
     )  # fmt: skip
     env.update(SYNCENGINE_EFFECT_LEASE=str(EFFECT_LEASE_SECONDS), SYNCENGINE_TEST_CRASH_DIR=str(CRASH_DIR),
                SYNCENGINE_TEST_CRASH_POINTS=",".join(CRASH_POINTS))  # fmt: skip
-    _subscribe(sims, receiver)
+    subscribe(sims, receiver, SECRETS)
     web = Proc(gunicorn_cmd(port, workers=2), env, WORK / "flows-web.log")
     worker = Proc(celery_worker_cmd(concurrency=2, queues="intake,sync"), env, WORK / "flows-worker.log")
     try:
