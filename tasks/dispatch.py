@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from celery import Signature
+from celery import Signature, Task
 from sqlalchemy.orm import Session
 
 from syncengine import inbox
 from syncengine.celery_app import MAX_COUNTDOWN, app
 from syncengine.db import session_scope
+from syncengine.errors import Retryable
 from syncengine.models import InboxEvent, InboxStatus
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
@@ -54,6 +55,13 @@ def handles(source: str, *event_types: str) -> Callable[[Handler], Handler]:
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter, capped below the broker's visibility timeout."""
     return random.uniform(0, min(MAX_COUNTDOWN, 5 * 2 ** (attempt - 1)))
+
+
+def retry_later(task: Task, exc: Retryable) -> Exception:
+    """The task's retry: after the service's Retry-After when it gave one, else the backoff; never longer
+    than the broker's visibility timeout allows."""
+    countdown = exc.retry_after or backoff(task.request.retries + 1)
+    return task.retry(countdown=min(countdown, MAX_COUNTDOWN), max_retries=None, exc=exc)
 
 
 @app.task(name="tasks.dispatch.process", bind=True, acks_late=True)

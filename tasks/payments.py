@@ -10,7 +10,6 @@ connector is configured, else the event fails and the inbox retries it (by then 
 from __future__ import annotations
 
 import logging
-import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlalchemy import select
 
 from connectors.registry import connector_for
 from syncengine.canonical import SCHEMA
-from syncengine.celery_app import MAX_COUNTDOWN, app
+from syncengine.celery_app import app
 from syncengine.errors import Permanent, Retryable
 from syncengine.matching import payer_from
 from syncengine.models import InboxEvent, Record
@@ -26,7 +25,7 @@ from syncengine.records import Change, merge
 from syncengine.settings import get_settings
 
 from .booking import book, review_failure
-from .dispatch import HandlerContext, handles
+from .dispatch import HandlerContext, handles, retry_later
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,7 @@ def book_payment(self, record_id: int) -> str:  # type: ignore[no-untyped-def]
     except Retryable as exc:
         if self.request.retries >= MAX_BOOKING_RETRIES:
             return review_failure(record_id, f"gave up after {self.request.retries} retries: {exc}")
-        countdown = exc.retry_after or random.uniform(0, 5 * 2 ** min(self.request.retries, 8))
-        raise self.retry(countdown=min(countdown, MAX_COUNTDOWN), max_retries=None) from exc
+        raise retry_later(self, exc) from exc
     except Permanent as exc:
         log.error("payment record %s not booked: %s", record_id, exc)
         return review_failure(record_id, str(exc))

@@ -7,7 +7,6 @@ runs under an idempotency key per record version, created once (vendor key, or l
 from __future__ import annotations
 
 import logging
-import random
 from typing import Any
 
 from sqlalchemy import select, update
@@ -15,12 +14,14 @@ from sqlalchemy import select, update
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
-from syncengine.celery_app import MAX_COUNTDOWN, app
+from syncengine.celery_app import app
 from syncengine.db import session_scope
 from syncengine.errors import Permanent, Retryable
 from syncengine.idempotency import Effect, once
 from syncengine.models import Link, Record
 from syncengine.records import already_has, content_hash, record_pushed
+
+from .dispatch import retry_later
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,7 @@ def push(self, record_id: int, system: str) -> str:  # type: ignore[no-untyped-d
     try:
         return push_record(record_id, system)
     except Retryable as exc:
-        countdown = exc.retry_after or random.uniform(0, 5 * 2 ** min(self.request.retries, 8))
-        raise self.retry(countdown=min(countdown, MAX_COUNTDOWN), max_retries=None) from exc
+        raise retry_later(self, exc) from exc
     except Permanent as exc:
         log.error("push of record %s to %s failed for good: %s", record_id, system, exc)
         return "failed"

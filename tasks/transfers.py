@@ -28,7 +28,6 @@ transactions with reference_no = the Revolut transaction id, as F5 does for inco
 from __future__ import annotations
 
 import logging
-import random
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -37,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.registry import connector_for
-from syncengine.celery_app import MAX_COUNTDOWN, app
+from syncengine.celery_app import app
 from syncengine.db import session_scope
 from syncengine.errors import Permanent, Retryable
 from syncengine.idempotency import Effect, once
@@ -45,7 +44,7 @@ from syncengine.models import IdempotencyKey, IdempotencyPhase
 from syncengine.records import Change, merge, record_id_for
 from syncengine.settings import get_settings
 
-from .dispatch import HandlerContext, handles
+from .dispatch import HandlerContext, handles, retry_later
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +106,7 @@ def pay_supplier(self, invoice: str) -> str:  # type: ignore[no-untyped-def]
     except Retryable as exc:
         if self.request.retries >= MAX_TRANSFER_RETRIES:
             return review_failure(invoice, f"gave up after {self.request.retries} retries: {exc}")
-        countdown = exc.retry_after or random.uniform(0, 5 * 2 ** min(self.request.retries, 8))
-        raise self.retry(countdown=min(countdown, MAX_COUNTDOWN), max_retries=None) from exc
+        raise retry_later(self, exc) from exc
     except Permanent as exc:
         log.error("purchase invoice %s not paid: %s", invoice, exc)
         return review_failure(invoice, str(exc))
