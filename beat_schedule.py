@@ -22,3 +22,16 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "options": {"queue": "sweeps", "expires": 5 * 60},
     },
 }
+
+# Contact sweeps: webhooks get lost (Mautic never re-sends, Directus Flows do not retry), so each system's
+# changes are listed again. Every 5 minutes bounds a lost change's delay to about 5 minutes, and a sweep with
+# nothing changed costs one list request, so running often is cheap. `expires` drops a run still queued
+# when the next one is due.
+SWEEP_EVERY = float(os.environ.get("SYNCENGINE_SWEEP_EVERY", 5 * 60))
+for _system in ("invoiceninja", "mautic", "erpnext", "directus"):
+    BEAT_SCHEDULE[f"sweep-{_system}-contact"] = {
+        "task": "tasks.reconcile.sweep",
+        "schedule": SWEEP_EVERY,
+        "args": (_system, "contact"),
+        "options": {"queue": "sweeps", "expires": SWEEP_EVERY - 10},
+    }

@@ -27,7 +27,7 @@ VISIBILITY_TIMEOUT = 2 * MAX_COUNTDOWN
 TASK_MODULES = [
     "tasks.dispatch", "tasks.tokens", "tasks.push", "tasks.clients", "tasks.products",
     "tasks.activities", "tasks.deletes", "tasks.invoices", "tasks.emails",
-    "tasks.payments", "tasks.transfers", "tasks.ocr",
+    "tasks.payments", "tasks.transfers", "tasks.ocr", "tasks.reconcile",
 ]  # fmt: skip
 
 

@@ -130,6 +130,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if replayed or args.failed else 1
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run sweeps here and now (the beat runs them on the sweeps queue); new events go to the broker."""
+    from tasks.reconcile import kinds_for, sweep
+
+    targets = kinds_for(args.system, args.kind)
+    if not targets:
+        print(f"no sweep for {args.system or 'any system'} {args.kind or ''}".rstrip(), file=sys.stderr)
+        return 1
+    for system, kind in targets:
+        result = sweep(system, kind)
+        print(f"{system} {kind}: {result.listed} listed, {result.new} new, cursor {result.cursor}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run
 
@@ -195,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--failed", action="store_true", help="replay every failed event")
     replay.add_argument("--source", help="with --failed: only this sender's events")
     replay.set_defaults(func=cmd_replay)
+
+    sweep = sub.add_parser("sweep", help="list changes since the cursor; feed missed ones to the inbox")
+    sweep.add_argument("system", nargs="?", help="one system (default: every one with a sweep)")
+    sweep.add_argument("kind", nargs="?", help="one kind, e.g. contact (default: all)")
+    sweep.set_defaults(func=cmd_sweep)
 
     revolut = sub.add_parser("revolut", help="Revolut OAuth: print the consent URL")
     revolut.add_argument("action", choices=["consent"])

@@ -125,6 +125,7 @@ class Settings:
     revolut_signature_tolerance: int = 300
     max_document_bytes: int = 10 * 1024 * 1024  # POST /documents (receipts, supplier invoices)
     pay_suppliers: bool = False  # F7 moves money: off unless SYNCENGINE_PAY_SUPPLIERS=true
+    sweep_lookback_seconds: int = 120  # sweeps re-list this far before their cursor (clock and commit lag)
 
     @property
     def embedded(self) -> bool:
@@ -167,6 +168,7 @@ class Settings:
             inbox_max_attempts=int(env.get("SYNCENGINE_INBOX_MAX_ATTEMPTS", 8)),
             max_document_bytes=int(env.get("SYNCENGINE_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024)),
             pay_suppliers=_flag(env.get("SYNCENGINE_PAY_SUPPLIERS")),
+            sweep_lookback_seconds=int(env.get("SYNCENGINE_SWEEP_LOOKBACK", 120)),
         )
 
 

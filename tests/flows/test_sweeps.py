@@ -1,0 +1,166 @@
+"""Contact sweeps (issue 6): changes whose webhooks were lost reach every system once, an idle sweep costs
+one list request and writes nothing, and a sweep that dies mid-listing resumes from its cursor."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+
+from syncengine.db import session_scope
+from syncengine.models import InboxEvent, SyncCursor
+from tasks import reconcile
+from tasks.sweep_sources import Source
+from tests.flows.test_contacts import (
+    clients_with,
+    customers_with,
+    directus_contacts_with,
+    mautic_contact,
+    writes,
+)
+from tests.support import wait_until
+
+
+def mautic_contacts_with(sim, email: str) -> list:
+    return [
+        c
+        for c in sim.db.get("leads", {}).values()
+        if (c.get("fields", {}).get("email") or "").lower() == email
+    ]
+
+
+def run_sweep(deployment, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "syncengine", "sweep", *args],
+        env=deployment.env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def cursor(system: str, kind: str) -> str | None:
+    with session_scope() as s:
+        return s.execute(
+            select(SyncCursor.cursor).where(SyncCursor.system == system, SyncCursor.kind == kind)
+        ).scalar_one_or_none()
+
+
+def test_contacts_whose_webhooks_were_lost_arrive_by_sweep_once(deployment):
+    sims, mautic = deployment.sims, deployment.sims["mautic"]
+    emails = [f"swept-{uuid.uuid4().hex[:8]}@example.test" for _ in range(3)]
+    mautic.set_faults(drop_webhooks=1.0)
+    try:
+        for n, email in enumerate(emails):
+            mautic_contact(deployment, email, f"Swept{n}")
+        mautic.flush_webhooks(timeout=10)
+    finally:
+        mautic.clear_faults()
+    deployment.settle()
+    assert not any(clients_with(sims["invoiceninja"], e) for e in emails), "a webhook was not dropped"
+    before = cursor("mautic", "contact")
+
+    run_sweep(deployment, "mautic", "contact")
+
+    def everywhere() -> bool:
+        return all(clients_with(sims["invoiceninja"], e) and customers_with(sims["erpnext"], e)
+                   and directus_contacts_with(sims["directus"], e) for e in emails)  # fmt: skip
+
+    wait_until(everywhere, timeout=60)
+    deployment.settle()
+    for email in emails:
+        assert len(clients_with(sims["invoiceninja"], email)) == 1
+        assert len(customers_with(sims["erpnext"], email)) == 1
+        assert len(directus_contacts_with(sims["directus"], email)) == 1
+        assert len(mautic_contacts_with(mautic, email)) == 1
+    after = cursor("mautic", "contact")
+    assert after is not None and (before is None or after > before)
+
+    lists = len(mautic.requests_log("GET", path="/api/contacts"))
+    written = {name: writes(sim) for name, sim in sims.items()}
+    run_sweep(deployment, "mautic", "contact")
+    deployment.settle()
+    assert len(mautic.requests_log("GET", path="/api/contacts")) == lists + 1
+    assert {name: writes(sim) for name, sim in sims.items()} == written
+    assert cursor("mautic", "contact") == after
+
+
+# --- a sweep that dies mid-listing (no deployment: a listing in memory, publishing recorded) -------------
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+class Crash(Exception):
+    pass
+
+
+class FakeVendor:
+    """Rows changed one minute apart; listed oldest first in pages, optionally dying after the first."""
+
+    def __init__(self, count: int) -> None:
+        self.rows = [{"id": i, "modified": T0 + timedelta(minutes=i)} for i in range(count)]
+        self.crash_after_first_page = True
+        self.requests = 0
+
+    def list_changes(self, since: datetime, size: int) -> Iterator[dict[str, Any]]:
+        rows = [r for r in self.rows if r["modified"] >= since]
+        for start in range(0, len(rows), size):
+            if start and self.crash_after_first_page:
+                raise Crash("connection reset during page 2")
+            self.requests += 1
+            yield from rows[start : start + size]
+
+
+@pytest.fixture()
+def fake_source(monkeypatch, request) -> Iterator[tuple[str, FakeVendor, list[int]]]:
+    system = f"fake{uuid.uuid4().hex[:6]}"
+    vendor, published = FakeVendor(5), []
+    source = Source(
+        system, "contact", lambda c, since, size: c.list_changes(since, size), lambda c, row: row["modified"],
+        "update_client", lambda row: {"id": row["id"]}, ordered=request.param, page_size=2,
+    )  # fmt: skip
+    monkeypatch.setitem(reconcile.SOURCES, (system, "contact"), source)
+    monkeypatch.setattr(reconcile, "_publish", published.extend)
+    yield system, vendor, published
+    with session_scope() as s:  # no worker here: leave no 'received' rows for the flow tests' settle()
+        s.execute(delete(InboxEvent).where(InboxEvent.source == system))
+        s.execute(delete(SyncCursor).where(SyncCursor.system == system))
+
+
+@pytest.mark.parametrize("fake_source", [True, False], ids=["ordered", "unordered"], indirect=True)
+def test_a_sweep_that_crashes_mid_listing_resumes_from_its_cursor_without_loss(fake_source):
+    system, vendor, published = fake_source
+    with pytest.raises(Crash):
+        reconcile.sweep(system, "contact", connector=vendor, lookback=0)
+    stored = event_ids(system)
+    assert stored == [f"sweep:{system}:{i}:{(T0 + timedelta(minutes=i)).isoformat()}" for i in (0, 1)]
+    assert len(published) == 2  # the first page was committed and published before the crash
+    ordered = reconcile.SOURCES[(system, "contact")].ordered
+    assert cursor(system, "contact") == ((T0 + timedelta(minutes=1)).isoformat() if ordered else None)
+
+    vendor.crash_after_first_page = False
+    result = reconcile.sweep(system, "contact", connector=vendor, lookback=0)
+    assert event_ids(system) == [
+        f"sweep:{system}:{i}:{(T0 + timedelta(minutes=i)).isoformat()}" for i in range(5)
+    ]
+    assert len(published) == 5  # each change published once: the re-listed ones collapsed in the inbox
+    assert result.new == 3
+    assert cursor(system, "contact") == (T0 + timedelta(minutes=4)).isoformat()
+
+    vendor.requests = 0
+    again = reconcile.sweep(system, "contact", connector=vendor, lookback=0)
+    assert (again.new, vendor.requests) == (0, 1)  # nothing changed: one list request, nothing stored
+
+
+def event_ids(system: str) -> list[str]:
+    with session_scope() as s:
+        return list(
+            s.execute(
+                select(InboxEvent.event_id).where(InboxEvent.source == system).order_by(InboxEvent.id)
+            ).scalars()
+        )
