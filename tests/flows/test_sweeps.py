@@ -164,3 +164,54 @@ def event_ids(system: str) -> list[str]:
                 select(InboxEvent.event_id).where(InboxEvent.source == system).order_by(InboxEvent.id)
             ).scalars()
         )
+
+
+def _create_contact(deployment, system: str, email: str) -> None:
+    import requests
+
+    url = deployment.servers[system].url
+    if system == "invoiceninja":
+        response = requests.post(
+            f"{url}/api/v1/clients", timeout=10,
+            json={"name": f"Sweep {email}", "contacts": [{"email": email, "first_name": "Sweep"}]},
+            headers={"X-API-TOKEN": "TOKEN", "X-Requested-With": "XMLHttpRequest"},
+        )  # fmt: skip
+    elif system == "erpnext":
+        response = requests.post(
+            f"{url}/api/v2/document/Customer", timeout=10,
+            json={"customer_name": f"Sweep {email}", "customer_type": "Company", "email_id": email},
+            headers={"Authorization": "token erp-api-key:erp-api-secret"},
+        )  # fmt: skip
+    else:
+        response = requests.post(
+            f"{url}/items/contacts", timeout=10, json={"email": email, "name": f"Sweep {email}"},
+            headers={"Authorization": "Bearer directus-static-token"},
+        )  # fmt: skip
+    assert response.status_code in (200, 201), response.text
+
+
+@pytest.mark.parametrize("system", ["invoiceninja", "erpnext", "directus"])
+def test_a_contact_created_while_its_webhooks_were_lost_arrives_by_sweep(deployment, system):
+    sims = deployment.sims
+    email = f"swept-{system}-{uuid.uuid4().hex[:8]}@example.test"
+    sims[system].set_faults(drop_webhooks=1.0)
+    try:
+        _create_contact(deployment, system, email)
+        sims[system].flush_webhooks(timeout=10)
+    finally:
+        sims[system].clear_faults()
+    deployment.settle()
+    found = {
+        "invoiceninja": lambda: clients_with(sims["invoiceninja"], email),
+        "erpnext": lambda: customers_with(sims["erpnext"], email),
+        "directus": lambda: directus_contacts_with(sims["directus"], email),
+        "mautic": lambda: mautic_contacts_with(sims["mautic"], email),
+    }
+    others = [name for name in found if name != system]
+    assert not any(found[name]() for name in others), "a webhook was not dropped"
+
+    run_sweep(deployment, system, "contact")
+
+    wait_until(lambda: all(found[name]() for name in others), timeout=60)
+    deployment.settle()
+    assert {name: len(found[name]()) for name in found} == dict.fromkeys(found, 1)
