@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
 import requests
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from syncengine.http import (
 from syncengine.idempotency import Attempt, Effect, once
 from syncengine.locks import lock
 from syncengine.redaction import redact
+from syncengine.settings import Secret, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +188,27 @@ def _body(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text[:500]
+
+
+class TokenConnector(Connector):
+    """A service reached with one long-lived token, read from <SERVICE>_URL and <SERVICE>_TOKEN
+    (Invoice Ninja, Directus); subclasses say how the token is sent in `authenticate`."""
+
+    label = "generic"  # the name a person knows the service by, for configuration errors
+    default_page_size = 100
+
+    def __init__(
+        self, base_url: str, token: Secret | str, *, page_size: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(base_url, **kwargs)
+        self._token = token if isinstance(token, Secret) else Secret(token)
+        self.page_size = page_size or self.default_page_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Self:
+        svc = (settings or get_settings()).services[cls.service]
+        token = svc.credentials.get("token")
+        if not svc.url or token is None:
+            prefix = cls.service.upper()
+            raise Permanent(f"{cls.label} is not configured: set {prefix}_URL and {prefix}_TOKEN")
+        return cls(svc.url, token, **kwargs)

@@ -15,9 +15,8 @@ import requests
 
 from syncengine.errors import Permanent, SyncError
 from syncengine.idempotency import Effect
-from syncengine.settings import Secret, Settings, get_settings
 
-from .base import Connector
+from .base import TokenConnector
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +25,13 @@ MARKER_FIELD = "ext_id"  # the unique field our collections carry for our record
 REVIEWS = "reviews"
 
 
-class Directus(Connector):
+class Directus(TokenConnector):
     """The Directus REST API with a static token (`Authorization: Bearer`)."""
 
     service = "directus"
 
-    def __init__(
-        self, base_url: str, token: Secret | str, *, page_size: int = DEFAULT_PAGE_SIZE, **kwargs: Any
-    ) -> None:
-        super().__init__(base_url, **kwargs)
-        self._token = token if isinstance(token, Secret) else Secret(token)
-        self.page_size = page_size
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Directus:
-        """DIRECTUS_URL and DIRECTUS_TOKEN."""
-        svc = (settings or get_settings()).services["directus"]
-        token = svc.credentials.get("token")
-        if not svc.url or token is None:
-            raise Permanent("Directus is not configured: set DIRECTUS_URL and DIRECTUS_TOKEN")
-        return cls(svc.url, token, **kwargs)
+    label = "Directus"
+    default_page_size = DEFAULT_PAGE_SIZE
 
     # --- the shared connector's hooks ----------------------------------------------------------------
 

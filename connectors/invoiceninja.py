@@ -19,9 +19,8 @@ import requests
 
 from syncengine.errors import Permanent, Retryable, SyncError
 from syncengine.idempotency import Attempt, Effect, once
-from syncengine.settings import Secret, Settings, get_settings
 
-from .base import Connector
+from .base import TokenConnector
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +35,13 @@ BULK_ACTIONS = frozenset({"archive", "restore", "delete", "mark_sent"})
 CLIENT_MARKERS = ("id_number", "number", "email")
 
 
-class InvoiceNinja(Connector):
+class InvoiceNinja(TokenConnector):
     """The Invoice Ninja API with a company token (`X-API-TOKEN`)."""
 
     service = "invoiceninja"
 
-    def __init__(
-        self, base_url: str, token: Secret | str, *, page_size: int = DEFAULT_PAGE_SIZE, **kwargs: Any
-    ) -> None:
-        super().__init__(base_url, **kwargs)
-        self._token = token if isinstance(token, Secret) else Secret(token)
-        self.page_size = page_size
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> InvoiceNinja:
-        """INVOICENINJA_URL and INVOICENINJA_TOKEN."""
-        svc = (settings or get_settings()).services["invoiceninja"]
-        token = svc.credentials.get("token")
-        if not svc.url or token is None:
-            raise Permanent("Invoice Ninja is not configured: set INVOICENINJA_URL and INVOICENINJA_TOKEN")
-        return cls(svc.url, token, **kwargs)
+    label = "Invoice Ninja"
+    default_page_size = DEFAULT_PAGE_SIZE
 
     # --- the shared connector's hooks ----------------------------------------------------------------
 
