@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from syncengine import inbox
 from syncengine.celery_app import MAX_COUNTDOWN, app
 from syncengine.db import session_scope
-from syncengine.errors import Retryable
+from syncengine.errors import Permanent, Retryable
 from syncengine.models import InboxEvent, InboxStatus
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
@@ -55,6 +55,22 @@ def handles(source: str, *event_types: str) -> Callable[[Handler], Handler]:
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter, capped below the broker's visibility timeout."""
     return random.uniform(0, min(MAX_COUNTDOWN, 5 * 2 ** (attempt - 1)))
+
+
+def run_or_review(
+    task: Task, work: Callable[[], str], review: Callable[[str], str], *, limit: int, what: str
+) -> str:
+    """Run a booking step by step: what may pass later is retried (up to `limit` times), what cannot is
+    filed for a person to review, with its reason."""
+    try:
+        return work()
+    except Retryable as exc:
+        if task.request.retries >= limit:
+            return review(f"gave up after {task.request.retries} retries: {exc}")
+        raise retry_later(task, exc) from exc
+    except Permanent as exc:
+        log.error("%s: %s", what, exc)
+        return review(str(exc))
 
 
 def retry_later(task: Task, exc: Retryable) -> Exception:

@@ -18,14 +18,14 @@ from sqlalchemy import select
 from connectors.registry import connector_for
 from syncengine.canonical import SCHEMA
 from syncengine.celery_app import app
-from syncengine.errors import Permanent, Retryable
+from syncengine.errors import Retryable
 from syncengine.matching import payer_from
 from syncengine.models import InboxEvent, Record
 from syncengine.records import Change, merge
 from syncengine.settings import get_settings
 
 from .booking import book, review_failure
-from .dispatch import HandlerContext, handles, retry_later
+from .dispatch import HandlerContext, handles, run_or_review
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +95,10 @@ def _known_fields(ctx: HandlerContext, tx_id: str) -> dict[str, Any] | None:
 
 @app.task(name="tasks.payments.book_payment", bind=True, acks_late=True, max_retries=None)
 def book_payment(self, record_id: int) -> str:  # type: ignore[no-untyped-def]
-    try:
-        return book(record_id)
-    except Retryable as exc:
-        if self.request.retries >= MAX_BOOKING_RETRIES:
-            return review_failure(record_id, f"gave up after {self.request.retries} retries: {exc}")
-        raise retry_later(self, exc) from exc
-    except Permanent as exc:
-        log.error("payment record %s not booked: %s", record_id, exc)
-        return review_failure(record_id, str(exc))
+    return run_or_review(
+        self, lambda: book(record_id), lambda reason: review_failure(record_id, reason),
+        limit=MAX_BOOKING_RETRIES, what=f"payment record {record_id} not booked",
+    )  # fmt: skip
 
 
 def _time(value: Any) -> datetime:

@@ -38,13 +38,13 @@ from sqlalchemy.orm import Session
 from connectors.registry import connector_for
 from syncengine.celery_app import app
 from syncengine.db import session_scope
-from syncengine.errors import Permanent, Retryable
+from syncengine.errors import Permanent
 from syncengine.idempotency import Effect, once
 from syncengine.models import IdempotencyKey, IdempotencyPhase
 from syncengine.records import Change, merge, record_id_for
 from syncengine.settings import get_settings
 
-from .dispatch import HandlerContext, handles, retry_later
+from .dispatch import HandlerContext, handles, run_or_review
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +101,10 @@ def not_due(doc: dict[str, Any]) -> str | None:
 
 @app.task(name="tasks.transfers.pay_supplier", bind=True, acks_late=True, max_retries=None)
 def pay_supplier(self, invoice: str) -> str:  # type: ignore[no-untyped-def]
-    try:
-        return pay(invoice)
-    except Retryable as exc:
-        if self.request.retries >= MAX_TRANSFER_RETRIES:
-            return review_failure(invoice, f"gave up after {self.request.retries} retries: {exc}")
-        raise retry_later(self, exc) from exc
-    except Permanent as exc:
-        log.error("purchase invoice %s not paid: %s", invoice, exc)
-        return review_failure(invoice, str(exc))
+    return run_or_review(
+        self, lambda: pay(invoice), lambda reason: review_failure(invoice, reason),
+        limit=MAX_TRANSFER_RETRIES, what=f"purchase invoice {invoice} not paid",
+    )  # fmt: skip
 
 
 def pay(invoice: str) -> str:
