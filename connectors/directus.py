@@ -90,6 +90,19 @@ class Directus(TokenConnector):
                 return None
             raise
 
+    def file(self, key: str) -> dict[str, Any] | None:
+        """A `directus_files` row (type, filesize, filename_download, folder …), or None when it is gone."""
+        try:
+            return self.get_json(f"/files/{key}")["data"]
+        except Permanent as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+
+    def download_asset(self, key: str) -> bytes:
+        """The file's original bytes: `/assets/{id}` with no transformation parameters."""
+        return self.request("GET", f"/assets/{key}", headers={"Accept": "*/*"}).content
+
     def find_item(self, collection: str, field: str, value: Any) -> dict[str, Any] | None:
         """The item whose (unique) `field` equals `value`."""
         query = {f"filter[{field}][_eq]": value, "limit": 2}

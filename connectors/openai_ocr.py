@@ -1,6 +1,8 @@
 """Reading receipts and supplier invoices with OpenAI vision (apis.md §6), through the `openai` package.
 
-Chat Completions with the page images as `image_url` data URLs and a strict `json_schema` response format.
+Chat Completions with the page images as `image_url` data URLs and a strict `json_schema` response format;
+`extract_document` prepares the pages (syncengine.ocr_prepare: PDF pages rasterised, photos upright, sized
+for the configured `detail`) and sends them all in one request. Model and detail come from the settings.
 Retries are the SDK's alone (`max_retries`, honouring Retry-After up to two minutes), never stacked under a
 loop of ours; what still fails is classified once into our error classes, and the service's breaker is
 checked before and updated after. A 429 for `insufficient_quota` is marked not retryable before the SDK
@@ -10,7 +12,6 @@ outcomes the caller routes to review, not crashes. Neither the API key nor image
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Sequence
@@ -22,14 +23,16 @@ import openai
 from syncengine.breaker import Breaker, breaker_for
 from syncengine.errors import Permanent, Retryable, SyncError
 from syncengine.http import parse_retry_after
+from syncengine.ocr_prepare import Page, for_model
 from syncengine.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 SCHEMA_NAME = "invoice_extraction"
 PROMPT = (
-    "Extract the fields of this receipt or supplier invoice. Use null for anything the document does not "
-    "show; do not guess. Dates as YYYY-MM-DD, currency as an ISO 4217 code, amounts as numbers."
+    "Extract the fields of this receipt or supplier invoice (all pages are one document). Use null for "
+    "anything the document does not show; do not guess. Dates as YYYY-MM-DD, currency as an ISO 4217 code, "
+    "amounts as numbers, VAT rates in percent (20 for 20 %)."
 )
 Status = Literal["ok", "refused", "truncated", "invalid"]
 
@@ -57,7 +60,16 @@ LINE = _object(
         "amount": _nullable("number"),
     }
 )
-# The minimal schema; the full extraction schema comes with the OCR issue.
+PAYMENT = _object(
+    {
+        "iban": _nullable("string"),
+        "bic": _nullable("string"),
+        "account_holder": _nullable("string"),
+        "reference": _nullable("string"),
+        "method": _nullable("string"),
+        "terms": _nullable("string"),
+    }
+)
 SCHEMA = _object(
     {
         "supplier": _object(
@@ -71,6 +83,7 @@ SCHEMA = _object(
         "net": _nullable("number"),
         "vat": _nullable("number"),
         "total": _nullable("number"),
+        "payment": {"anyOf": [PAYMENT, {"type": "null"}]},
     }
 )
 RESPONSE_FORMAT = {
@@ -79,19 +92,13 @@ RESPONSE_FORMAT = {
 }
 
 
-@dataclass(frozen=True)
-class Image:
-    data: bytes
-    content_type: str = "image/jpeg"
-
-    def part(self, detail: str) -> dict[str, Any]:
-        url = f"data:{self.content_type};base64,{base64.b64encode(self.data).decode()}"
-        return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
+Image = Page  # one page, sent as an `image_url` data URL
 
 
 @dataclass(frozen=True)
 class Extraction:
-    """What the model answered: `data` only when `status` is "ok"; `detail` says why otherwise."""
+    """What an engine read: `data` only when `status` is "ok"; `detail` says why otherwise. `engine` is
+    "openai" or "tesseract" (connectors/tesseract_ocr.py returns the same shape)."""
 
     status: Status
     data: dict[str, Any] | None = None
@@ -99,6 +106,7 @@ class Extraction:
     model: str | None = None
     request_id: str | None = None
     usage: dict[str, Any] | None = None
+    engine: str = "openai"
 
     @property
     def ok(self) -> bool:
@@ -112,7 +120,7 @@ class OpenAIOcr:
 
     def __init__(
         self, *, api_key: str | None = None, base_url: str | None = None, model: str | None = None,
-        max_retries: int = 2, timeout: float = 60.0, max_output_tokens: int = 2000, detail: str = "high",
+        max_retries: int = 2, timeout: float = 60.0, max_output_tokens: int = 2000, detail: str | None = None,
         breaker: Breaker | None = None,
     ) -> None:  # fmt: skip
         settings = get_settings()
@@ -121,7 +129,8 @@ class OpenAIOcr:
             raise Permanent("OPENAI_API_KEY is not set")
         self.model = model or settings.openai_model
         self.max_output_tokens = max_output_tokens
-        self.detail = detail
+        self.detail = detail or settings.openai_detail
+        self.max_side = settings.ocr_max_side
         self.breaker = breaker or breaker_for(self.service)
         # The SDK's retries are the only ones (ours would multiply them); base_url None lets the SDK read
         # OPENAI_BASE_URL, else api.openai.com.
@@ -132,6 +141,11 @@ class OpenAIOcr:
             timeout=timeout,
             http_client=openai.DefaultHttpxClient(event_hooks={"response": [_no_retry_without_quota]}),
         )
+
+    def extract_document(self, data: bytes, hint: str | None = None) -> Extraction:
+        """Read a stored document: every page (PDFs rasterised) in one request, sized for `detail`.
+        Raises ocr_prepare.Unreadable for bytes that are no document, besides `extract`'s errors."""
+        return self.extract(for_model(data, self.detail, self.max_side), hint)
 
     def extract(self, images: Sequence[Image], hint: str | None = None) -> Extraction:
         """Read the document; raises Retryable/Permanent/CircuitOpen, returns every model outcome."""

@@ -1,6 +1,9 @@
 """Flow F6 (DESIGN.md section 6): an uploaded receipt or supplier invoice, read by OpenAI vision, validated,
 then booked in Invoice Ninja, ERPNext and Directus, or handed to a human with the reasons. Nothing invented.
 
+The reader is chosen per document (`choose_engine`): OpenAI, or Tesseract offline when OpenAI is not
+configured or its breaker is open; either way only a reading that passes every check is booked.
+
 Document status: received → reading → extracted → booked, or → review (a Directus `reviews` item says why).
 `read_document` claims the row under a row lock (received → reading), so two tasks never read a document
 twice; a claim older than READING_LEASE is taken over (a worker killed mid-read). Each effect runs once under
@@ -10,8 +13,9 @@ ocr:expense:invoiceninja:<sha>   the Invoice Ninja expense (number DOC-<sha[:16]
 ocr:purchase:erpnext:<sha>       the ERPNext Purchase Invoice draft (remarks tag [syncengine:doc:<sha[:16]>])
 ocr:expense:directus:<sha>       the Directus `expenses` item (ext_id document:<sha>)
 ocr:review:directus:<sha>        the review item, at most one per document
-ocr:vendor:invoiceninja:<name>   the vendor, keyed by a hash of the supplier's name (shared by its documents),
-ocr:supplier:erpnext:<name>      and the Supplier; both looked up by name first
+ocr:vendor:invoiceninja:<sha>    the vendor (number SUP-<hash of the supplier's name>), the Supplier and the
+ocr:supplier:erpnext:<sha>       expense Item: per document, so each booking looks them up again under the
+ocr:item:erpnext:<sha>           lock on their name (one deleted meanwhile is made again, never assumed)
 """
 
 from __future__ import annotations
@@ -26,13 +30,17 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 
-from connectors.openai_ocr import Extraction, Image, OpenAIOcr
+from connectors import tesseract_ocr
+from connectors.openai_ocr import Extraction, OpenAIOcr
 from connectors.registry import connector_for
+from connectors.tesseract_ocr import TesseractOcr
+from syncengine.breaker import OPEN, breaker_for
 from syncengine.celery_app import MAX_COUNTDOWN, app
 from syncengine.db import session_scope
-from syncengine.errors import Permanent, Retryable
+from syncengine.errors import CircuitOpen, Permanent, Retryable
 from syncengine.idempotency import Effect
 from syncengine.models import Document, utcnow
+from syncengine.ocr_prepare import Unreadable
 from syncengine.ocr_validation import amount, validate
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
@@ -60,6 +68,30 @@ def backoff(retries: int) -> float:
 def ocr_engine() -> OpenAIOcr:
     """One OpenAI client per process (raises Permanent when OPENAI_API_KEY is not set)."""
     return OpenAIOcr(timeout=OCR_REQUEST_TIMEOUT)
+
+
+@cache
+def offline_engine() -> TesseractOcr:
+    """Tesseract (raises Permanent when pytesseract or the binary is missing)."""
+    return TesseractOcr()
+
+
+def choose_engine(preference: str | None = None) -> OpenAIOcr | TesseractOcr:
+    """The engine for `preference` ("openai", "tesseract", else SYNCENGINE_OCR_ENGINE). "auto": OpenAI when
+    its key is set and its breaker is not open, else Tesseract when installed, else OpenAI (whose open breaker
+    then retries the task)."""
+    preference = (preference or get_settings().ocr_engine).lower()
+    if preference == "tesseract":
+        return offline_engine()
+    if preference == "openai":
+        return ocr_engine()
+    configured = get_settings().openai_api_key is not None
+    if configured and breaker_for(OpenAIOcr.service).state() != OPEN:
+        return ocr_engine()
+    if tesseract_ocr.available():
+        log.info("OCR offline with Tesseract: OpenAI %s", "unavailable" if configured else "not configured")
+        return offline_engine()
+    return ocr_engine()
 
 
 # ---- the tasks ------------------------------------------------------------------------------------
@@ -107,19 +139,30 @@ def read(document_id: int, today: date | None = None) -> str:
     claimed = _claim(document_id)
     if claimed is None:
         return "skipped"
-    content_type, blob = claimed
-    images, problem = _images(content_type, blob)
-    if problem:
-        return _to_review(document_id, [problem])
+    _content_type, blob = claimed
+    if not blob:
+        return _to_review(document_id, ["the document has no stored bytes"])
     try:
-        engine = ocr_engine()
+        engine = choose_engine()
     except Permanent as exc:
         return _to_review(document_id, [f"OCR not configured: {exc}"])
     try:
-        extraction = engine.extract(images)
+        extraction = _extract(engine, blob)
+    except Unreadable as exc:
+        return _to_review(document_id, [str(exc)])
     except Permanent as exc:
         return _to_review(document_id, [f"OCR failed: {redact(str(exc))}"])
     return _judge(document_id, extraction, today or datetime.now(UTC).date())
+
+
+def _extract(engine: OpenAIOcr | TesseractOcr, blob: bytes) -> Extraction:
+    """Read with the chosen engine; a breaker that opened meanwhile hands the page to Tesseract."""
+    try:
+        return engine.extract_document(blob)
+    except CircuitOpen:
+        if isinstance(engine, TesseractOcr) or not tesseract_ocr.available():
+            raise
+        return offline_engine().extract_document(blob)
 
 
 def _claim(document_id: int) -> tuple[str, bytes] | None:
@@ -149,38 +192,6 @@ def _release(document_id: int, reason: str) -> None:
             doc.status, doc.error = RECEIVED, reason[:2000]
 
 
-def _images(content_type: str, blob: bytes) -> tuple[list[Image], str | None]:
-    if not blob:
-        return [], "the document has no stored bytes"
-    if content_type.startswith("image/"):
-        return [Image(blob, content_type)], None
-    if content_type == "application/pdf":
-        return _pdf_pages(blob)
-    return [], f"cannot read {content_type}"
-
-
-def _pdf_pages(blob: bytes) -> tuple[list[Image], str | None]:
-    """Each page rendered to PNG at 150 dpi with pypdfium2 (and Pillow to encode it), when installed."""
-    try:
-        import io
-
-        import pypdfium2  # type: ignore[import-not-found]
-    except ImportError:
-        return [], "PDF needs pypdfium2"
-    try:
-        pdf = pypdfium2.PdfDocument(blob)
-        pages = []
-        for index in range(min(len(pdf), 10)):
-            buffer = io.BytesIO()
-            pdf[index].render(scale=150 / 72).to_pil().save(buffer, format="PNG")
-            pages.append(Image(buffer.getvalue(), "image/png"))
-    except ImportError:
-        return [], "PDF needs pypdfium2 and Pillow"
-    except Exception as exc:  # a damaged PDF is for a human, not a crash loop
-        return [], f"the PDF could not be rendered: {type(exc).__name__}"
-    return pages, None if pages else "the PDF has no pages"
-
-
 def _judge(document_id: int, extraction: Extraction, today: date) -> str:
     if not extraction.ok or extraction.data is None:
         reason = {
@@ -197,12 +208,14 @@ def _judge(document_id: int, extraction: Extraction, today: date) -> str:
         doc.extracted = extraction.data
         doc.confidence = validation.confidence
     if not validation.ok:
-        return _to_review(document_id, validation.reasons)
+        offline = [f"read offline by {extraction.model}"] if extraction.engine != "openai" else []
+        return _to_review(document_id, [*validation.reasons, *offline])
     with session_scope() as session:
         doc = session.get(Document, document_id, with_for_update=True)
         assert doc is not None
         doc.status, doc.error = EXTRACTED, None
-    log.info("document %s extracted, confidence %.2f", document_id, validation.confidence)
+    log.info("document %s extracted by %s, confidence %.2f", document_id, extraction.engine,
+             validation.confidence)  # fmt: skip
     return EXTRACTED
 
 
@@ -283,7 +296,7 @@ def _invoiceninja(sha: str, data: dict[str, Any]) -> dict[str, Any]:
     if vendor is None:
         body = {"name": name, "number": f"SUP-{_name_key(name)}"}
         vat_id = (data.get("supplier") or {}).get("vat_id")
-        effect = Effect(f"ocr:vendor:invoiceninja:{_name_key(name)}", "invoiceninja", "create_vendor", body)
+        effect = Effect(f"ocr:vendor:invoiceninja:{sha}", "invoiceninja", "create_vendor", body)
         vendor = connector.create_vendor(effect, {**body, "vat_number": vat_id} if vat_id else body)
     expense: dict[str, Any] = {
         "vendor_id": vendor["id"],
@@ -308,12 +321,12 @@ def _erpnext(sha: str, data: dict[str, Any]) -> dict[str, Any]:
     erp = connector_for("erpnext")
     name = _supplier_name(data)
     supplier_doc: dict[str, Any] = {"supplier_name": name}
-    effect = Effect(f"ocr:supplier:erpnext:{_name_key(name)}", "erpnext", "ensure_supplier", supplier_doc)
+    effect = Effect(f"ocr:supplier:erpnext:{sha}", "erpnext", "ensure_supplier", supplier_doc)
     vat_id = (data.get("supplier") or {}).get("vat_id")
     body = {**supplier_doc, "tax_id": vat_id} if vat_id else supplier_doc
     supplier = erp.ensure(effect, "Supplier", body, match=[["supplier_name", "=", name]], marker=name)
     item = {**ITEM_DEFAULTS, "item_code": EXPENSE_ITEM, "item_name": EXPENSE_ITEM}
-    erp.ensure_item(Effect(f"ensure_item:erpnext:{EXPENSE_ITEM}", "erpnext", "ensure_item", item), item)
+    erp.ensure_item(Effect(f"ocr:item:erpnext:{sha}", "erpnext", "ensure_item", item), item)
     tag = f"[syncengine:doc:{sha[:16]}]"
     # One row per line at its amount (qty 1), so ERPNext's net is the document's net exactly.
     rows = [

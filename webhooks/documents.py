@@ -2,9 +2,9 @@
 
 multipart/form-data with the file in the field `file` (the first file part is taken if it is named otherwise),
 `Authorization: Bearer <SYNCENGINE_DOCUMENTS_TOKEN>`. The type is sniffed from the bytes (JPEG, PNG, WebP,
-PDF), never taken from the declared content type or the file name. The bytes are kept in the `documents`
-row's blob (no shared filesystem between the receiver and the workers on Heroku-like hosts), keyed by their
-sha256: the same file twice answers 200 with the first id and is not read again; a new file answers 202 and
+PDF, HEIC when pillow-heif is installed), never taken from the declared content type or the file name. The
+bytes are kept in the `documents` row (syncengine.document_store), keyed by their sha256: the same file
+twice answers 200 with the first id and is not read again; a new file answers 202 and
 `tasks.ocr.read_document` is published on the "ocr" queue once the answer is sent.
 """
 
@@ -16,15 +16,13 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from syncengine.celery_app import app as celery_app
 from syncengine.db import session_scope, with_reconnect
-from syncengine.models import Document, utcnow
+from syncengine.document_store import store
+from syncengine.ocr_prepare import accepted, sniff
 from syncengine.publish import TaskPublisher
 from syncengine.settings import get_settings
 
@@ -36,19 +34,6 @@ blueprint = Blueprint("documents", __name__)
 _publisher = TaskPublisher(celery_app, "tasks.ocr.read_document", queue="ocr")
 # Room for the multipart envelope (boundaries, part headers) around a file of the maximum size.
 ENVELOPE = 64 * 1024
-
-
-def sniff(data: bytes) -> str | None:
-    """The content type the bytes themselves show, or None when they are not a type we read."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:1024].lstrip(b"\x00\t\n\r ").startswith(b"%PDF-"):
-        return "application/pdf"
-    return None
 
 
 def _authorised(header: str, token: str) -> bool:
@@ -82,12 +67,14 @@ def upload() -> Response:
     if not data:
         return error(400, "the file is empty")
     content_type = sniff(data)
+    if content_type == "image/heic" and not accepted(content_type):
+        return error(415, "HEIC photos need the optional pillow-heif package on this server")
     if content_type is None:
-        return error(415, "not a JPEG, PNG, WebP or PDF document (judged by its content)")
+        return error(415, "not a JPEG, PNG, WebP, HEIC or PDF document (judged by its content)")
     digest = hashlib.sha256(data).hexdigest()
-    filename = (upload.filename or "")[:255] or None
+    filename = upload.filename or None
     try:
-        document_id, new = with_reconnect(lambda: _store(digest, content_type, filename, data))
+        document_id, new = with_reconnect(lambda: _store(content_type, filename, data))
     except SQLAlchemyError as exc:
         log.error("store unavailable for document upload: %s", type(exc).__name__)
         return error(503, "store unavailable, retry later", **{"Retry-After": "30"})
@@ -102,22 +89,9 @@ def upload() -> Response:
     return response
 
 
-def _store(digest: str, content_type: str, filename: str | None, data: bytes) -> tuple[int, bool]:
-    """(id, True) for a new document; (the existing id, False) for bytes already stored."""
+def _store(content_type: str, filename: str | None, data: bytes) -> tuple[int, bool]:
     with session_scope() as session:
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-        now = utcnow()
-        new_id = session.execute(
-            insert(Document)
-            .values(sha256=digest, content_type=content_type, filename=filename, blob=data,
-                    status="received", created_at=now, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["sha256"])
-            .returning(Document.id)
-        ).scalar_one_or_none()  # fmt: skip
-        if new_id is not None:
-            return int(new_id), True
-        existing = session.execute(select(Document.id).where(Document.sha256 == digest)).scalar_one()
-        return int(existing), False
+        return store(session, data, content_type, filename)
 
 
 def publish(document_id: int) -> None:

@@ -31,6 +31,7 @@ RECEIPT = {
     "net": 4.55,
     "vat": 0.45,
     "total": 5.0,
+    "payment": None,
 }
 
 
@@ -53,8 +54,14 @@ def ocr(openai_sim) -> tuple[Any, OpenAIOcr]:
 
 def test_schema_is_strict_and_complete():
     assert strict_problem(SCHEMA) is None
-    fields = ["supplier", "number", "issue_date", "due_date", "currency", "lines", "net", "vat", "total"]
+    fields = ["supplier", "number", "issue_date", "due_date", "currency", "lines", "net", "vat", "total",
+              "payment"]  # fmt: skip
     assert SCHEMA["required"] == fields
+    assert set(SCHEMA["properties"]["supplier"]["properties"]) == {"name", "vat_id", "address"}
+    line = SCHEMA["properties"]["lines"]["items"]["properties"]
+    assert set(line) == {"description", "quantity", "unit_price", "vat_rate", "amount"}
+    payment = SCHEMA["properties"]["payment"]["anyOf"][0]["properties"]
+    assert {"iban", "bic", "reference"} <= set(payment)
 
 
 def test_structured_answer_is_parsed(ocr):
@@ -136,6 +143,19 @@ def test_5xx_after_the_sdk_retries_is_retryable_and_opens_the_breaker(openai_sim
     with pytest.raises(CircuitOpen):
         connector.extract([PNG])
     assert sim.count("POST") == 2
+
+
+def test_a_timeout_is_retryable_and_counts_against_the_breaker(openai_sim):
+    sim, url = openai_sim
+    connector = make(url, max_retries=1, threshold=1)
+    connector.client = connector.client.with_options(timeout=0.3)
+    sim.set_faults(latency_ms=1000)
+    with pytest.raises(Retryable) as raised:
+        connector.extract([PNG])
+    sim.clear_faults()
+    assert "APITimeoutError" in str(raised.value) and raised.value.status is None
+    assert sim.count("POST") == 2  # the SDK retried the timeout once, as configured
+    assert connector.breaker.state() == OPEN
 
 
 @pytest.fixture()

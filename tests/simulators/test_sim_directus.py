@@ -181,6 +181,29 @@ def test_flow_scoped_to_one_collection(directus, hook_receiver):
     assert [r["json"]["collection"] for r in hook_receiver.received] == ["contacts"]
 
 
+def test_file_upload_assets_and_the_files_upload_event(directus, hook_receiver):
+    sim, url = directus
+    sim.add_webhook_target(hook_receiver.url, events=["files.upload", "items.create"])
+    data = b"%PDF-1.7\n" + bytes(range(256))
+    answer = requests.post(
+        f"{url}/files", headers=A, data={"title": "March invoice"}, timeout=5,
+        files={"file": ("invoice-03.pdf", data, "application/pdf")},
+    )  # fmt: skip
+    row = answer.json()["data"]
+    assert answer.status_code == 200 and row["type"] == "application/pdf" and row["filesize"] == len(data)
+    assert row["filename_download"] == "invoice-03.pdf" and row["filename_disk"] == f"{row['id']}.pdf"
+    assert get(url, f"/files/{row['id']}").json()["data"] == row
+    asset = get(url, f"/assets/{row['id']}")
+    assert asset.content == data and asset.headers["Content-Type"] == "application/pdf"
+    assert get(url, "/assets/00000000-0000-0000-0000-000000000000").status_code == 403
+    assert requests.get(f"{url}/assets/{row['id']}", timeout=5).status_code == 403  # the public role
+    assert sim.flush_webhooks(5)
+    [event] = [r["json"] for r in hook_receiver.received]  # an upload is no items.create
+    assert event["event"] == "files.upload" and event["key"] == row["id"]
+    assert event["collection"] == "directus_files" and event["payload"]["title"] == "March invoice"
+    assert "id" not in event["payload"]
+
+
 def test_rate_limit_and_error_shapes(directus):
     sim, url = directus
     sim.set_faults(rate_limit_storm={"count": 1, "retry_after": 3})
