@@ -4,6 +4,10 @@ Collections are configured (constructor or ``/_sim/seed {"collections": {...}}``
 403 FORBIDDEN like a real instance. Each collection has an integer or uuid primary key, optional unique
 fields, and ``date_created``/``date_updated`` special fields (``date_updated`` is null until the first
 update).
+
+Files: ``POST /files`` (multipart), ``GET /files/{id}`` and ``GET /assets/{id}`` (the raw bytes). An upload
+emits ``files.upload`` with ``{payload, key, collection: "directus_files"}`` and no ``items.create``, as
+Directus' FilesService.uploadOne does.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from simulators import directus_query as q
-from simulators.base import Abort, Clock, Simulator, route
+from simulators.base import Abort, Clock, route
+from simulators.directus_flows import DirectusFlows
 
 DEFAULT_COLLECTIONS: dict[str, dict[str, Any]] = {
     name: {"pk": "id", "pk_type": "integer", "unique": ["ext_id"], "timestamps": True}
@@ -33,7 +38,7 @@ DEFAULT_COLLECTIONS: dict[str, dict[str, Any]] = {
 FORBIDDEN = "You don't have permission to access this."
 
 
-class DirectusSimulator(Simulator):
+class DirectusSimulator(DirectusFlows):
     vendor = "directus"
     webhook_retries = 0  # a Flow's "Webhook / Request URL" operation never retries
 
@@ -49,6 +54,7 @@ class DirectusSimulator(Simulator):
         self.on_reset()
 
     def on_reset(self) -> None:
+        self.files: dict[str, tuple[dict[str, Any], bytes]] = {}  # id -> (directus_files row, bytes)
         self.collections: dict[str, dict[str, Any]] = {}
         for name, cfg in self.initial_collections.items():
             self.define_collection(name, **cfg)
@@ -124,7 +130,7 @@ class DirectusSimulator(Simulator):
             t
             for t in self.webhook_targets
             if not t.get("events") or event in t["events"] or scope in t["events"]
-        ]
+        ] + self.flow_targets(event)
 
     def seed(self, data: Any) -> dict[str, Any]:
         """``{"collections": {name: {pk, pk_type, unique, timestamps}}, "items": {name: [rows]}}``."""
@@ -369,6 +375,61 @@ class DirectusSimulator(Simulator):
         )
         return self.empty(204)
 
+    # ---- files (directus_files, storage "local") -----------------------------------------------------
+
+    def upload_file(self, data: bytes, filename: str, mimetype: str, **fields: Any) -> dict[str, Any]:
+        """Store a file as an upload through the API would, and emit ``files.upload`` (also for tests)."""
+        key = str(uuid.uuid4())
+        extension = filename.rsplit(".", 1)[-1] if "." in filename else ""
+        row = {
+            "id": key, "storage": "local", "filename_disk": f"{key}.{extension}" if extension else key,
+            "filename_download": filename, "title": fields.pop("title", None) or _title(filename),
+            "type": mimetype or "application/octet-stream", "folder": None, "uploaded_by": None,
+            "uploaded_on": self.iso_now(), "modified_by": None, "modified_on": self.iso_now(),
+            "filesize": len(data), "width": None, "height": None, "description": None, "tags": None,
+            "metadata": None, **fields,
+        }  # fmt: skip
+        with self.lock:
+            self.files[key] = (row, data)
+        payload = {k: v for k, v in row.items() if k != "id"}
+        self.emit("files.upload", {"event": "files.upload", "payload": payload, "key": key,
+                                   "collection": "directus_files"})  # fmt: skip
+        return row
+
+    def _file(self, key: str) -> tuple[dict[str, Any], bytes]:
+        found = self.files.get(key)
+        if found is None:
+            raise Abort(self.error(403, "FORBIDDEN", FORBIDDEN))
+        return found
+
+    @route("POST", "/files")
+    def create_file(self, request: Request) -> Response:
+        upload = next(iter(request.files.values()), None)
+        if upload is None:
+            return self.error(400, "INVALID_PAYLOAD", "Invalid payload. No files where included in the body.")
+        fields = {k: v for k, v in request.form.items() if k in ("title", "folder", "description")}
+        row = self.upload_file(upload.read(), upload.filename or "file", upload.mimetype, **fields)
+        return self.json({"data": self._out(request, row)})
+
+    @route("GET", "/files/{key}")
+    def get_file(self, request: Request, key: str) -> Response:
+        return self.json({"data": self._out(request, self._file(key)[0])})
+
+    @route("GET", "/assets/{key}")
+    def get_asset(self, request: Request, key: str) -> Response:
+        row, data = self._file(key)
+        disposition = "attachment" if "download" in request.args else "inline"
+        return Response(data, mimetype=row["type"], headers={
+            "Content-Disposition": f'{disposition}; filename="{row["filename_download"]}"',
+            "Cache-Control": "public, max-age=0",
+        })  # fmt: skip
+
     @route("GET", "/server/ping")
     def ping(self, request: Request) -> Response:
         return Response("pong", mimetype="text/html")
+
+
+def _title(filename: str) -> str:
+    """Directus' formatTitle, roughly: the name without extension, words capitalised."""
+    stem = filename.rsplit(".", 1)[0]
+    return " ".join(word.capitalize() for word in stem.replace("_", " ").replace("-", " ").split())

@@ -1,32 +1,29 @@
 """Point the simulators' webhooks at a receiver, as `webhooks install` subscribes them on real systems:
 Invoice Ninja one URL per event with our secret header, ERPNext signed per document event, Mautic signed
 batches, Directus a Flow adding our secret header, Revolut signed v2 webhooks. Used by the demo, the flow
-tests and the benchmarks, so they all run the same deployment."""
+tests and the benchmarks, so they all run the same deployment. It uses the simulators' control surface
+rather than the vendor APIs `webhooks install` calls (tests/ops runs those), so it needs no vendor
+credentials or Revolut consent; the event lists are shared with syncengine.subscriptions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-INVOICENINJA_EVENTS = (
-    "create_client", "update_client", "delete_client", "archive_client",
-    "create_product", "update_product", "delete_product", "archive_product",
-    "create_invoice", "update_invoice", "sent_invoice",
-)  # fmt: skip
-ERPNEXT_EVENTS = (
-    "Customer:after_insert", "Customer:on_update", "Customer:on_trash",
-    "Item:after_insert", "Item:on_update", "Item:on_trash",
-    "Sales Invoice:on_submit", "Sales Invoice:on_update", "Sales Invoice:on_update_after_submit",
-)  # fmt: skip
-MAUTIC_EVENTS = (
-    "mautic.lead_post_save_new", "mautic.lead_post_save_update", "mautic.lead_post_delete",
-    "mautic.email_on_open", "mautic.form_on_submit",
-)  # fmt: skip
+# What we subscribe to is declared once, in syncengine.subscriptions (what `webhooks install` creates).
+from syncengine.subscriptions import (
+    DIRECTUS_COLLECTIONS,
+    DIRECTUS_SCOPES,
+    DIRECTUS_UPLOADS,
+    ERPNEXT_EVENTS,
+    INVOICENINJA_EVENTS,
+    MAUTIC_EVENTS,
+    REVOLUT_EVENTS,
+)
+
 DIRECTUS_EVENTS = (
-    "contacts.items.create", "contacts.items.update", "contacts.items.delete",
-    "products.items.create", "products.items.update", "products.items.delete",
-    "invoices.items.create", "invoices.items.update",
-)  # fmt: skip
-REVOLUT_EVENTS = ("TransactionCreated", "TransactionStateChanged")
+    *(f"{collection}.{scope}" for collection in DIRECTUS_COLLECTIONS for scope in DIRECTUS_SCOPES),
+    *DIRECTUS_UPLOADS,
+)
 
 
 def subscribe(sims: dict[str, Any], receiver: str, secrets: dict[str, str]) -> None:

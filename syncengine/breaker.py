@@ -9,6 +9,7 @@ A broken state store must not stop delivery: it then reports the breaker closed 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -112,6 +113,15 @@ class Breaker:
             return fallback
 
 
+# KEYS: opened_at, probe; ARGV: now, cool-down, probe TTL in ms. 1 when this caller may call.
+_TAKE_PROBE = """
+local opened = redis.call('GET', KEYS[1])
+if opened and tonumber(ARGV[1]) < tonumber(opened) + tonumber(ARGV[2]) then return 0 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[3])) then return 1 end
+return 0
+"""
+
+
 class RedisBreakerStore:
     """Failures in a sorted set trimmed to the window; 'open' as a timestamp; the probe as SET NX PX."""
 
@@ -142,9 +152,10 @@ class RedisBreakerStore:
         return float(value) if value is not None else None
 
     def take_probe(self, service: str, now: float, ttl: float) -> bool:
-        return bool(
-            self.redis.set(self._key(service, "probe"), repr(now), nx=True, px=max(1, int(ttl * 1000)))
-        )
+        # Checked against the stored opened_at, atomically: a worker whose cached view predates a failed
+        # probe's re-open must not take the new cool-down's probe (open() clears the probe key).
+        keys = (self._key(service, "opened_at"), self._key(service, "probe"))
+        return bool(self.redis.eval(_TAKE_PROBE, 2, *keys, repr(now), repr(ttl), max(1, int(ttl * 1000))))
 
     def close(self, service: str) -> None:
         self.redis.delete(*(self._key(service, p) for p in ("opened_at", "probe", "failures")))
@@ -190,6 +201,8 @@ class SqlBreakerStore:
 
         with state_session() as session:
             row = self._row(session, service)
+            if row.opened_at is not None and now < row.opened_at + ttl:
+                return False  # re-opened since the caller looked: a new cool-down, not yet over
             if row.probe_at is not None and row.probe_at > now - ttl:
                 return False
             row.probe_at = now
@@ -206,6 +219,9 @@ class SqlBreakerStore:
 def breaker_for(service: str, policy: BreakerPolicy | None = None) -> Breaker:
     from .shared_state import get_redis
 
+    if policy is None and os.environ.get("SYNCENGINE_BREAKER_COOLDOWN"):
+        # An operator's knob, and the fault suite's accelerated clock (a 2-minute outage in seconds).
+        policy = BreakerPolicy(cooldown=float(os.environ["SYNCENGINE_BREAKER_COOLDOWN"]))
     client = get_redis()
     store: BreakerStore = RedisBreakerStore(client) if client is not None else SqlBreakerStore()
     return Breaker(service, store, policy)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from .db import engine_for, session_scope
 from .models import Base
+from .redis_tls import client_kwargs
 from .settings import get_settings
 
 
@@ -21,7 +22,10 @@ def get_redis() -> redis.Redis | None:
     url = get_settings().redis_url
     if not url:
         return None
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+    tls = client_kwargs(url, get_settings().redis_ssl_cert_reqs)
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30, **tls
+    )
 
 
 @contextmanager
@@ -45,8 +49,9 @@ def state_session() -> Iterator[Session]:
 
 @lru_cache(maxsize=2)
 def _state_engine(path: str) -> Engine:
-    from .models import CircuitBreakerState, Lease
+    from .models import CircuitBreakerState, Lease, MetricCounter
 
     engine = engine_for(f"sqlite:///{path}")
-    Base.metadata.create_all(engine, tables=[CircuitBreakerState.__table__, Lease.__table__])
+    tables = [CircuitBreakerState.__table__, Lease.__table__, MetricCounter.__table__]
+    Base.metadata.create_all(engine, tables=tables)
     return engine

@@ -1,17 +1,20 @@
-"""What `syncengine status` shows: the inbox by status, the oldest waiting event, the broker's queues."""
+"""What `syncengine status` shows: the inbox by status, the oldest waiting event, the broker's queues,
+breakers, sweep cursors and OAuth token expiry (each a key of the report, so more sections can be added)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kombu.exceptions import ChannelError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from . import inbox
 from .breaker import breaker_for
 from .celery_app import QUEUES
 from .celery_app import app as celery_app
 from .db import session_scope
-from .models import utcnow
+from .models import OAuthToken, SyncCursor, utcnow
 from .settings import SERVICES
 
 
@@ -45,6 +48,8 @@ def collect() -> dict[str, Any]:
             for e in inbox.recent_failures(session)
         ]  # fmt: skip
         events = inbox.counts_by_status(session)
+        cursors = sweep_cursors(session)
+        tokens = token_expiry(session)
     # Outside that transaction: on SQLite the breakers' own reads would wait for its write lock.
     return {
         "breakers": breaker_states(),
@@ -52,7 +57,31 @@ def collect() -> dict[str, Any]:
         "oldest_unprocessed_seconds": (utcnow() - oldest).total_seconds() if oldest else None,
         "queues": queue_depths(),
         "failed": failures,
+        "cursors": cursors,
+        "tokens": tokens,
     }
+
+
+def sweep_cursors(session: Session) -> list[dict[str, Any]]:
+    """Each (system, kind) sweep: its cursor and when it last finished; a stale one means missed changes."""
+    rows = session.execute(select(SyncCursor).order_by(SyncCursor.system, SyncCursor.kind)).scalars()
+    now = utcnow()
+    return [
+        {"system": c.system, "kind": c.kind, "cursor": c.cursor, "swept_at": c.swept_at,
+         "seconds_ago": (now - c.swept_at).total_seconds() if c.swept_at else None}
+        for c in rows
+    ]  # fmt: skip
+
+
+def token_expiry(session: Session) -> list[dict[str, Any]]:
+    """Stored OAuth tokens (never their values): when the access token expires, when it was refreshed."""
+    now = utcnow()
+    return [
+        {"provider": t.provider, "expires_at": t.expires_at, "refreshed_at": t.refreshed_at,
+         "expires_in_seconds": (t.expires_at - now).total_seconds() if t.expires_at else None,
+         "has_refresh_token": t.refresh_token_enc is not None}
+        for t in session.execute(select(OAuthToken).order_by(OAuthToken.provider)).scalars()
+    ]  # fmt: skip
 
 
 def render(report: dict[str, Any]) -> str:
@@ -67,8 +96,24 @@ def render(report: dict[str, Any]) -> str:
     ]
     lines.append("circuit breakers:")
     lines += [f"  {name:<13} {state}" for name, state in report["breakers"].items()]
+    lines.append("sweeps (last finished):")
+    lines += [
+        f"  {c['system']:<13} {c['kind']:<10} "
+        + (f"{c['seconds_ago']:.0f} s ago" if c["seconds_ago"] is not None else "never")
+        + f", cursor {c['cursor']}"
+        for c in report.get("cursors", [])
+    ] or ["  none yet"]
+    lines.append("oauth tokens:")
+    lines += [
+        f"  {t['provider']:<13} "
+        + (f"access token expires in {t['expires_in_seconds']:.0f} s" if t["expires_in_seconds"] is not None
+           else "no expiry stored")
+        + ("" if t["has_refresh_token"] else ", NO refresh token: consent again")
+        for t in report.get("tokens", [])
+    ] or ["  none (Revolut not consented: `syncengine revolut consent`)"]  # fmt: skip
     if report["failed"]:
-        lines.append("failed events (replay with `syncengine replay <id>`):")
+        lines.append("failed events (replay one: `syncengine replay <id>`;")
+        lines.append("  all of them: `syncengine replay --failed [--source S] [--type T]`):")
         lines += [
             f"  #{f['id']} {f['source']} {f['event_type']} x{f['attempts']}: {f['error']}"
             for f in report["failed"]

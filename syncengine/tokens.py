@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from . import redaction
 from .db import engine_for
 from .models import OAuthToken
+from .redis_tls import client_kwargs
 from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -258,7 +259,10 @@ class RevolutTokens:
         self.fernet = _fernet(self.settings)
         self.now = now or _default_now
         self._redis = (
-            redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+            redis.Redis.from_url(
+                self.settings.redis_url, socket_connect_timeout=2, socket_timeout=5,
+                **client_kwargs(self.settings.redis_url, self.settings.redis_ssl_cert_reqs),
+            )
             if self.settings.redis_url
             else None
         )

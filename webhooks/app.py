@@ -11,9 +11,10 @@ from sqlalchemy import text
 from syncengine import redaction
 from syncengine.celery_app import app as celery_app
 from syncengine.db import get_engine
+from syncengine.metrics import count_webhook
 from syncengine.settings import get_settings
 
-from . import directus, documents, erpnext, invoiceninja, mautic, oauth, revolut
+from . import directus, documents, erpnext, invoiceninja, mautic, metrics_view, oauth, revolut
 from .receive import error, receive
 from .sender import Sender
 
@@ -30,14 +31,18 @@ def create_app() -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1  # see receive.receive
     app.register_blueprint(oauth.blueprint)  # GET /oauth/revolut/callback stores Revolut's tokens
     app.register_blueprint(documents.blueprint)  # POST /documents: receipts and invoices for OCR (F6)
+    app.register_blueprint(metrics_view.blueprint)  # GET /metrics for Prometheus
 
     @app.post("/webhooks/<sender>")
     @app.post("/webhooks/<sender>/<event>")
     def webhook(sender: str, event: str | None = None) -> Response:
         found = SENDERS.get(sender)
         if found is None:
+            count_webhook("unknown", 404)  # never the path itself as a label: unbounded cardinality
             return error(404, f"unknown sender {sender[:32]!r}")
-        return receive(found, event)
+        response = receive(found, event)
+        count_webhook(sender, response.status_code)  # in memory; flushed to Redis once a second
+        return response
 
     @app.get("/healthz")
     def healthz() -> Response:

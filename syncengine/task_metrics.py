@@ -1,0 +1,32 @@
+"""Counts each push's outcome (tasks.push.push) in the shared counters, from Celery's own signal, so
+the push task itself stays untouched and the figure is summed across every worker process and machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import signals
+
+from . import counters
+from .metrics import PUSHES
+
+PUSH_TASK = "tasks.push.push"
+
+
+def push_outcome(state: str | None, retval: Any) -> str:
+    """The push's own answer (created, updated, unchanged, failed…) on success, else the task state."""
+    if state == "SUCCESS" and isinstance(retval, str):
+        return retval.replace(" ", "_")
+    return (state or "unknown").lower()
+
+
+@signals.task_postrun.connect
+def _count_push(
+    task: Any = None, args: Any = None, kwargs: Any = None, retval: Any = None, state: str | None = None,
+    **_extra: Any,
+) -> None:  # fmt: skip
+    if task is None or task.name != PUSH_TASK:
+        return
+    args, kwargs = list(args or ()), dict(kwargs or {})
+    system = kwargs.get("system") or (args[1] if len(args) > 1 else "unknown")
+    counters.safe_add(PUSHES, {(str(system), push_outcome(state, retval)): 1})
