@@ -1,9 +1,12 @@
-"""Every periodic job, in one place. Celery beat reads it: redbeat on Redis in production, Celery's own
-scheduler on the embedded default. Each interval says why it is what it is."""
+"""Every periodic job, in one place. Celery beat reads it: redbeat on Redis in production (its lock lapses
+after 60 s, syncengine.celery_app, so a crashed beat hands over in about a minute), Celery's own scheduler
+on the embedded default, from this same dict. Each interval says why it is what it is."""
 
 from __future__ import annotations
 
 import os
+
+from celery.schedules import crontab
 
 BEAT_SCHEDULE: dict[str, dict] = {
     # Events stored while the broker was down, or claimed by a worker that died, are published again.
@@ -21,17 +24,40 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 35 * 60.0,
         "options": {"queue": "sweeps", "expires": 5 * 60},
     },
+    # The drift report lists every carrier in full (one request per 500 objects per kind) and only
+    # reports: once a day is enough to catch what no sweep can see (hard deletes in Mautic and Directus,
+    # pushes that gave up), and 03:30 UTC keeps the full listings out of business hours.
+    "drift-report": {
+        "task": "tasks.reconcile.drift_report",
+        "schedule": crontab(hour=3, minute=30),
+        "options": {"queue": "sweeps", "expires": 6 * 3600},
+    },
 }
 
-# Contact sweeps: webhooks get lost (Mautic never re-sends, Directus Flows do not retry), so each system's
-# changes are listed again. Every 5 minutes bounds a lost change's delay to about 5 minutes, and a sweep with
-# nothing changed costs one list request, so running often is cheap. `expires` drops a run still queued
-# when the next one is due.
+# Sweeps (DESIGN.md section 7): webhooks get lost (Mautic never re-sends, Directus Flows do not retry,
+# Revolut gives up after 3 tries, a system is down for an hour), so each (system, kind) lists its changes
+# again. An idle sweep costs one list request, so running often is cheap. `expires` drops a run still
+# queued when the next one is due. A system the deployment lacks is skipped by the task itself.
 SWEEP_EVERY = float(os.environ.get("SYNCENGINE_SWEEP_EVERY", 5 * 60))
-for _system in ("invoiceninja", "mautic", "erpnext", "directus"):
-    BEAT_SCHEDULE[f"sweep-{_system}-contact"] = {
-        "task": "tasks.reconcile.sweep",
-        "schedule": SWEEP_EVERY,
-        "args": (_system, "contact"),
-        "options": {"queue": "sweeps", "expires": SWEEP_EVERY - 10},
-    }
+# Every 5 minutes bounds a lost change's delay to about 5 minutes: contacts, products, invoices, and the
+# incoming payments whose booking a customer may be waiting on.
+FREQUENT = (
+    ("invoiceninja", "contact"), ("invoiceninja", "product"), ("invoiceninja", "invoice"),
+    ("erpnext", "contact"), ("erpnext", "product"), ("erpnext", "invoice"),
+    ("mautic", "contact"),
+    ("directus", "contact"), ("directus", "product"), ("directus", "invoice"),
+    ("revolut", "payment"),
+)  # fmt: skip
+# Every 15 minutes: deletions (archiving elsewhere is not urgent, and a tombstone wins whenever it lands)
+# and approved Purchase Invoices (F7 pays suppliers on their due terms, not within minutes).
+SLOW_EVERY = float(os.environ.get("SYNCENGINE_SLOW_SWEEP_EVERY", 15 * 60))
+SLOW = (("erpnext", "deleted"), ("erpnext", "transfer"))
+
+for _every, _pairs in ((SWEEP_EVERY, FREQUENT), (SLOW_EVERY, SLOW)):
+    for _system, _kind in _pairs:
+        BEAT_SCHEDULE[f"sweep-{_system}-{_kind}"] = {
+            "task": "tasks.reconcile.sweep",
+            "schedule": _every,
+            "args": (_system, _kind),
+            "options": {"queue": "sweeps", "expires": _every - 10},
+        }

@@ -2,8 +2,10 @@
 lists what changed since its cursor and feeds it to the inbox as the webhook would have.
 
 A page's events and the cursor it earns commit in one transaction, and are published only after that
-commit: a sweep that dies mid-listing resumes from the last stored page, losing nothing. The event id
-`sweep:{system}:{id}:{modified}` makes re-listing the same change (the lookback, a resumed sweep) a no-op.
+commit: a sweep that dies mid-listing resumes from the last stored page, losing nothing. Each event is keyed
+by the change (`{system}:{entity}:{id}:{modified}`, syncengine.change_keys) exactly as the receiver keys the
+webhook of that change, so re-listing it (the lookback, a resumed sweep) or having had its webhook is a
+no-op: one inbox row per change.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _cursors = SyncCursor.__table__
 _publisher = TaskPublisher(app, "tasks.dispatch.process", queue="intake")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FIRST_SWEEP_WINDOW = timedelta(days=1)
 
 
 @dataclass
@@ -52,6 +54,12 @@ def read_cursor(conn: Connection, system: str, kind: str) -> datetime | None:
         select(_cursors.c.cursor).where(_cursors.c.system == system, _cursors.c.kind == kind)
     ).scalar_one_or_none()
     return datetime.fromisoformat(value) if value else None
+
+
+def set_cursor(system: str, kind: str, at: datetime) -> None:
+    """Start (or restart) a sweep from `at`: after a bulk import, or to re-list a period on purpose."""
+    with get_engine().begin() as conn:
+        _save_cursor(conn, SweepResult(system, kind), at)
 
 
 def _save_cursor(conn: Connection, result: SweepResult, cursor: datetime | None) -> None:
@@ -73,15 +81,28 @@ def _pages(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str,
         yield page
 
 
-def sweep(system: str, kind: str, *, connector: Any = None, lookback: float | None = None) -> SweepResult:
-    """List changes since the cursor minus the lookback and store each as its webhook event."""
+def sweep(
+    system: str,
+    kind: str,
+    *,
+    connector: Any = None,
+    lookback: float | None = None,
+    since: datetime | None = None,
+) -> SweepResult:
+    """List changes since the cursor minus the lookback and store each as its webhook event. `since`
+    replaces the cursor (a deliberate backfill, `syncengine sweep --since`)."""
     source: Source = SOURCES[(system, kind)]
     connector = connector if connector is not None else connector_for(system)
     lookback = get_settings().sweep_lookback_seconds if lookback is None else lookback
     engine = get_engine()
     with engine.connect() as conn:
-        start = read_cursor(conn, system, kind)
-    since = (start or EPOCH) - timedelta(seconds=lookback)
+        start = since or read_cursor(conn, system, kind)
+    if start is None:
+        # A first sweep catches up on the last day, not on all history: a year of Revolut transactions
+        # would each be booked or filed for review. Older history is a backfill asked for by hand.
+        start = utcnow() - FIRST_SWEEP_WINDOW
+        log.info("sweep %s %s: no cursor yet, starting from %s (--since to backfill)", system, kind, start)
+    since = start - timedelta(seconds=lookback + source.lookback)
     result, seen = SweepResult(system, kind), start
     for page in _pages(source.list_changes(connector, since, source.page_size), source.page_size):
         events, newest = [], seen
@@ -119,11 +140,32 @@ def _publish(ids: list[int]) -> None:
 
 
 def kinds_for(system: str | None = None, kind: str | None = None) -> list[tuple[str, str]]:
-    """Every (system, kind) with a sweep, narrowed to the ones asked for."""
-    return [(s, k) for s, k in SOURCES if system in (None, s) and kind in (None, k)]
+    """Every (system, kind) with a sweep, narrowed to the ones asked for; without a system named, only
+    the systems this deployment is configured for."""
+    return [
+        (s, k) for s, k in SOURCES
+        if system in (None, s) and kind in (None, k) and (system or _configured(s))
+    ]  # fmt: skip
+
+
+def _configured(system: str) -> bool:
+    service = get_settings().services.get(system)
+    return service is not None and service.configured
 
 
 @app.task(name="tasks.reconcile.sweep", acks_late=True)
 def sweep_task(system: str, kind: str) -> dict[str, Any]:
+    """The beat's entry: one schedule per (system, kind); a system this deployment lacks is skipped."""
+    if not _configured(system):
+        return {"skipped": f"{system} is not configured"}
     result = sweep(system, kind)
     return {"listed": result.listed, "new": result.new, "pages": result.pages, "cursor": result.cursor}
+
+
+@app.task(name="tasks.reconcile.drift_report", acks_late=True, time_limit=3600, soft_time_limit=3500)
+def drift_report_task() -> dict[str, Any]:
+    """The daily full compare (syncengine.drift): lists every carrier in full, so it may run long."""
+    from syncengine import drift
+
+    reports = drift.run()
+    return {"kinds": len(reports), "differences": sum(len(r.differences) for r in reports)}

@@ -1,20 +1,38 @@
-"""What a contact sweep lists in each system, and the webhook event each listed change becomes.
+"""What each sweep lists in each system, and the webhook event each listed change becomes.
 
 Each event is shaped exactly like the webhook of the same change (same source, the event type its handler
-is registered for, the payload that handler reads), so a swept change takes the webhook's path through
-dispatch, merge and echo suppression, and a change already seen by webhook writes nothing again.
+is registered for, the payload that handler reads) and keyed like it (syncengine.change_keys), so a swept
+change takes the webhook's path through dispatch, merge and echo suppression, and a change already stored
+from its webhook is not stored again. Archived and deleted rows become the archive and delete events of
+F9 (tasks.deletes) where the vendor lists them: Invoice Ninja rows with `is_deleted`/`archived_at`, ERPNext
+`Deleted Document`, Directus items flagged archived (their update). Mautic lists no deleted contacts, and
+Directus keeps no trace of a hard delete in its items API: those are left to their webhooks and the drift
+report (syncengine.drift).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from syncengine.change_keys import (
+    directus_key,
+    erpnext_key,
+    invoiceninja_key,
+    mautic_contact_key,
+    revolut_key,
+)
 from syncengine.inbox import NewEvent
 
 Row = dict[str, Any]
+Shape = Callable[[Any, Row], NewEvent]  # (connector, listed row) -> the webhook event of that change
+
+# Revolut filters transactions by creation only (apis.md §1.4): a state change of an older transaction is
+# seen by re-reading a trailing window. A day covers pending card and transfer settlements.
+REVOLUT_STATE_WINDOW = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -23,22 +41,16 @@ class Source:
     kind: str
     # (connector, since, page size) -> changed rows, one vendor request per page
     list_changes: Callable[[Any, datetime, int], Iterator[Row]]
-    modified: Callable[[Any, Row], datetime]  # (connector, row) -> when the vendor last changed it
-    event_type: str
-    payload: Callable[[Row], Any]
+    modified: Callable[[Any, Row], datetime]  # (connector, row) -> the cursor value the row earns
+    shape: Shape
     # Listed oldest change first and paged by key: the cursor may advance after each page. Otherwise a
     # later page can hold older changes, so it advances only once the whole listing is stored.
     ordered: bool = False
     page_size: int = 100
+    lookback: float = 0.0  # re-read this much more than the configured lookback
 
     def event(self, connector: Any, row: Row) -> NewEvent:
-        stamp = self.modified(connector, row).isoformat()
-        event_id = f"sweep:{self.system}:{row_id(self.system, row)}:{stamp}"
-        return NewEvent(self.system, event_id, self.event_type, self.payload(row))
-
-
-def row_id(system: str, row: Row) -> str:
-    return str(row["name"] if system == "erpnext" else row["id"])
+        return self.shape(connector, row)
 
 
 def _iso(value: str) -> datetime:
@@ -46,8 +58,29 @@ def _iso(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _invoiceninja_modified(_conn: Any, row: Row) -> datetime:
-    return datetime.fromtimestamp(int(row.get("updated_at") or row.get("created_at") or 0), tz=UTC)
+def _directus_time(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+# --- Invoice Ninja: `updated_at >= since`, archived and deleted rows included --------------------------
+
+
+def invoiceninja(kind: str, collection: str, entity: str, **filters: Any) -> Source:
+    def shape(_conn: Any, row: Row) -> NewEvent:
+        action = "delete" if row.get("is_deleted") else "archive" if row.get("archived_at") else "update"
+        key = invoiceninja_key(entity, row)
+        return NewEvent("invoiceninja", key or f"{action}_{entity}:{row['id']}", f"{action}_{entity}", row)
+
+    return Source(
+        "invoiceninja", kind,
+        lambda c, since, size: c.iter_modified(collection, int(since.timestamp()), page_size=size, **filters),
+        lambda _c, row: datetime.fromtimestamp(int(row.get("updated_at") or row.get("created_at") or 0), UTC),
+        shape, ordered=True,  # paged by key on updated_at: the cursor advances with each page
+    )  # fmt: skip
+
+
+# --- ERPNext: `modified >= since` paged by key; `Deleted Document` for what was trashed -----------------
 
 
 def _erpnext_modified(conn: Any, row: Row) -> datetime:
@@ -56,44 +89,121 @@ def _erpnext_modified(conn: Any, row: Row) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=conn.site_timezone)
 
 
-def _mautic_modified(_conn: Any, row: Row) -> datetime:
-    return _iso(row.get("dateModified") or row["dateAdded"])
+def _erpnext_event(
+    doctype: str, docevent: str, name: str, modified: str, *, deleted: bool = False
+) -> NewEvent:
+    """What `webhooks install` templates: {event, doctype, name, modified}; handlers read the doc back."""
+    payload = {"event": docevent, "doctype": doctype, "name": name, "modified": modified}
+    key = erpnext_key(doctype, name, modified, deleted=deleted) or f"{doctype}:{docevent}:{name}:{modified}"
+    return NewEvent("erpnext", key, f"{doctype}:{docevent}", payload)
 
 
-def _directus_modified(_conn: Any, row: Row) -> datetime:
-    return _iso(row.get("date_updated") or row["date_created"])
+SUBMIT_EVENTS = {0: "on_update", 1: "on_update_after_submit", 2: "on_cancel"}  # by docstatus
 
 
-def _directus_time(value: datetime) -> str:
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+def erpnext(kind: str, doctype: str, filters: list | None = None) -> Source:
+    def shape(_conn: Any, row: Row) -> NewEvent:
+        docevent = SUBMIT_EVENTS.get(int(row.get("docstatus") or 0), "on_update")
+        return _erpnext_event(doctype, docevent, row["name"], str(row["modified"]))
+
+    return Source(
+        "erpnext", kind,
+        lambda c, since, size: c.iter_modified(
+            doctype, since, fields=("name", "docstatus"), filters=filters, page_size=size
+        ),
+        _erpnext_modified, shape, ordered=True,
+    )  # fmt: skip
 
 
-CONTACT_SOURCES: dict[str, Source] = {
-    "invoiceninja": Source(
-        "invoiceninja", "contact",
-        # Offset pages in updated_at order: treated as unordered, an edit during the sweep shifts rows.
-        lambda c, since, size: c.changed_since("clients", int(since.timestamp()), page_size=size),
-        _invoiceninja_modified, "update_client", lambda row: row,
+TRASH_HANDLED = ("Customer", "Item")  # doctypes with an on_trash handler (tasks.deletes)
+
+
+def _deleted_shape(_conn: Any, row: Row) -> NewEvent:
+    data = row.get("data")
+    doc = json.loads(data) if isinstance(data, str) else (data or {})
+    modified = str(doc.get("modified") or row["modified"])
+    return _erpnext_event(row["deleted_doctype"], "on_trash", row["deleted_name"], modified, deleted=True)
+
+
+ERPNEXT_DELETED = Source(
+    "erpnext", "deleted",
+    lambda c, since, size: c.iter_modified(
+        "Deleted Document", since, fields=("deleted_doctype", "deleted_name", "data"),
+        filters=[["deleted_doctype", "in", list(TRASH_HANDLED)]], page_size=size,
     ),
-    "mautic": Source(
-        "mautic", "contact",
-        lambda c, since, size: c.iter_modified_contacts(since, page_size=size),  # by id, not by time
-        _mautic_modified, "mautic.lead_post_save_update", lambda row: {"contact": row}, page_size=30,
-    ),
-    "erpnext": Source(
-        "erpnext", "contact",
-        lambda c, since, size: c.iter_modified("Customer", since, fields=("name",), page_size=size),
-        _erpnext_modified, "Customer:on_update",
-        lambda row: {"doctype": "Customer", "name": row["name"], "modified": row["modified"]},
-        ordered=True,
-    ),
-    "directus": Source(
-        "directus", "contact",
-        lambda c, since, size: c.changed_since("contacts", _directus_time(since), page_size=size),
-        _directus_modified, "contacts.items.update",
-        lambda row: {"event": "contacts.items.update", "keys": [str(row["id"])], "collection": "contacts"},
-    ),
-}  # fmt: skip
+    _erpnext_modified, _deleted_shape, ordered=True,
+)  # fmt: skip
 
-SOURCES: dict[tuple[str, str], Source] = {(s.system, s.kind): s for s in CONTACT_SOURCES.values()}
+
+# --- Mautic: `date_modified >= since` paged by id -------------------------------------------------------
+
+
+def _mautic_contact(_conn: Any, row: Row) -> NewEvent:
+    key = mautic_contact_key(row) or f"mautic.lead_post_save_update:contact:{row['id']}"
+    return NewEvent("mautic", key, "mautic.lead_post_save_update", {"contact": row})
+
+
+MAUTIC_CONTACTS = Source(
+    "mautic", "contact",
+    lambda c, since, size: c.iter_modified_contacts(since, page_size=size),  # by id, not by time
+    lambda _c, row: _iso(row.get("dateModified") or row["dateAdded"]), _mautic_contact, page_size=30,
+)  # fmt: skip
+
+
+# --- Directus: `date_updated` or `date_created` >= since ------------------------------------------------
+# Offset pages: `date_updated` is null until an item's first update, so no single key orders created and
+# updated items together (keyset paging would take two listings and two cursors). The listing is still
+# filtered, so its cost follows the changes; the cursor just waits for the listing's end.
+
+
+def directus(kind: str, collection: str) -> Source:
+    def shape(_conn: Any, row: Row) -> NewEvent:
+        event = f"{collection}.items.update"
+        payload = {"event": event, "keys": [str(row["id"])], "collection": collection}
+        return NewEvent("directus", directus_key(collection, row), event, payload)
+
+    return Source(
+        "directus", kind,
+        lambda c, since, size: c.changed_since(collection, _directus_time(since), page_size=size),
+        lambda _c, row: _iso(row.get("date_updated") or row["date_created"]), shape,
+    )  # fmt: skip
+
+
+# --- Revolut: transactions created since (newest first, paged with `to`) ---------------------------------
+
+
+def _transaction(_conn: Any, row: Row) -> NewEvent:
+    """TransactionCreated carries the whole transaction, in whatever state it is now."""
+    key = revolut_key(row["id"], row.get("state")) or f"TransactionCreated:{row['id']}"
+    payload = {
+        "event": "TransactionCreated",
+        "timestamp": row.get("updated_at") or row["created_at"],
+        "data": row,
+    }
+    return NewEvent("revolut", key, "TransactionCreated", payload)
+
+
+REVOLUT_TRANSACTIONS = Source(
+    "revolut", "payment",
+    lambda c, since, size: c.transactions(since, page_size=size),
+    lambda _c, row: _iso(row["created_at"]), _transaction,
+    page_size=1000, lookback=REVOLUT_STATE_WINDOW,  # 1000: Revolut's max count, against 60 requests/min
+)  # fmt: skip
+
+
+ALL: tuple[Source, ...] = (
+    invoiceninja("contact", "clients", "client"),
+    invoiceninja("product", "products", "product"),
+    invoiceninja("invoice", "invoices", "invoice", include="client"),  # the handler merges the client too
+    erpnext("contact", "Customer"),
+    erpnext("product", "Item"),
+    erpnext("invoice", "Sales Invoice"),
+    erpnext("transfer", "Purchase Invoice", [["docstatus", "=", 1]]),  # F7's trigger: submitted ones only
+    ERPNEXT_DELETED,
+    MAUTIC_CONTACTS,
+    directus("contact", "contacts"),
+    directus("product", "products"),
+    directus("invoice", "invoices"),
+    REVOLUT_TRANSACTIONS,
+)
+SOURCES: dict[tuple[str, str], Source] = {(s.system, s.kind): s for s in ALL}

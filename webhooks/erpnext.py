@@ -4,6 +4,7 @@ doc}; a plain field list works too with the event in the URL (/webhooks/erpnext/
 
 from __future__ import annotations
 
+from syncengine.change_keys import erpnext_key
 from syncengine.inbox import NewEvent
 
 from .sender import Incoming, Sender, require
@@ -22,7 +23,9 @@ def parse(incoming: Incoming) -> list[NewEvent]:
     name = payload.get("name") or require(doc, "name", "document name")
     modified = payload.get("modified") or doc.get("modified", "")
     event_type = f"{doctype}:{docevent}"
-    return [NewEvent("erpnext", f"{event_type}:{name}:{modified}", event_type, payload)]
+    # The change key collapses this with a sweep's listing of the same version (syncengine.change_keys).
+    key = erpnext_key(doctype, name, modified, deleted=docevent == "on_trash")
+    return [NewEvent("erpnext", key or f"{event_type}:{name}:{modified}", event_type, payload)]
 
 
 SENDER = Sender("erpnext", verify, parse)

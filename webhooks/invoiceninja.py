@@ -3,6 +3,7 @@ subscribe one URL per event (/webhooks/invoiceninja/<event>) with our own secret
 
 from __future__ import annotations
 
+from syncengine.change_keys import invoiceninja_key
 from syncengine.inbox import NewEvent
 
 from .sender import BadPayload, Incoming, Sender, require
@@ -33,8 +34,10 @@ def parse(incoming: Incoming) -> list[NewEvent]:
     if not event:
         raise BadPayload("Invoice Ninja names no event in its body: subscribe /webhooks/invoiceninja/<event>")
     entity_id = require(incoming.payload, "id", "entity id")
+    # The change key collapses this with a sweep's listing of the same change (syncengine.change_keys).
+    key = invoiceninja_key(event.partition("_")[2], incoming.payload)
     updated_at = incoming.payload.get("updated_at", "")
-    return [NewEvent("invoiceninja", f"{event}:{entity_id}:{updated_at}", event, incoming.payload)]
+    return [NewEvent("invoiceninja", key or f"{event}:{entity_id}:{updated_at}", event, incoming.payload)]
 
 
 SENDER = Sender("invoiceninja", verify, parse)

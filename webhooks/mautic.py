@@ -3,6 +3,7 @@ several events of several types ({"<event key>": [payload, ...]}): each becomes 
 
 from __future__ import annotations
 
+from syncengine.change_keys import mautic_contact_key
 from syncengine.inbox import NewEvent
 
 from .sender import BadPayload, Incoming, Sender, body_digest
@@ -16,7 +17,17 @@ def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
     base64_hmac(headers.get("Webhook-Signature"), body, secrets)
 
 
+# Contact changes carry dateModified: keyed by the change, they collapse with a sweep's listing of it.
+_CONTACT_CHANGES = {"mautic.lead_post_save_new": False, "mautic.lead_post_save_update": False,
+                    "mautic.lead_post_delete": True}  # fmt: skip
+
+
 def _event_id(event_type: str, item: dict) -> str:
+    contact = item.get("contact")
+    if event_type in _CONTACT_CHANGES and isinstance(contact, dict):
+        key = mautic_contact_key(contact, deleted=_CONTACT_CHANGES[event_type])
+        if key is not None:
+            return key
     for key in _SUBJECT_KEYS:
         subject = item.get(key)
         if isinstance(subject, dict) and subject.get("id") not in (None, ""):

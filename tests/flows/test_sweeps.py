@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
+from syncengine.change_keys import change_key
 from syncengine.db import session_scope
+from syncengine.inbox import NewEvent
 from syncengine.models import InboxEvent, SyncCursor
 from tasks import reconcile
 from tasks.sweep_sources import Source
@@ -35,10 +37,21 @@ def mautic_contacts_with(sim, email: str) -> list:
     ]
 
 
-def run_sweep(deployment, *args: str) -> str:
+def change_listings(mautic) -> list:
+    """The sweep's list requests (`where date_modified`), not a push's look-up of one email meanwhile."""
+    return [
+        e for e in mautic.requests_log("GET", path="/api/contacts") if "date_modified" in e["query_string"]
+    ]
+
+
+def run_sweep(deployment, *args: str, lookback: int | None = None) -> str:
+    """`syncengine sweep …`; `lookback=0` re-lists nothing before the cursor (the clocks are one host's)."""
+    env = (
+        deployment.env if lookback is None else {**deployment.env, "SYNCENGINE_SWEEP_LOOKBACK": str(lookback)}
+    )
     done = subprocess.run(
         [sys.executable, "-m", "syncengine", "sweep", *args],
-        env=deployment.env, capture_output=True, text=True, timeout=120, check=False,
+        env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -81,11 +94,13 @@ def test_contacts_whose_webhooks_were_lost_arrive_by_sweep_once(deployment):
     after = cursor("mautic", "contact")
     assert after is not None and (before is None or after > before)
 
-    lists = len(mautic.requests_log("GET", path="/api/contacts"))
+    lists = len(change_listings(mautic))
     written = {name: writes(sim) for name, sim in sims.items()}
-    run_sweep(deployment, "mautic", "contact")
+    # Nothing changed since the cursor: one list request, nothing written. (Without lookback: earlier
+    # tests' contacts changed within the default two minutes would be listed again, harmlessly.)
+    run_sweep(deployment, "mautic", "contact", lookback=0)
     deployment.settle()
-    assert len(mautic.requests_log("GET", path="/api/contacts")) == lists + 1
+    assert len(change_listings(mautic)) == lists + 1
     assert {name: writes(sim) for name, sim in sims.items()} == written
     assert cursor("mautic", "contact") == after
 
@@ -93,6 +108,7 @@ def test_contacts_whose_webhooks_were_lost_arrive_by_sweep_once(deployment):
 # --- a sweep that dies mid-listing (no deployment: a listing in memory, publishing recorded) -------------
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+START = T0 - timedelta(minutes=1)
 
 
 class Crash(Exception):
@@ -120,9 +136,14 @@ class FakeVendor:
 def fake_source(monkeypatch, request) -> Iterator[tuple[str, FakeVendor, list[int]]]:
     system = f"fake{uuid.uuid4().hex[:6]}"
     vendor, published = FakeVendor(5), []
+
+    def shape(_conn: Any, row: dict[str, Any]) -> NewEvent:
+        key = change_key(system, "contact", row["id"], row["modified"])
+        return NewEvent(system, key, "update_client", {"id": row["id"]})
+
     source = Source(
         system, "contact", lambda c, since, size: c.list_changes(since, size), lambda c, row: row["modified"],
-        "update_client", lambda row: {"id": row["id"]}, ordered=request.param, page_size=2,
+        shape, ordered=request.param, page_size=2,
     )  # fmt: skip
     monkeypatch.setitem(reconcile.SOURCES, (system, "contact"), source)
     monkeypatch.setattr(reconcile, "_publish", published.extend)
@@ -135,18 +156,19 @@ def fake_source(monkeypatch, request) -> Iterator[tuple[str, FakeVendor, list[in
 @pytest.mark.parametrize("fake_source", [True, False], ids=["ordered", "unordered"], indirect=True)
 def test_a_sweep_that_crashes_mid_listing_resumes_from_its_cursor_without_loss(fake_source):
     system, vendor, published = fake_source
+    reconcile.set_cursor(system, "contact", START)  # where the previous sweep got to
     with pytest.raises(Crash):
         reconcile.sweep(system, "contact", connector=vendor, lookback=0)
     stored = event_ids(system)
-    assert stored == [f"sweep:{system}:{i}:{(T0 + timedelta(minutes=i)).isoformat()}" for i in (0, 1)]
+    assert stored == [f"{system}:contact:{i}:{(T0 + timedelta(minutes=i)).isoformat()}" for i in (0, 1)]
     assert len(published) == 2  # the first page was committed and published before the crash
     ordered = reconcile.SOURCES[(system, "contact")].ordered
-    assert cursor(system, "contact") == ((T0 + timedelta(minutes=1)).isoformat() if ordered else None)
+    assert cursor(system, "contact") == (T0 + timedelta(minutes=1) if ordered else START).isoformat()
 
     vendor.crash_after_first_page = False
     result = reconcile.sweep(system, "contact", connector=vendor, lookback=0)
     assert event_ids(system) == [
-        f"sweep:{system}:{i}:{(T0 + timedelta(minutes=i)).isoformat()}" for i in range(5)
+        f"{system}:contact:{i}:{(T0 + timedelta(minutes=i)).isoformat()}" for i in range(5)
     ]
     assert len(published) == 5  # each change published once: the re-listed ones collapsed in the inbox
     assert result.new == 3
@@ -215,3 +237,19 @@ def test_a_contact_created_while_its_webhooks_were_lost_arrives_by_sweep(deploym
     wait_until(lambda: all(found[name]() for name in others), timeout=60)
     deployment.settle()
     assert {name: len(found[name]()) for name in found} == dict.fromkeys(found, 1)
+
+
+@pytest.mark.parametrize("fake_source", [True], ids=["ordered"], indirect=True)
+def test_a_first_sweep_catches_up_on_a_day_and_a_backfill_goes_further(fake_source):
+    """No cursor yet: the last day, not all history (a year of bank transactions would each be booked or
+    reviewed); `since` (`syncengine sweep --since`) reaches back on purpose."""
+    system, vendor, _published = fake_source
+    vendor.crash_after_first_page = False
+    now = datetime.now(UTC)
+    vendor.rows.append({"id": 99, "modified": now - timedelta(hours=2)})
+
+    first = reconcile.sweep(system, "contact", connector=vendor, lookback=0)
+    assert (first.listed, first.new) == (1, 1)  # the 2024 rows are older than a day
+
+    backfill = reconcile.sweep(system, "contact", connector=vendor, lookback=0, since=START)
+    assert (backfill.listed, backfill.new) == (6, 5)
