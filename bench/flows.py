@@ -34,8 +34,14 @@ from simulators.wiring import subscribe  # noqa: E402
 from tests.support import SECRETS, dumps, free_port, wait_for_port  # noqa: E402
 
 LOGLEVEL = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
-WORKER = ["-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", "intake,sync", "--concurrency", "2",
-          "--loglevel", LOGLEVEL, "--without-gossip", "--without-mingle"]  # fmt: skip
+# Two processes run tasks: one Celery worker with a prefork pool of 2, as `syncengine worker` deploys it.
+# BENCH_WORKERS/BENCH_POOL/BENCH_CONCURRENCY try other layouts (2 workers of 1, a threads pool ...).
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
+POOL = os.environ.get("BENCH_POOL", "prefork")
+CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "2")
+WORKER = ["-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", "intake,sync", "--pool", POOL,
+          "--concurrency", CONCURRENCY, "--loglevel", LOGLEVEL,
+          "--without-gossip", "--without-mingle"]  # fmt: skip
 
 
 def start(sims: dict, env: dict, port: int) -> list[subprocess.Popen]:
@@ -57,11 +63,18 @@ def start(sims: dict, env: dict, port: int) -> list[subprocess.Popen]:
         cwd=ROOT,
     )
     log = open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "wb")  # noqa: SIM115 - lives as long as the worker
-    worker = subprocess.Popen(
-        [sys.executable, *WORKER], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, *WORKER, "-n", f"bench{i}@%h"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(WORKERS)
+    ]
     wait_for_port(port)
-    return [web, worker]
+    return [web, *workers]
 
 
 def noop_rate(redis_url: str, count: int) -> float:
@@ -158,6 +171,8 @@ def main() -> None:
         elapsed = max(done.values()) - min(sent.values())
         rate = len(done) / elapsed
         latencies = sorted((done[n] - sent[n]) * 1000 for n in done)
+        calls = {name: {m: len(sim.requests_log(method=m)) for m in ("GET", "POST", "PUT", "PATCH")}
+                 for name, sim in sims.items()}  # fmt: skip
     finally:
         for proc in procs:
             proc.terminate()
@@ -165,10 +180,13 @@ def main() -> None:
         for server in servers.values():
             server.stop()
         drop_database(admin, db_url)
-    print(f"2 worker processes; {len(done)}/{len(ids)} new clients reached ERPNext, Mautic and Directus")
+    print(f"{WORKERS} worker(s), {POOL} pool of {CONCURRENCY}; "
+          f"{len(done)}/{len(ids)} new clients reached ERPNext, Mautic and Directus")  # fmt: skip
     print(f"no-op tasks      {baseline:8.1f} /s")
     print(f"flow events      {rate:8.1f} /s   (each: 1 webhook, 3 pushes, 3 echo webhooks)")
     print(f"ratio            {rate / baseline:8.2f}x   (target >= 0.25x)")
+    per_event = {name: {m: round(n / len(ids), 2) for m, n in c.items() if n} for name, c in calls.items()}
+    print(f"vendor requests per event: {per_event}")
     print(f"webhook -> last effect: p50 {statistics.median(latencies):.0f} ms, "
           f"p99 {latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]:.0f} ms")  # fmt: skip
 

@@ -223,13 +223,15 @@ class ERPNextConnector(Connector):
     def list_page(
         self, doctype: str, *, filters: Filters | Mapping[str, Any] | None = None,
         fields: Sequence[str] = ("*",), order_by: str = "modified asc, name asc", start: int = 0,
-        limit: int = DEFAULT_PAGE,
+        limit: int = DEFAULT_PAGE, or_filters: Filters | None = None,
     ) -> list[Doc]:  # fmt: skip
         """One page of ``frappe.client.get_list``; filters/fields travel as URL-encoded JSON."""
         params: dict[str, Any] = {"fields": json.dumps(list(fields)), "order_by": order_by}
         params.update(limit=limit, start=start)
         if filters:
             params["filters"] = json.dumps(filters, default=str)
+        if or_filters:
+            params["or_filters"] = json.dumps(or_filters, default=str)
         return self.get_json(self.doc_path(doctype), params=params)["data"]
 
     def iter_documents(
@@ -302,6 +304,20 @@ class ERPNextConnector(Connector):
         rows = self.list_page(doctype, filters=filters, fields=fields, order_by="creation asc", limit=20)
         match = next((r for r in rows if accept is None or accept(r)), None)
         return None if match is None else self.get(doctype, match["name"])
+
+    def find_first(self, doctype: str, alternatives: Filters) -> Doc | None:
+        """The document matching the first of several `[field, "=", value]` conditions that any document
+        matches, in that order of preference, read in full: one `or_filters` list request for them all."""
+        fields = ["name", *dict.fromkeys(field for field, _op, _value in alternatives)]
+        rows = self.list_page(
+            doctype, or_filters=alternatives, fields=fields, order_by="creation asc", limit=20
+        )
+        for field, _op, value in alternatives:
+            # MariaDB compares with a case-insensitive collation; so does this pick among the rows.
+            match = next((r for r in rows if str(r.get(field)).casefold() == str(value).casefold()), None)
+            if match is not None:
+                return self.get(doctype, match["name"])
+        return None
 
     def ensure(
         self, effect: Effect, doctype: str, doc: Doc, *, match: Filters, marker: str, submit: bool = False,

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, tzinfo
 from functools import partial
 from typing import Any
 
-from syncengine.errors import Permanent, Retryable
+from syncengine.errors import Permanent, WaitingFor
 from syncengine.idempotency import Attempt, Effect
 from syncengine.records import Change, record_id_for
 from syncengine.settings import get_settings
@@ -97,10 +97,7 @@ class CustomerAdapter:
             lookups.append(["email_id", "=", fields["email"]])
         elif fields.get("name"):
             lookups.append(["customer_name", "=", fields["name"]])
-        for where in lookups:
-            if (found := connector.find_one("Customer", [where])) is not None:
-                return found
-        return None
+        return connector.find_first("Customer", lookups) if lookups else None
 
     def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         fields = {f: body.get(k) or None for f, k in CUSTOMER_KEYS.items()}
@@ -231,7 +228,7 @@ class SalesInvoiceAdapter:
         if fields.get("contact_id") is not None:
             customer = refs.external_id(fields["contact_id"], self.system)
             if customer is None:  # the contact's own push is usually still on its way
-                raise Retryable(f"contact {fields['contact_id']} is not an ERPNext Customer yet", 10.0)
+                raise WaitingFor(f"contact {fields['contact_id']} is not an ERPNext Customer yet")
             body["customer"] = customer
         if fields.get("date"):
             body |= {"posting_date": fields["date"], "set_posting_time": 1}

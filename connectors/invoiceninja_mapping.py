@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syncengine.errors import Permanent, Retryable
+from syncengine.errors import Permanent, WaitingFor
 from syncengine.idempotency import Attempt
 from syncengine.locks import lock
 from syncengine.records import Change, record_id_for
@@ -224,7 +224,7 @@ class InvoiceAdapter:
         if fields.get("contact_id") is not None:
             client_id = refs.external_id(fields["contact_id"], self.system)
             if client_id is None:  # the contact's own push is usually still on its way
-                raise Retryable(f"contact {fields['contact_id']} is not in Invoice Ninja yet", 10.0)
+                raise WaitingFor(f"contact {fields['contact_id']} is not in Invoice Ninja yet")
             body["client_id"] = client_id
         if "lines" in fields:
             body["line_items"] = [_line_item(line) for line in fields["lines"]]
@@ -271,7 +271,7 @@ class NoteAdapter:
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
         client_id = refs.external_id(fields["contact_id"], self.system) if fields.get("contact_id") else None
         if client_id is None:
-            raise Retryable(f"activity {fields.get('ref')}: the contact is not in Invoice Ninja yet")
+            raise WaitingFor(f"activity {fields.get('ref')}: the contact is not in Invoice Ninja yet")
         line = f"[{fields['ref']}] {fields.get('occurred_at')} {fields.get('type')}: {fields.get('subject')}"
         return {"client_id": client_id, "ref": fields["ref"], "line": line}
 

@@ -15,6 +15,7 @@ from kombu import Queue
 from beat_schedule import BEAT_SCHEDULE
 
 from . import redaction
+from .redis_tls import ssl_options
 from .settings import get_settings
 
 QUEUES = ("intake", "sync", "ocr", "sweeps")
@@ -27,7 +28,8 @@ VISIBILITY_TIMEOUT = 2 * MAX_COUNTDOWN
 TASK_MODULES = [
     "tasks.dispatch", "tasks.tokens", "tasks.push", "tasks.clients", "tasks.products",
     "tasks.activities", "tasks.deletes", "tasks.invoices", "tasks.emails",
-    "tasks.payments", "tasks.transfers", "tasks.ocr", "tasks.reconcile",
+    "tasks.payments", "tasks.transfers", "tasks.ocr", "tasks.document_intake", "tasks.reconcile",
+    "syncengine.task_metrics",  # counts push outcomes for /metrics (a signal handler, no task)
 ]  # fmt: skip
 
 
@@ -65,6 +67,7 @@ def make_celery() -> Celery:
         result_serializer="json",
         task_ignore_result=True,
         result_backend=None,
+        result_expires=None,  # no results kept: no `celery.backend_cleanup` beat entry beside BEAT_SCHEDULE
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -95,6 +98,12 @@ def make_celery() -> Celery:
         # minute instead of the default 25, well inside the 35-minute token refresh period.
         beat_max_loop_interval=10,
         redbeat_redis_url=settings.redis_url,
+        # redbeat's own client: fail fast on a dead Redis and notice a dropped connection, as the broker does.
+        redbeat_redis_options={"socket_connect_timeout": 2, "socket_timeout": 5, "health_check_interval": 25},
+        # rediss:// (Heroku Redis): its certificate check from REDIS_SSL_CERT_REQS (see redis_tls).
+        broker_use_ssl=ssl_options(settings.redis_url, settings.redis_ssl_cert_reqs),
+        redis_backend_use_ssl=ssl_options(settings.redis_url, settings.redis_ssl_cert_reqs),
+        redbeat_redis_use_ssl=ssl_options(settings.redis_url, settings.redis_ssl_cert_reqs),
         redbeat_lock_timeout=60,
         redbeat_key_prefix="syncengine:redbeat:",
     )

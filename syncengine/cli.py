@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from .settings import get_settings
 
@@ -20,21 +21,28 @@ def _celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "syncengine.celery_app", *args]
 
 
+def bind_host() -> str:
+    """All interfaces (the PaaS contract); SYNCENGINE_BIND_HOST=127.0.0.1 keeps a local run on loopback."""
+    return os.environ.get("SYNCENGINE_BIND_HOST") or "0.0.0.0"
+
+
 def web_command(port: int | None = None) -> list[str]:
     port = port or int(os.environ.get("PORT", 8000))
     workers = os.environ.get("WEB_CONCURRENCY", "2")
     return [
         sys.executable, "-m", "gunicorn", "webhooks.app:create_app()",
-        "--bind", f"0.0.0.0:{port}", "--workers", workers,
+        "--bind", f"{bind_host()}:{port}", "--workers", workers,
         "--timeout", "30", "--graceful-timeout", "20", "--access-logfile", "-",
     ]  # fmt: skip
 
 
 def worker_command(queues: str = QUEUES, concurrency: str | None = None) -> list[str]:
     concurrency = concurrency or os.environ.get("WORKER_CONCURRENCY", "2")
-    return _celery(
-        "worker", "-Q", queues, "--concurrency", concurrency, "--loglevel", get_settings().log_level
-    )
+    # The node is named after its first queue (intake@host, ocr@host): two roles on one host stay apart
+    # in Flower and in remote control replies.
+    name = f"{queues.split(',')[0]}@%h"
+    level = get_settings().log_level
+    return _celery("worker", "-Q", queues, "-n", name, "--concurrency", concurrency, "--loglevel", level)
 
 
 def beat_command() -> list[str]:
@@ -61,6 +69,10 @@ def _safe_url() -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if os.environ.get("SYNCENGINE_WEB_ROLE") == "flower":  # a second app whose routed `web` is Flower
+        from .ops_cli import cmd_flower
+
+        return cmd_flower(args)
     os.execv(sys.executable, web_command(args.port))
 
 
@@ -117,6 +129,12 @@ def supervise(roles: dict[str, list[str]]) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import collect, render
 
+    if getattr(args, "drift", False):
+        from . import drift
+
+        report = drift.last_report()
+        print(json.dumps(report, indent=2, default=str) if args.json else drift.render(report))
+        return 0
     report = collect()
     print(json.dumps(report, indent=2, default=str) if args.json else render(report))
     return 0
@@ -125,9 +143,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import replay
 
-    replayed = replay(args.event, failed=args.failed, source=args.source)
+    replayed = replay(args.event, failed=args.failed, source=args.source, event_type=args.type)
     print(f"replayed {len(replayed)} event(s): {', '.join(map(str, replayed)) or 'none'}")
     return 0 if replayed or args.failed else 1
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -138,8 +160,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not targets:
         print(f"no sweep for {args.system or 'any system'} {args.kind or ''}".rstrip(), file=sys.stderr)
         return 1
+    since = _aware(datetime.fromisoformat(args.since)) if args.since else None
     for system, kind in targets:
-        result = sweep(system, kind)
+        result = sweep(system, kind, since=since)
         print(f"{system} {kind}: {result.listed} listed, {result.new} new, cursor {result.cursor}")
     return 0
 
@@ -174,6 +197,13 @@ def cmd_revolut(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ocr(args: argparse.Namespace) -> int:
+    """Read one receipt or invoice by hand; nothing is stored or booked."""
+    from .ocr_command import run
+
+    return run(args.file, args.engine, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,17 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="events by status, oldest unprocessed, queue depths")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--drift", action="store_true", help="the last daily drift report's differences")
     status.set_defaults(func=cmd_status)
 
     replay = sub.add_parser("replay", help="process an event again (inbox id or source:event_id)")
     replay.add_argument("event", nargs="?")
     replay.add_argument("--failed", action="store_true", help="replay every failed event")
     replay.add_argument("--source", help="with --failed: only this sender's events")
+    replay.add_argument("--type", help="with --failed: only events of this type")
     replay.set_defaults(func=cmd_replay)
 
     sweep = sub.add_parser("sweep", help="list changes since the cursor; feed missed ones to the inbox")
     sweep.add_argument("system", nargs="?", help="one system (default: every one with a sweep)")
     sweep.add_argument("kind", nargs="?", help="one kind, e.g. contact (default: all)")
+    sweep.add_argument(
+        "--since", help="list from this ISO time instead of the cursor (a backfill; UTC if naive)"
+    )
     sweep.set_defaults(func=cmd_sweep)
 
     revolut = sub.add_parser("revolut", help="Revolut OAuth: print the consent URL")
@@ -229,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--port", type=int, default=0)
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.set_defaults(func=cmd_simulate)
+
+    ocr = sub.add_parser("ocr", help="read one receipt or invoice by hand (nothing is booked)")
+    ocr.add_argument("file")
+    ocr.add_argument("--engine", choices=["openai", "tesseract"], default=None, help="default: auto")
+    ocr.add_argument("--json", action="store_true", help="supplier, number, date, …, lines, confidence")
+    ocr.set_defaults(func=cmd_ocr)
+
+    from .ops_cli import add_commands
+
+    add_commands(sub)  # flower, webhooks install|check
     return parser
 
 

@@ -22,7 +22,7 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, **options: object) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -34,6 +34,7 @@ def _make_engine(url: str) -> Engine:
     # is invalidated on first use and the caller retries once (see `with_reconnect`).
     return create_engine(
         url,
+        **options,
         pool_size=5,
         max_overflow=10,
         # Fail fast when Postgres is down so the receiver can answer 503 while the sender still waits.
@@ -56,7 +57,8 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _engines: dict[str, Engine] = {}
@@ -74,11 +76,19 @@ def get_engine() -> Engine:
 
 
 def autocommit_engine() -> Engine:
-    """The same pool in autocommit mode, for single statements that are atomic on their own."""
+    """Autocommit connections, for single statements that are atomic on their own (no BEGIN, no COMMIT).
+
+    On Postgres a pool of its own: switching a pooled connection in and out of autocommit costs a `SET`
+    round trip at every check-in. SQLite has one writer anyway, so it shares the file's pool."""
     url = get_settings().database_url
     key = "autocommit:" + url
     if key not in _engines:
-        _engines[key] = engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+        base = engine_for(url)
+        _engines[key] = (
+            base.execution_options(isolation_level="AUTOCOMMIT")
+            if is_sqlite(base)
+            else _make_engine(url, isolation_level="AUTOCOMMIT")
+        )
     return _engines[key]
 
 
@@ -104,6 +114,16 @@ def session_scope() -> Iterator[Session]:
     try:
         with session.begin():
             yield session
+    finally:
+        session.close()
+
+
+@contextmanager
+def read_scope() -> Iterator[Session]:
+    """Reads that need no transaction of their own (a single SELECT): no BEGIN, no COMMIT round trips."""
+    session = Session(bind=autocommit_engine(), expire_on_commit=False)
+    try:
+        yield session
     finally:
         session.close()
 

@@ -23,6 +23,11 @@ class Ambiguous(Retryable):
     vendor's idempotency key can tell whether it took effect."""
 
 
+class WaitingFor(Retryable):
+    """Another record must reach the service first (an invoice's contact): usually moments away, but if
+    it never arrives the wait must end, so those who retry on it give up after a while."""
+
+
 class CircuitOpen(Retryable):
     """The service's breaker is open: nothing was sent."""
 

@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .db import session_scope
+from .db import autocommit_engine, session_scope
 from .errors import Permanent, Retryable
 from .models import IdempotencyKey, IdempotencyPhase, utcnow
 
 log = logging.getLogger(__name__)
+_keys = IdempotencyKey.__table__
 
 # Namespace of the vendor keys we derive from ours (UUID5), fixed forever: changing it would make
 # retries after an upgrade look like new requests to the vendors.
@@ -119,14 +120,20 @@ class _Finished:
 
 def _claim(effect: Effect, lease: timedelta) -> Attempt | _Finished:
     digest = request_hash(effect.request)
-    with session_scope() as session:
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-        session.execute(
-            insert(IdempotencyKey)
+    with autocommit_engine().connect() as conn:
+        # The common case, a key never seen, in one round trip: the row is born 'called' and leased to us.
+        now = utcnow()
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        fresh = conn.execute(
+            insert(_keys)
             .values(key=effect.key, system=effect.system, operation=effect.operation, request_hash=digest,
-                    phase=IdempotencyPhase.STARTED, created_at=utcnow(), updated_at=utcnow())
+                    phase=IdempotencyPhase.CALLED, locked_at=now, created_at=now, updated_at=now)
             .on_conflict_do_nothing(index_elements=["key"])
-        )  # fmt: skip
+            .returning(_keys.c.id)
+        ).first()  # fmt: skip
+    if fresh is not None:
+        return Attempt(effect.key, vendor_key(effect.key), False, None)
+    with session_scope() as session:
         row = _lock_row(session, effect.key)
         if row.request_hash != digest:
             raise Permanent(f"idempotency key {effect.key} reused for a different request")
@@ -150,18 +157,19 @@ def _close(
     key: str, phase: str, response: Any, on_finish: Callable[[Session, Any], None] | None = None
 ) -> None:
     with session_scope() as session:
-        row = _lock_row(session, key)
-        row.phase = phase
-        row.response = response
-        row.locked_at = None
+        session.execute(
+            update(_keys)
+            .where(_keys.c.key == key)
+            .values(phase=phase, response=response, locked_at=None, updated_at=utcnow())
+        )
         if on_finish is not None:
             on_finish(session, response)
 
 
 def _release(key: str) -> None:
     """A failed try gives the key back at once (its phase stays 'called': the next try recovers)."""
-    with session_scope() as session:
-        _lock_row(session, key).locked_at = None
+    with autocommit_engine().connect() as conn:
+        conn.execute(update(_keys).where(_keys.c.key == key).values(locked_at=None))
 
 
 def _lock_row(session: Session, key: str) -> IdempotencyKey:

@@ -102,21 +102,34 @@ def new_claim_id() -> str:
     return uuid.uuid4().hex
 
 
-def claim(session: Session, inbox_id: int, claim_id: str, lease: timedelta) -> InboxEvent | None:
-    """Take the event for this worker, or None if it is finished, failed for good, or held by a live claim."""
-    event = session.execute(
-        select(InboxEvent).where(InboxEvent.id == inbox_id).with_for_update(skip_locked=True)
-    ).scalar_one_or_none()
-    if event is None or event.status in (InboxStatus.DONE, InboxStatus.IGNORED, InboxStatus.FAILED):
-        return None
+def claim(conn: Connection, inbox_id: int, claim_id: str, lease: timedelta) -> bool:
+    """Take the event for this worker: False if it is finished, failed for good, held by a live claim or
+    locked by a worker processing it right now.
+
+    One statement, run in autocommit: the attempt is counted durably before the handler starts (so a worker
+    killed by a poisonous event still uses up its attempts), at the cost of a single round trip."""
     now = utcnow()
-    if event.status == InboxStatus.PROCESSING and event.locked_at and event.locked_at > now - lease:
-        return None
-    event.status = InboxStatus.PROCESSING
-    event.claimed_by = claim_id
-    event.locked_at = now
-    event.attempts += 1
-    return event
+    claimable = (
+        select(_table.c.id)
+        .where(
+            _table.c.id == inbox_id,
+            or_(
+                _table.c.status == InboxStatus.RECEIVED,
+                and_(_table.c.status == InboxStatus.PROCESSING, _table.c.locked_at <= now - lease),
+            ),
+        )
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    taken = conn.execute(
+        update(_table)
+        .where(_table.c.id == claimable)
+        .values(
+            status=InboxStatus.PROCESSING, claimed_by=claim_id, locked_at=now, attempts=_table.c.attempts + 1
+        )
+        .returning(_table.c.id)
+    ).first()
+    return taken is not None
 
 
 def lock_claimed(session: Session, inbox_id: int, claim_id: str) -> InboxEvent | None:

@@ -231,3 +231,26 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MetricCounter(Base):
+    """A counter shared by every process where there is no Redis (the embedded default): /metrics sums
+    what every gunicorn and Celery process counted, so a count cannot live in one process's memory."""
+
+    __tablename__ = "metric_counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class OutboxTask(Base):
+    """A task a handler set off, written in the handler's own transaction and deleted once published: the
+    broker being down, or the worker dying, between that commit and the publish loses nothing."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    task: Mapped[str] = mapped_column(String(128))
+    args: Mapped[Any] = mapped_column(JSON)  # {"args": [...], "kwargs": {...}, "options": {...}}: ids only
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -73,6 +73,23 @@ def merge(session: Session, change: Change) -> Merged:
     return Merged(record.id, record.version, changed, targets=targets)
 
 
+def note_echo(session: Session, change: Change) -> bool:
+    """True, with the link noted as seen, when the change is exactly what we last pushed to that object:
+    an echo recognised from the event's own payload, without reading the object back from the vendor."""
+    if change.deleted:
+        return False
+    link = session.execute(
+        select(Link).where(
+            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
+        )
+    ).scalar_one_or_none()
+    seen = content_hash(change.fields)
+    if link is None or link.last_pushed_hash != seen:
+        return False
+    _note_seen(link, seen, change.remote_updated_at)
+    return True
+
+
 def _apply(record: Record, link: Link, change: Change) -> list[str]:
     """Take each field group the policy gives this change; return the fields whose value changed.
 
@@ -124,13 +141,15 @@ def _wins(change: Change, group: str, last: dict[str, str] | None, at: str) -> b
 
 
 def _record_for(session: Session, change: Change) -> tuple[Record, Link]:
-    link = session.execute(
-        select(Link).where(
-            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
-        )
-    ).scalar_one_or_none()
-    if link is not None:
-        record = _locked(session, link.record_id)
+    # The known object and its record, the record locked, in one round trip.
+    found = session.execute(
+        select(Link, Record)
+        .join(Record, Record.id == Link.record_id)
+        .where(Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id)
+        .with_for_update(of=Record)
+    ).first()
+    if found is not None:
+        link, record = found
         return record, link
     record = _by_match_key(session, change) if change.match_key else None
     if record is None:
@@ -156,10 +175,6 @@ def _by_match_key(session: Session, change: Change) -> Record:
         .where(Record.kind == change.kind, Record.match_key == change.match_key)
         .with_for_update()
     ).scalar_one()
-
-
-def _locked(session: Session, record_id: int) -> Record:
-    return session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
 
 
 def _link(session: Session, record: Record, change: Change) -> Link:
@@ -213,6 +228,7 @@ def record_pushed(
 ) -> None:
     """After a push: the link to what we created or updated, the hash of what we sent (echo suppression),
     and per field group what that system now has (its base for the next three-way merge)."""
+    _release_reused_id(session, record_id, system, kind, external_id)
     link = session.execute(
         select(Link).where(Link.record_id == record_id, Link.system == system)
     ).scalar_one_or_none()
@@ -222,3 +238,19 @@ def record_pushed(
     link.external_id = external_id
     link.last_pushed_hash = content_hash(fields)
     link.known = {group: content_hash(values) for group, values in _groups(kind, fields).items()}
+
+
+def _release_reused_id(session: Session, record_id: int, system: str, kind: str, external_id: str) -> None:
+    """A vendor may give a deleted object's id to a new one (ERPNext names a Customer by its name): the
+    deleted record's link then points at someone else, so it is renamed aside, kept for the history."""
+    stale = session.execute(
+        select(Link)
+        .join(Record, Record.id == Link.record_id)
+        .where(Link.system == system, Link.kind == kind, Link.external_id == external_id,
+               Link.record_id != record_id, Record.deleted_at.is_not(None))
+    ).scalar_one_or_none()  # fmt: skip
+    if stale is not None:
+        log.info("%s %s %s now names a new object; the deleted record %s lets it go",
+                 system, kind, external_id, stale.record_id)  # fmt: skip
+        stale.external_id = f"{external_id}#deleted-{stale.record_id}"[:255]
+        session.flush()

@@ -75,7 +75,7 @@ _SERVICE_VARS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("PASSWORD", "CLIENT_SECRET"),
         ("USERNAME", "CLIENT_ID", "INVOICE_EMAIL_ID", "RECEIPT_EMAIL_ID"),
     ),
-    "directus": (("TOKEN",), ()),
+    "directus": (("TOKEN",), ("DOCUMENTS_FOLDER",)),  # only files in this folder go to OCR, when set
 }
 
 
@@ -126,6 +126,12 @@ class Settings:
     max_document_bytes: int = 10 * 1024 * 1024  # POST /documents (receipts, supplier invoices)
     pay_suppliers: bool = False  # F7 moves money: off unless SYNCENGINE_PAY_SUPPLIERS=true
     sweep_lookback_seconds: int = 120  # sweeps re-list this far before their cursor (clock and commit lag)
+    redis_ssl_cert_reqs: str = "required"  # rediss:// certificate check: required, optional or none
+    metrics_token: Secret | None = None  # when set, GET /metrics wants `Authorization: Bearer <it>`
+    public_url: str | None = None  # the receiver as the vendors reach it, for `webhooks install`
+    openai_detail: str = "high"  # image detail sent to the model: low, high or auto
+    ocr_max_side: int = 2048  # pages are downscaled to this longest side before OCR
+    ocr_engine: str = "auto"  # auto (OpenAI when configured and its breaker closed), openai, tesseract
 
     @property
     def embedded(self) -> bool:
@@ -140,7 +146,8 @@ class Settings:
 
     def all_secrets(self) -> list[Secret]:
         """Every configured secret value, for the log redaction filter."""
-        found = [s for s in (self.secret_key, self.openai_api_key, self.documents_token) if s]
+        own = (self.secret_key, self.openai_api_key, self.documents_token, self.metrics_token)
+        found = [s for s in own if s]
         for svc in self.services.values():
             found.extend(svc.webhook_secrets)
             found.extend(svc.credentials.values())
@@ -169,6 +176,12 @@ class Settings:
             max_document_bytes=int(env.get("SYNCENGINE_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024)),
             pay_suppliers=_flag(env.get("SYNCENGINE_PAY_SUPPLIERS")),
             sweep_lookback_seconds=int(env.get("SYNCENGINE_SWEEP_LOOKBACK", 120)),
+            redis_ssl_cert_reqs=env.get("REDIS_SSL_CERT_REQS", "required").strip().lower(),
+            metrics_token=_secret(env, "SYNCENGINE_METRICS_TOKEN"),
+            public_url=(env.get("SYNCENGINE_PUBLIC_URL") or "").rstrip("/") or None,
+            openai_detail=env.get("OPENAI_DETAIL", "high"),
+            ocr_max_side=int(env.get("SYNCENGINE_OCR_MAX_SIDE", 2048)),
+            ocr_engine=env.get("SYNCENGINE_OCR_ENGINE", "auto").lower(),
         )
 
 

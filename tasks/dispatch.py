@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from celery import Signature, Task
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from syncengine import inbox
+from syncengine import event_log, inbox, outbox
 from syncengine.celery_app import MAX_COUNTDOWN, app
-from syncengine.db import session_scope
+from syncengine.db import autocommit_engine, session_scope
 from syncengine.errors import Permanent, Retryable
 from syncengine.models import InboxEvent, InboxStatus
 from syncengine.redaction import redact
@@ -82,7 +83,14 @@ def retry_later(task: Task, exc: Retryable) -> Exception:
 
 @app.task(name="tasks.dispatch.process", bind=True, acks_late=True)
 def process(self, inbox_id: int) -> str:  # type: ignore[no-untyped-def]
-    outcome, retry_in = run(inbox_id)
+    try:
+        with event_log.handling(inbox_id) as entry:  # one structured line per event handled
+            outcome, retry_in = run(inbox_id)
+            entry.outcome = outcome
+    except OperationalError as exc:
+        # The store is down, or restarted under a pooled connection: the event is not finished, and acking
+        # now would leave it to the redelivery sweep, a lease later. Try again soon.
+        raise self.retry(countdown=backoff(self.request.retries + 1), max_retries=None, exc=exc) from exc
     if retry_in is not None:
         raise self.retry(countdown=retry_in, max_retries=None)
     return outcome
@@ -92,14 +100,10 @@ def run(inbox_id: int) -> tuple[str, float | None]:
     """Process one event; returns the outcome and, after a failure worth retrying, the delay before it."""
     settings = get_settings()
     claim_id = inbox.new_claim_id()
-    with session_scope() as session:
-        event = inbox.claim(session, inbox_id, claim_id, timedelta(seconds=settings.inbox_lease_seconds))
-        if event is None:
+    lease = timedelta(seconds=settings.inbox_lease_seconds)
+    with autocommit_engine().connect() as conn:
+        if not inbox.claim(conn, inbox_id, claim_id, lease):
             return "skipped", None
-        if (event.source, event.event_type) not in HANDLERS:
-            inbox.close(event, InboxStatus.IGNORED)
-            log.info("inbox %s ignored: no handler for %s %s", inbox_id, event.source, event.event_type)
-            return InboxStatus.IGNORED, None
 
     started = time.monotonic()
     try:
@@ -107,14 +111,19 @@ def run(inbox_id: int) -> tuple[str, float | None]:
             event = inbox.lock_claimed(session, inbox_id, claim_id)
             if event is None:
                 return "skipped", None
-            ctx = HandlerContext(session, event)
-            HANDLERS[(event.source, event.event_type)](ctx)
-            inbox.close(event, InboxStatus.DONE)
             source, event_type = event.source, event.event_type
+            handler = HANDLERS.get((source, event_type))
+            if handler is None:
+                inbox.close(event, InboxStatus.IGNORED)
+                log.info("inbox %s ignored: no handler for %s %s", inbox_id, source, event_type)
+                return InboxStatus.IGNORED, None
+            ctx = HandlerContext(session, event)
+            handler(ctx)
+            staged = outbox.stage(session, ctx.deferred)  # committed with the handler's writes
+            inbox.close(event, InboxStatus.DONE)
     except Exception as exc:
         return _record_failure(inbox_id, claim_id, exc, settings.inbox_max_attempts)
-    for signature in ctx.deferred:
-        signature.apply_async()
+    outbox.publish(staged)
     log.info(
         "inbox %s done: %s %s in %.0f ms", inbox_id, source, event_type, (time.monotonic() - started) * 1000
     )
@@ -153,4 +162,6 @@ def redeliver(grace_seconds: float = 30.0) -> int:
         process.apply_async((inbox_id,))
     if ids:
         log.info("redelivered %s inbox events", len(ids))
+    with session_scope() as session:
+        outbox.republish(session, app, grace=timedelta(seconds=grace_seconds))
     return len(ids)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
 from syncengine.celery_app import app
-from syncengine.db import session_scope
-from syncengine.errors import Permanent, Retryable
+from syncengine.db import read_scope
+from syncengine.errors import Permanent, Retryable, WaitingFor
 from syncengine.idempotency import Effect, once
 from syncengine.models import Link, Record
 from syncengine.records import already_has, content_hash, record_pushed
@@ -25,12 +25,17 @@ from .dispatch import retry_later
 
 log = logging.getLogger(__name__)
 
+# A record waiting for another (an invoice for its contact) retries with the growing backoff: 10 tries
+# wait about half an hour in all; past that the other record is not coming, and retrying forever would
+# only hide it (the push is logged and counted as given up; the next change or sweep tries again).
+WAIT_RETRIES = 10
+
 
 class _Refs:
     """Resolves the hub ids a record points to (an invoice's contact) into one system's ids."""
 
     def external_id(self, record_id: int, system: str) -> str | None:
-        with session_scope() as session:
+        with read_scope() as session:
             return session.execute(
                 select(Link.external_id).where(Link.record_id == record_id, Link.system == system)
             ).scalar_one_or_none()
@@ -40,6 +45,12 @@ class _Refs:
 def push(self, record_id: int, system: str) -> str:  # type: ignore[no-untyped-def]
     try:
         return push_record(record_id, system)
+    except WaitingFor as exc:
+        if self.request.retries >= WAIT_RETRIES:
+            log.error("push of record %s to %s gave up after %s tries: %s", record_id, system,
+                      self.request.retries, exc)  # fmt: skip
+            return "gave up"
+        raise retry_later(self, exc) from exc
     except Retryable as exc:
         raise retry_later(self, exc) from exc
     except Permanent as exc:
@@ -48,16 +59,18 @@ def push(self, record_id: int, system: str) -> str:  # type: ignore[no-untyped-d
 
 
 def push_record(record_id: int, system: str) -> str:
-    with session_scope() as session:
-        record = session.get(Record, record_id)
-        if record is None:
+    with read_scope() as session:
+        found = session.execute(
+            select(Record, Link)
+            .outerjoin(Link, and_(Link.record_id == Record.id, Link.system == system))
+            .where(Record.id == record_id)
+        ).first()
+        if found is None:
             return "gone"
+        record, link = found
         adapter = ADAPTERS.get((system, record.kind))
         if adapter is None:
             return "not carried"
-        link = session.execute(
-            select(Link).where(Link.record_id == record_id, Link.system == system)
-        ).scalar_one_or_none()
         kind, version, external_id = record.kind, record.version, link.external_id if link else None
         pushed = link.last_pushed_hash if link else None
         deleted = record.deleted_at is not None

@@ -9,7 +9,7 @@ from typing import Any
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
-from syncengine.records import Change, Merged, merge
+from syncengine.records import Change, Merged, merge, note_echo
 
 from .dispatch import Handler, HandlerContext
 from .push import push
@@ -28,6 +28,8 @@ def sync_handler(
 
     def handle(ctx: HandlerContext) -> None:
         adapter = ADAPTERS[(system, kind)]
+        if after is None and _echo_as_sent(ctx, adapter, read, prepare):
+            return
         for obj in read(ctx.event.payload):
             change = adapter.to_change(prepare(ctx, obj) if prepare else obj)
             merged = merge(ctx.session, change)
@@ -36,6 +38,15 @@ def sync_handler(
                 after(ctx, change, merged)
 
     return handle
+
+
+def _echo_as_sent(ctx: HandlerContext, adapter: Any, read: Read, prepare: Prepare | None) -> bool:
+    """Our own write coming back, recognised from what the event carries, so it costs no read-back. Only
+    an exact match with what we pushed counts; anything else is read back whole, as before."""
+    as_sent = getattr(read, "as_sent", None)
+    objs = as_sent(ctx.event.payload) if as_sent is not None else []
+    changes = [adapter.to_change(prepare(ctx, obj) if prepare else obj) for obj in objs]
+    return bool(changes) and all(note_echo(ctx.session, change) for change in changes)
 
 
 def defer_pushes(ctx: HandlerContext, merged: Merged) -> None:
@@ -64,6 +75,13 @@ def erpnext_document(doctype: str) -> Read:
         name = payload.get("name") or doc.get("name")
         return [connector_for("erpnext").get(doctype, name)] if name else []
 
+    def as_sent(payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """Our Webhook template sends the whole document as it was when the event fired (under `doc`, or
+        as the body itself when the template is `{{ doc | json }}`)."""
+        doc = payload.get("doc") if isinstance(payload.get("doc"), dict) else payload
+        return [doc] if doc.get("doctype") == doctype and doc.get("name") and doc.get("modified") else []
+
+    read.as_sent = as_sent  # type: ignore[attr-defined]
     return read
 
 
@@ -75,4 +93,12 @@ def directus_items(collection: str) -> Read:
         found = (connector_for("directus").get_item(collection, key) for key in keys)
         return [item for item in found if item is not None]
 
+    def as_sent(payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """A create's input is the whole item when we created it (our push sends every field it carries)."""
+        created = payload.get("payload")
+        if not str(payload.get("event", "")).endswith("items.create") or not isinstance(created, dict):
+            return []
+        return [{**created, "id": payload["key"]}] if payload.get("key") is not None else []
+
+    read.as_sent = as_sent  # type: ignore[attr-defined]
     return read

@@ -177,3 +177,20 @@ def test_invoice_accounting_comes_only_from_erpnext_and_a_system_that_has_it_nee
         assert (record.data["status"], record.data["total"]) == ("paid", 2.0)
         link = s.execute(select(Link).where(Link.record_id == first.record_id, Link.system == "invoiceninja"))
         assert already_has(link.scalar_one(), "invoice", {**header, **lines})
+
+
+def test_an_id_a_vendor_reuses_after_a_delete_moves_to_the_new_record():
+    """ERPNext names a Customer by its name: a new "Acme" after the old one was deleted gets the same id."""
+    name = f"Acme {uuid.uuid4().hex[:6]}"
+    old_email, new_email = f"old-{uuid.uuid4().hex}@example.test", f"new-{uuid.uuid4().hex}@example.test"
+    with session_scope() as s:
+        old = merge(s, contact("erpnext", name, old_email, name=name))
+    with session_scope() as s:
+        merge(s, Change("erpnext", "contact", name, {}, T0 + timedelta(minutes=1), deleted=True))
+    with session_scope() as s:
+        new = merge(s, contact("mautic", "m-" + new_email, new_email, T0 + timedelta(minutes=2), name=name))
+        record_pushed(s, new.record_id, "erpnext", "contact", name, {"email": new_email, "name": name})
+    with session_scope() as s:
+        assert record_id_for(s, "erpnext", "contact", name) == new.record_id
+        kept = s.execute(select(Link.external_id).where(Link.record_id == old.record_id)).scalar_one()
+        assert kept == f"{name}#deleted-{old.record_id}"

@@ -24,11 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 import requests
-from cryptography import x509
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
@@ -37,6 +34,7 @@ from syncengine import tokens
 from syncengine.db import engine_for, get_engine
 from syncengine.models import Base
 from syncengine.settings import Settings, get_settings
+from tests import revolut_keys
 from tests.support import ROOT, free_port
 
 CLIENT_ID = "cid-syncengine-test"
@@ -49,31 +47,17 @@ LOCKS = ("redis", "postgres-row", "sqlite")
 
 @pytest.fixture(scope="module")
 def key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return revolut_keys.new_key()
 
 
 @pytest.fixture(scope="module")
 def key_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    return revolut_keys.private_pem(key)
 
 
 @pytest.fixture(scope="module")
 def certificate(key: rsa.RSAPrivateKey) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "syncengine-test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return revolut_keys.self_signed(key)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -32,6 +33,11 @@ def error(status: int, message: str, **headers: str) -> Response:
     return response
 
 
+# A \uD800-\uDFFF escape: valid JSON, but alone it is no character, and no UTF-8 store (nor our digests)
+# can encode it.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -43,6 +49,11 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise BadPayload(f"body is not valid JSON: {str(exc)[:120]}") from exc
     if not isinstance(payload, dict):
         raise BadPayload("body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(raw):  # rare: only then pay for the full check
+        try:
+            json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadPayload("body holds a lone UTF-16 surrogate (\\ud800-\\udfff), not text") from exc
     return payload
 
 

@@ -6,7 +6,9 @@ breakers), so the root ``store`` fixture is not overridden here. Fixtures are na
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -99,3 +101,13 @@ def mautic_sim() -> Iterator[tuple]:
     )
     with sim.serve() as running:
         yield sim, running.url
+
+
+@pytest.fixture()
+def raw_logs(caplog) -> Iterator[Any]:
+    """DEBUG logs without the redaction factory: what our code itself writes must hold no secret."""
+    factory = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(logging.LogRecord)
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    logging.setLogRecordFactory(factory)

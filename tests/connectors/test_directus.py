@@ -4,10 +4,10 @@ marker locks) and Redis (breakers)."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -16,31 +16,18 @@ import requests
 from connectors.directus import Directus
 from syncengine.breaker import CLOSED, OPEN, Breaker, BreakerPolicy, RedisBreakerStore
 from syncengine.errors import CircuitOpen, Permanent, Retryable
-from syncengine.idempotency import Effect
 from syncengine.settings import Settings
 from syncengine.shared_state import get_redis
+from tests.connectors import helpers
 from tests.connectors.conftest import DIRECTUS_TEST_TOKEN as TOKEN
+from tests.connectors.helpers import Sleeps, run_together
 from tests.simulators.contract import check, needs_specs
+
+effect = partial(helpers.effect, "directus")
+
 
 LOST = {"count": 1, "delay": 0.6}  # the effect lands; the answer comes after the client gave up (0.3 s)
 SHORT_TIMEOUT = (2.0, 0.3)
-
-
-class Sleeps(list):
-    """The connector's `sleep`: records every wait, and waits for real unless told not to."""
-
-    def __init__(self, real: bool = True) -> None:
-        super().__init__()
-        self.real = real
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-        if self.real:
-            time.sleep(seconds)
-
-
-def effect(operation: str, request: Any = None) -> Effect:
-    return Effect(f"{operation}:directus:{uuid.uuid4().hex}", "directus", operation, request)
 
 
 @pytest.fixture()
@@ -55,7 +42,7 @@ def directus(directus_sim) -> Callable[..., Directus]:
     name = f"directus-test-{uuid.uuid4().hex[:8]}"
 
     def make(token: str = TOKEN, policy: BreakerPolicy | None = None, **kwargs: Any) -> Directus:
-        kwargs.setdefault("sleep", Sleeps())
+        kwargs.setdefault("sleep", Sleeps(real=True))
         store = RedisBreakerStore(get_redis())
         return Directus(url, token, breaker=Breaker(name, store, policy or BreakerPolicy()), **kwargs)
 
@@ -147,26 +134,6 @@ def test_a_500_storm_opens_the_breaker_and_one_probe_per_cooldown_closes_it(sim,
     assert sum(isinstance(r, CircuitOpen) for r in results) == 7
     assert first.breaker.state() == CLOSED
     assert first.get_item("contacts", key)["ext_id"] == "a"
-
-
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run each call in its own thread, released at the same moment; results or raised errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=10)
-    return results
 
 
 # --- creates -----------------------------------------------------------------------------------------------

@@ -4,26 +4,29 @@ marker locks) and Redis (breakers)."""
 from __future__ import annotations
 
 import json
-import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from connectors.erpnext import ERPNextConnector, FrappeError, StaleDocument, frappe_error
-from syncengine.breaker import CLOSED, OPEN, Breaker, BreakerPolicy, RedisBreakerStore
+from syncengine.breaker import CLOSED, OPEN, BreakerPolicy
 from syncengine.db import session_scope
 from syncengine.errors import AuthExpired, CircuitOpen, Permanent, Retryable
-from syncengine.idempotency import Effect
 from syncengine.models import IdempotencyKey
-from syncengine.shared_state import get_redis
+from tests.connectors import helpers
 from tests.connectors.conftest import ERPNEXT_TEST_KEY as KEY
 from tests.connectors.conftest import ERPNEXT_TEST_SECRET as SECRET
+from tests.connectors.helpers import Sleeps, count, run_concurrently
+
+effect = partial(helpers.effect, "erpnext")
+breaker = partial(helpers.breaker, "erpnext")
+
 
 LOST = {"count": 1, "delay": 0.6}  # the effect lands; the answer would come after the client gave up
 SHORT_TIMEOUT = (2.0, 0.3)
@@ -35,22 +38,6 @@ INVOICE = {
     "set_posting_time": 1,
     "items": [{"item_code": "SKU1", "qty": 2, "rate": 50}],
 }
-
-
-class Sleeps(list):
-    """The connector's `sleep`: records each wait instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-def breaker(policy: BreakerPolicy | None = None, name: str | None = None) -> Breaker:
-    """A breaker on the shared Redis under a name of this test only (same name = shared state)."""
-    return Breaker(name or f"erpnext-test-{uuid.uuid4().hex}", RedisBreakerStore(get_redis()), policy)
-
-
-def effect(operation: str) -> Effect:
-    return Effect(f"{operation}:erpnext:{uuid.uuid4().hex}", "erpnext", operation)
 
 
 def phase(key: str) -> str:
@@ -84,11 +71,6 @@ def erp(erpnext_sim) -> Callable[..., ERPNextConnector]:
         return ERPNextConnector(erpnext_sim[1], api_key=KEY, api_secret=SECRET, **kwargs)
 
     return make
-
-
-def count(sim, method: str, path_prefix: str = "/") -> int:
-    """Requests received (the simulator's own `count` is shadowed by its `/doctype/…/count` route)."""
-    return len(sim.requests_log(method=method, path_prefix=path_prefix))
 
 
 def starts(sim, path: str) -> list[int]:
@@ -170,28 +152,6 @@ def test_500_storm_opens_the_breaker_then_one_probe_among_8_workers_closes_it(si
     assert len(sim.requests_log()) - before == 1
     assert conn.breaker.state() == CLOSED
     assert conn.get("Customer", "Acme")["name"] == "Acme"
-
-
-def run_concurrently(n: int, call: Callable[[], Any]) -> list[str]:
-    """Run `call` in n threads released together; each outcome is "ok" or the exception's class name."""
-    gate, outcomes, guard = threading.Barrier(n), [], threading.Lock()
-
-    def work() -> None:
-        gate.wait()
-        try:
-            call()
-            outcome = "ok"
-        except Exception as exc:
-            outcome = type(exc).__name__
-        with guard:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=work) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    return outcomes
 
 
 def test_validation_error_is_permanent_with_its_message_and_not_retried(sim, erp):
@@ -335,16 +295,6 @@ def test_webhook_documents_are_installed_once(sim, erp):
 # --- secrets --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def raw_logs(caplog) -> Iterator[Any]:
-    """DEBUG logs without the redaction factory: what our code itself writes must hold no secret."""
-    factory = logging.getLogRecordFactory()
-    logging.setLogRecordFactory(logging.LogRecord)
-    caplog.set_level(logging.DEBUG)
-    yield caplog
-    logging.setLogRecordFactory(factory)
-
-
 def test_no_secret_in_logs_or_errors(sim, erp, erpnext_sim, raw_logs):
     conn = erp()
     list(conn.iter_documents("Customer", page_size=1))
@@ -362,3 +312,23 @@ def test_no_secret_in_logs_or_errors(sim, erp, erpnext_sim, raw_logs):
     assert any("erpnext GET" in r.getMessage() for r in raw_logs.records)
     for text in (raw_logs.text, *errors, repr(conn.__dict__)):
         assert SECRET not in text
+
+
+def test_a_customer_is_looked_up_by_marker_or_email_in_one_request_preferring_the_marker(sim, erp):
+    from connectors.erpnext_mapping import CustomerAdapter
+    from connectors.normalise import contact_marker
+
+    fields = {"email": "dana@example.test", "name": "Dana"}
+    marker = contact_marker(fields)
+    sim.seed({"Customer": [
+        {"customer_name": "Dana by email", "email_id": "DANA@example.test"},
+        {"customer_name": "Dana by marker", "custom_syncengine_id": marker},
+    ]})  # fmt: skip
+    conn, adapter = erp(), CustomerAdapter()
+    lists = len(sim.requests_log("GET", path=f"{DOCS}/Customer"))
+    assert adapter.find(conn, fields)["customer_name"] == "Dana by marker"
+    assert len(sim.requests_log("GET", path=f"{DOCS}/Customer")) - lists == 1  # both lookups, one request
+
+    sim.db["Customer"].pop("Dana by marker")
+    assert adapter.find(conn, fields)["customer_name"] == "Dana by email"  # email matched case-insensitively
+    assert adapter.find(conn, {"email": "nobody@example.test", "name": "No"}) is None

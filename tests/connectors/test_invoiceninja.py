@@ -4,50 +4,32 @@ keys, marker locks) and Redis (breakers)."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 import requests
 
 from connectors.invoiceninja import InvoiceNinja
-from syncengine.breaker import CLOSED, OPEN, Breaker, BreakerPolicy, RedisBreakerStore
+from syncengine.breaker import CLOSED, OPEN, BreakerPolicy
 from syncengine.errors import CircuitOpen, Permanent, Retryable
 from syncengine.http import RetryPolicy
-from syncengine.idempotency import Effect
 from syncengine.settings import Settings
-from syncengine.shared_state import get_redis
+from tests.connectors import helpers
 from tests.connectors.conftest import INVOICENINJA_TEST_TOKEN as TOKEN
+from tests.connectors.helpers import Sleeps, run_together
 from tests.simulators.contract import check, needs_specs
+
+effect = partial(helpers.effect, "invoiceninja")
+breaker = partial(helpers.breaker, "invoiceninja")
+
 
 LOST = {"count": 1, "delay": 0.6}  # the effect lands; the answer comes after the client gave up (0.3 s)
 SHORT_TIMEOUT = (2.0, 0.3)
 SEEDED_AT = 1_700_000_000
-
-
-class Sleeps(list):
-    """The connector's `sleep`: records every wait, and waits for real unless told not to."""
-
-    def __init__(self, real: bool = True) -> None:
-        super().__init__()
-        self.real = real
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-        if self.real:
-            time.sleep(seconds)
-
-
-def breaker(name: str, policy: BreakerPolicy | None = None) -> Breaker:
-    """A breaker on the shared Redis, under a name no other test uses."""
-    return Breaker(name, RedisBreakerStore(get_redis()), policy or BreakerPolicy())
-
-
-def effect(operation: str, request: Any = None) -> Effect:
-    return Effect(f"{operation}:invoiceninja:{uuid.uuid4().hex}", "invoiceninja", operation, request)
 
 
 @pytest.fixture()
@@ -62,8 +44,8 @@ def ninja(invoiceninja_sim) -> Callable[..., InvoiceNinja]:
     name = f"invoiceninja-test-{uuid.uuid4().hex[:8]}"
 
     def make(token: str = TOKEN, policy: BreakerPolicy | None = None, **kwargs: Any) -> InvoiceNinja:
-        kwargs.setdefault("sleep", Sleeps())
-        return InvoiceNinja(url, token, breaker=breaker(name, policy), **kwargs)
+        kwargs.setdefault("sleep", Sleeps(real=True))
+        return InvoiceNinja(url, token, breaker=breaker(policy, name), **kwargs)
 
     return make
 
@@ -104,6 +86,26 @@ def test_lists_every_page_and_the_sweep_returns_only_changes(sim, ninja):
     sweep = sim.requests_log("GET", "/api/v1/clients")[-1]["query"]
     assert sweep["updated_at"] == str(SEEDED_AT + 40)
     assert sweep["sort"] == "updated_at|asc" and sweep["status"] == "active,archived,deleted"
+
+
+def test_the_keyed_sweep_read_lists_each_change_once_through_shared_seconds_and_edits(sim, ninja):
+    # 25 rows in one second (more than a page), then one per second: ties at a page boundary and a page
+    # wholly inside one second.
+    stamps = [SEEDED_AT] * 25 + [SEEDED_AT + i for i in range(1, 11)]
+    rows = [{"name": f"K{i}", "updated_at": t, "created_at": t} for i, t in enumerate(stamps)]
+    ids = sim.seed({"clients": rows})["clients"]
+    conn = ninja()
+    reader = conn.iter_modified("clients", SEEDED_AT, page_size=10)
+    first = [next(reader)["id"] for _ in range(12)]
+    conn.update("clients", ids[0], {"city": "Moved"})  # already listed: comes again at the end, as a change
+    conn.update("clients", ids[20], {"city": "Moved"})  # not yet listed: no row is shifted out of reach
+    rest = [row["id"] for row in reader]
+
+    listed = first + rest
+    assert sorted(set(listed)) == sorted(ids)
+    assert listed.count(ids[0]) == 2 and len(listed) == len(ids) + 1
+    queries = [e["query"] for e in sim.requests_log("GET", "/api/v1/clients")]
+    assert {q["sort"] for q in queries} == {"updated_at|asc"} and int(queries[-1]["updated_at"]) > SEEDED_AT
 
 
 # --- retries, Retry-After and the breaker -----------------------------------------------------------------
@@ -152,26 +154,6 @@ def test_a_500_storm_opens_the_breaker_and_one_probe_per_cooldown_closes_it(sim,
     assert sum(isinstance(r, CircuitOpen) for r in results) == 7
     assert first.breaker.state() == CLOSED
     assert first.get_client(client_id)["id"] == client_id
-
-
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run each call in its own thread, released at the same moment; results or raised errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=10)
-    return results
 
 
 # --- creates whose answer is lost --------------------------------------------------------------------------
@@ -349,7 +331,7 @@ def test_the_token_never_reaches_the_logs(sim, ninja, caplog):
 def test_from_settings_reads_url_and_token(invoiceninja_sim):
     _, url = invoiceninja_sim
     settings = Settings.from_env({"INVOICENINJA_URL": url + "/", "INVOICENINJA_TOKEN": TOKEN})
-    conn = InvoiceNinja.from_settings(settings, breaker=breaker(f"invoiceninja-test-{uuid.uuid4().hex[:8]}"))
+    conn = InvoiceNinja.from_settings(settings, breaker=breaker())
     assert conn.base_url == url and TOKEN not in repr(vars(conn))
     assert list(conn.paginate("clients")) == []
     with pytest.raises(Permanent, match="INVOICENINJA_URL"):

@@ -4,45 +4,33 @@ marker locks) and Redis (breakers)."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from connectors.mautic import EmailMaybeSent, MauticConnector, email_effect, forget_tokens
-from syncengine.breaker import CLOSED, OPEN, Breaker, BreakerPolicy, RedisBreakerStore
+from syncengine.breaker import CLOSED, OPEN, BreakerPolicy
 from syncengine.db import session_scope
 from syncengine.errors import Ambiguous, CircuitOpen, Permanent, Retryable
-from syncengine.idempotency import Effect
 from syncengine.models import IdempotencyKey
-from syncengine.shared_state import get_redis
+from tests.connectors import helpers
 from tests.connectors.conftest import MAUTIC_TEST_CLIENT_ID as CLIENT_ID
 from tests.connectors.conftest import MAUTIC_TEST_CLIENT_SECRET as CLIENT_SECRET
 from tests.connectors.conftest import MAUTIC_TEST_PASSWORD as PASSWORD
 from tests.connectors.conftest import MAUTIC_TEST_USER as USER
+from tests.connectors.helpers import Sleeps, count, run_concurrently
+
+effect = partial(helpers.effect, "mautic")
+breaker = partial(helpers.breaker, "mautic")
+
 
 LOST = {"count": 1, "delay": 0.6}  # the effect lands; the answer would come after the client gave up
 SHORT_TIMEOUT = (2.0, 0.3)
-
-
-class Sleeps(list):
-    """The connector's `sleep`: records each wait instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-def breaker(policy: BreakerPolicy | None = None, name: str | None = None) -> Breaker:
-    """A breaker on the shared Redis under a name of this test only (same name = shared state)."""
-    return Breaker(name or f"mautic-test-{uuid.uuid4().hex}", RedisBreakerStore(get_redis()), policy)
-
-
-def effect(operation: str) -> Effect:
-    return Effect(f"{operation}:mautic:{uuid.uuid4().hex}", "mautic", operation)
 
 
 def key_row(key: str) -> IdempotencyKey:
@@ -50,10 +38,6 @@ def key_row(key: str) -> IdempotencyKey:
         row = session.execute(select(IdempotencyKey).where(IdempotencyKey.key == key)).scalar_one()
         session.expunge(row)
         return row
-
-
-def count(sim, method: str, path_prefix: str = "/") -> int:
-    return len(sim.requests_log(method=method, path_prefix=path_prefix))
 
 
 @pytest.fixture()
@@ -152,28 +136,6 @@ def test_500_storm_opens_the_breaker_then_one_probe_among_8_workers_closes_it(si
     assert len(sim.requests_log()) - before == 1
     assert conn.breaker.state() == CLOSED
     assert conn.get_contact(contact_id)["id"] == contact_id
-
-
-def run_concurrently(n: int, call: Callable[[], Any]) -> list[str]:
-    """Run `call` in n threads released together; each outcome is "ok" or the exception's class name."""
-    gate, outcomes, guard = threading.Barrier(n), [], threading.Lock()
-
-    def work() -> None:
-        gate.wait()
-        try:
-            call()
-            outcome = "ok"
-        except Exception as exc:
-            outcome = type(exc).__name__
-        with guard:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=work) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    return outcomes
 
 
 def test_invalid_contact_is_permanent_and_not_retried(sim, mautic):
@@ -318,16 +280,6 @@ def test_oauth_token_is_cached_and_fetched_again_after_a_401(sim, mautic):
 
 
 # --- secrets --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def raw_logs(caplog) -> Iterator[Any]:
-    """DEBUG logs without the redaction factory: what our code itself writes must hold no secret."""
-    factory = logging.getLogRecordFactory()
-    logging.setLogRecordFactory(logging.LogRecord)
-    caplog.set_level(logging.DEBUG)
-    yield caplog
-    logging.setLogRecordFactory(factory)
 
 
 def test_no_secret_in_logs_or_errors(sim, mautic, mail, raw_logs):

@@ -15,8 +15,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import delete
 
 from connectors.revolut import RateLimiter, RevolutConnector
@@ -28,6 +26,8 @@ from syncengine.idempotency import Attempt, Effect, vendor_key
 from syncengine.models import OAuthToken
 from syncengine.settings import Settings
 from syncengine.shared_state import get_redis
+from tests import revolut_keys
+from tests.connectors.helpers import Sleeps
 from tests.simulators import contract
 from tests.simulators.contract import check, needs_specs
 
@@ -53,19 +53,6 @@ class SimTokens:
                 self.token = self.sim.issue_tokens()["access_token"]
                 self.refreshes += 1
             return self.token
-
-
-class Sleeps(list):
-    """The connector's `sleep`: records each wait; really waits only when asked to."""
-
-    def __init__(self, real: bool = False) -> None:
-        super().__init__()
-        self.real = real
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-        if self.real:
-            time.sleep(seconds)
 
 
 def unique(prefix: str) -> str:
@@ -308,12 +295,8 @@ def revolut_tokens(revolut_sim) -> Iterator[Any]:
     from syncengine.tokens import RevolutTokens, consent_url
 
     sim, url = revolut_sim
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()  # fmt: skip
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    key = revolut_keys.new_key()
+    pem, public = revolut_keys.private_pem(key), revolut_keys.public_pem(key)
     redirect = "https://engine.example.test/revolut/callback"
     sim.configure_client("conn-test-client", redirect, public)
     env = {**os.environ, "REVOLUT_URL": url, "REVOLUT_CLIENT_ID": "conn-test-client",

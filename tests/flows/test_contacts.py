@@ -48,6 +48,39 @@ def test_a_mautic_lead_becomes_one_client_customer_and_directus_item(deployment)
     assert len(directus_contacts_with(sims["directus"], email)) == 1
 
 
+def test_the_echoes_of_our_creates_are_known_from_their_payloads_without_reading_back(deployment):
+    """ERPNext's webhook carries the whole document and a Directus create its whole input: when that is
+    exactly what we pushed, the echo is recognised as sent, with no GET of the object."""
+    email = f"echo-{uuid.uuid4().hex[:8]}@example.test"
+    mautic_contact(deployment, email, "Cy")
+    sims = deployment.sims
+    wait_until(lambda: customers_with(sims["erpnext"], email)
+               and directus_contacts_with(sims["directus"], email), timeout=60)  # fmt: skip
+    deployment.settle()
+    customer = customers_with(sims["erpnext"], email)[0]["name"]
+    item = directus_contacts_with(sims["directus"], email)[0]["id"]
+    erpnext_events = [
+        e
+        for e in _inbox("erpnext")
+        if customer in (e.payload.get("name"), e.payload.get("doc", {}).get("name"))
+    ]
+    directus_events = [e for e in _inbox("directus") if str(e.payload.get("key")) == str(item)]
+    assert erpnext_events and all(e.status == "done" for e in erpnext_events)  # the echoes did arrive
+    assert directus_events and all(e.status == "done" for e in directus_events)
+    assert sims["erpnext"].requests_log("GET", path=f"/api/v2/document/Customer/{customer}") == []
+    assert sims["directus"].requests_log("GET", path=f"/items/contacts/{item}") == []
+
+
+def _inbox(source: str) -> list:
+    from sqlalchemy import select
+
+    from syncengine.db import session_scope
+    from syncengine.models import InboxEvent
+
+    with session_scope() as session:
+        return list(session.execute(select(InboxEvent).where(InboxEvent.source == source)).scalars())
+
+
 def test_an_edit_in_invoice_ninja_reaches_the_others_and_its_echoes_write_nothing(deployment):
     email = f"edit-{uuid.uuid4().hex[:8]}@example.test"
     mautic_contact(deployment, email, "Bo")

@@ -4,7 +4,6 @@ the redirect URI's domain. The key pair and certificate are generated here, neve
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -12,43 +11,25 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from simulators.revolut import RevolutSimulator
+from tests import revolut_keys
 
 CLIENT_ID = "cid-test-1"
 REDIRECT = "https://example.com/revolut/callback"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-def _self_signed(key: rsa.RSAPrivateKey) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "syncengine-test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 @pytest.fixture(scope="module")
 def key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return revolut_keys.new_key()
 
 
 @pytest.fixture()
 def revolut(serve, key):
     sim = RevolutSimulator()
-    sim.configure_client(CLIENT_ID, REDIRECT, _self_signed(key))
+    sim.configure_client(CLIENT_ID, REDIRECT, revolut_keys.self_signed(key))
     return sim, serve(sim).url
 
 
