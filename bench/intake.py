@@ -4,7 +4,7 @@ Both are driven in the same run, in alternating rounds, by 32 concurrent clients
 signed, unique webhooks (a mix of the five senders), for a bounded time. Prints requests/s, p50 and p99
 of each and the ratio. Target: intake >= 0.30x hello-world with p99 < 50 ms.
 
-    python bench/intake.py [--seconds 8] [--rounds 2] [--workers 4] [--concurrency 32]
+    python bench/intake.py [--seconds 8] [--rounds 2] [--workers 4] [--concurrency 32] [--threads 1]
 
 Uses DATABASE_URL's server (a scratch database is created and dropped) and REDIS_URL (db 14), or
 Postgres and Redis on 127.0.0.1 by default. No Celery worker runs: only intake is measured.
@@ -43,9 +43,11 @@ def hello(sender, event=None):
 """
 
 
-def gunicorn(app: str, port: int, workers: int, env: dict, cwd: Path) -> subprocess.Popen:
+def gunicorn(app: str, port: int, workers: int, env: dict, cwd: Path, threads: int = 1) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
            "--log-level", "warning", "--backlog", "2048"]  # fmt: skip
+    if threads > 1:
+        cmd += ["--worker-class", "gthread", "--threads", str(threads)]
     proc = subprocess.Popen(cmd, env=env, cwd=cwd)
     wait_for_port(port, timeout=30)
     time.sleep(1.0)  # let every worker boot
@@ -86,7 +88,7 @@ def drop_database(admin: str, url: str) -> None:
 
 def measure(app: str, cwd: Path, env: dict, args: argparse.Namespace) -> loadgen.Result:
     port = free_port()
-    server = gunicorn(app, port, args.workers, env, cwd)
+    server = gunicorn(app, port, args.workers, env, cwd, args.threads)
     try:
         requests = build_requests(port, int(args.seconds * 5000) + 200)
         loadgen.run("127.0.0.1", port, requests[:200], concurrency=8, seconds=1)  # warm up
@@ -113,6 +115,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="> 1: gthread workers with this many threads")
     args = parser.parse_args()
 
     admin, db_url = scratch_database()
@@ -134,7 +137,8 @@ def main() -> None:
         drop_database(admin, db_url)
         redis.Redis.from_url(redis_url).flushdb()
 
-    print(f"gunicorn sync workers: {args.workers}, clients: {args.concurrency}, "
+    kind = f"gthread workers ({args.threads} threads)" if args.threads > 1 else "sync workers"
+    print(f"gunicorn {kind}: {args.workers}, clients: {args.concurrency}, "
           f"{args.rounds} rounds of {args.seconds:.0f} s each, {os.cpu_count()} cores")  # fmt: skip
     results = {name: merge(parts) for name, parts in rounds.items()}
     for name, result in results.items():
