@@ -16,6 +16,14 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": float(os.environ.get("SYNCENGINE_REDELIVERY_EVERY", 60)),
         "options": {"queue": "sweeps", "expires": 55},
     },
+    # Receipts and invoices stored while the broker was down, or read by a worker that died before their
+    # booking was published. Every 5 minutes, for documents untouched for 15 (longer than a retry usually
+    # waits): OCR is not urgent, and reading a document again early would only cost a model call.
+    "document-redelivery": {
+        "task": "tasks.ocr.redeliver_documents",
+        "schedule": 5 * 60.0,
+        "options": {"queue": "sweeps", "expires": 4 * 60},
+    },
     # Revolut access tokens live 40 minutes; refreshing every 35 leaves 5 minutes for a late or retried run
     # before connectors would have to refresh on demand. One refresher at a time (syncengine.tokens): a
     # refresh cancels the previous access token at once.

@@ -76,6 +76,7 @@ def make_celery() -> Celery:
         task_routes={
             "tasks.dispatch.process": {"queue": "intake"},
             "tasks.dispatch.redeliver": {"queue": "sweeps"},
+            "tasks.ocr.redeliver_documents": {"queue": "sweeps"},
             "tasks.ocr.*": {"queue": "ocr"},
             "tasks.reconcile.*": {"queue": "sweeps"},
             "tasks.tokens.*": {"queue": "sweeps"},

@@ -118,6 +118,26 @@ def read_document(self, document_id: int) -> str:  # type: ignore[no-untyped-def
     return outcome
 
 
+@app.task(name="tasks.ocr.redeliver_documents", acks_late=True)
+def redeliver_documents(grace_seconds: float = 15 * 60.0, limit: int = 200) -> int:
+    """Hand over again the documents whose task never reached a worker or died with one: stored while the
+    broker was down, read by a worker killed before its booking was published. Left alone for `grace`
+    (longer than a retry usually waits); a repeat is skipped by the status each step checks."""
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    with session_scope() as session:
+        stuck = session.execute(
+            select(Document.id, Document.status)
+            .where(Document.status.in_((RECEIVED, READING, EXTRACTED)), Document.updated_at <= cutoff)
+            .order_by(Document.id)
+            .limit(limit)
+        ).all()
+    for document_id, status in stuck:
+        (book_expense if status == EXTRACTED else read_document).apply_async((document_id,))
+    if stuck:
+        log.info("redelivered %s documents", len(stuck))
+    return len(stuck)
+
+
 @app.task(name="tasks.ocr.book_expense", bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def book_expense(self, document_id: int) -> str:  # type: ignore[no-untyped-def]
     try:

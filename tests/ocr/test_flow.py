@@ -205,3 +205,29 @@ def test_oversize_and_unknown_uploads_are_refused_with_a_clear_answer(ocr_deploy
 def _documents() -> list[int]:
     with session_scope() as session:
         return list(session.execute(select(Document.id)).scalars())
+
+
+def test_a_document_whose_task_was_lost_is_read_and_booked_after_the_redelivery_sweep(ocr_deployment):
+    """Stored while the broker was down (its task never published): the beat's document redelivery hands
+    it to the ocr queue, and it is read and booked once."""
+    import subprocess
+    import sys
+
+    from syncengine.document_store import store
+    from tests.support import ROOT
+
+    dep = ocr_deployment
+    data, receipt = document(3111, "PNG")
+    dep.truth.register(data, receipt.truth)
+    with session_scope() as session:
+        store(session, data, "image/png", "lost.png")  # the row only: no task was ever published
+    redeliver = subprocess.run(
+        [sys.executable, "-c", "from tasks.ocr import redeliver_documents; print(redeliver_documents(0))"],
+        env=dep.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert redeliver.returncode == 0, redeliver.stderr
+    assert int(redeliver.stdout.strip().splitlines()[-1]) >= 1
+    doc = finished(data)
+    assert doc.status == "booked", doc.error
+    expense, _invoice, _item = booked(dep, doc)
+    assert float(expense["amount"]) == receipt.truth["total"]
