@@ -132,7 +132,7 @@ def main() -> None:
                INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
                ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
                ERPNEXT_API_SECRET="erp-api-secret",
-               MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="mautic",
+               MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
                DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
                **{f"{k.upper()}_WEBHOOK_SECRET": v for k, v in SECRETS.items()})  # fmt: skip
     subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, cwd=ROOT, check=True,

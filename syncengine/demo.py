@@ -75,7 +75,7 @@ class Demo:
             INVOICENINJA_URL=self.urls["invoiceninja"], INVOICENINJA_TOKEN="TOKEN",
             ERPNEXT_URL=self.urls["erpnext"], ERPNEXT_API_KEY="erp-api-key",
             ERPNEXT_API_SECRET="erp-api-secret",
-            MAUTIC_URL=self.urls["mautic"], MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="mautic",
+            MAUTIC_URL=self.urls["mautic"], MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
             DIRECTUS_URL=self.urls["directus"], DIRECTUS_TOKEN="directus-static-token",
             **{f"{name.upper()}_WEBHOOK_SECRET": secret for name, secret in self.secrets.items()},
         )  # fmt: skip

@@ -16,7 +16,7 @@ SKU = "CONSULT-H"
 
 def _mautic(demo: Demo, method: str, path: str, body: Any = None) -> dict:
     response = requests.request(
-        method, demo.urls["mautic"] + path, json=body, auth=("admin", "mautic"), timeout=10
+        method, demo.urls["mautic"] + path, json=body, auth=("admin", "sim-mautic-pass"), timeout=10
     )
     response.raise_for_status()
     return response.json()

@@ -100,7 +100,7 @@ def connector_for(system: str, url: str) -> Any:
     if system == "erpnext":
         return ERPNextConnector(url, api_key="erp-api-key", api_secret="erp-api-secret")
     if system == "mautic":
-        return MauticConnector(url, username="admin", password="mautic")
+        return MauticConnector(url, username="admin", password="sim-mautic-pass")
     if system == "directus":
         return Directus(url, "directus-static-token")
     return RevolutConnector(f"{url}/api/1.0", tokens=SeededToken())

@@ -33,7 +33,8 @@ class MauticSimulator(MauticEngagement):
         self,
         clock: Clock | None = None,
         username: str = "admin",
-        password: str = "mautic",  # noqa: S107 - the simulator's well-known test credentials
+        password: str = "sim-mautic-pass",  # noqa: S107 - the simulator's well-known test credentials (not a
+        # word that shows up in logs: the engine redacts its configured secrets from every line)
         oauth_clients: dict[str, str] | None = None,
     ) -> None:
         super().__init__(clock)

@@ -89,7 +89,7 @@ def deployment(store: str) -> Iterator[Deployment]:
         INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
         ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
         ERPNEXT_API_SECRET="erp-api-secret",
-        MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="mautic",
+        MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
         DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
     )  # fmt: skip
     env.update(SYNCENGINE_EFFECT_LEASE=str(EFFECT_LEASE_SECONDS), SYNCENGINE_TEST_CRASH_DIR=str(CRASH_DIR),

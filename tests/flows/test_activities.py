@@ -30,7 +30,7 @@ def open_email(deployment, contact_id: int) -> dict:
     email = mautic.add_email(f"news-{uuid.uuid4().hex[:6]}", subject="Our autumn news")
     base = deployment.servers["mautic"].url
     sent = requests.post(f"{base}/api/emails/{email['id']}/contact/{contact_id}/send",
-                         auth=("admin", "mautic"), json={}, timeout=10)  # fmt: skip
+                         auth=("admin", "sim-mautic-pass"), json={}, timeout=10)  # fmt: skip
     assert sent.status_code == 200 and sent.json()["success"], sent.text
     stat = mautic.sent_emails(email_id=email["id"], contact_id=contact_id)[-1]
     assert requests.get(f"{base}/email/{stat['tracking_hash']}.gif", timeout=10).status_code == 200

@@ -31,7 +31,7 @@ def writes(sim) -> int:
 def mautic_contact(deployment, email: str, first: str) -> dict:
     url = deployment.servers["mautic"].url + "/api/contacts/new"
     response = requests.post(url, json={"email": email, "firstname": first, "lastname": "Lee"},
-                             auth=("admin", "mautic"), timeout=10)  # fmt: skip
+                             auth=("admin", "sim-mautic-pass"), timeout=10)  # fmt: skip
     assert response.status_code in (200, 201), response.text
     return response.json()["contact"]
 

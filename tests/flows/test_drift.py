@@ -58,7 +58,8 @@ def test_changes_no_event_reported_are_listed_as_drift_and_filed_once_for_review
         )  # fmt: skip
         assert response.status_code == 200, response.text
         response = requests.delete(
-            f"{deployment.servers['mautic'].url}/api/contacts/{mautic_id}/delete", auth=("admin", "mautic"),
+            f"{deployment.servers['mautic'].url}/api/contacts/{mautic_id}/delete",
+            auth=("admin", "sim-mautic-pass"),
             timeout=10,
         )  # fmt: skip
         assert response.status_code == 200, response.text

@@ -57,7 +57,7 @@ def vendors(receiver: str) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
         INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
         ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
         ERPNEXT_API_SECRET="erp-api-secret",
-        MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="mautic",
+        MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
         DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
         REVOLUT_URL=servers["revolut"].url + "/api/1.0", REVOLUT_CLIENT_ID="ops-test-client",
         REVOLUT_REDIRECT_URI=REDIRECT,

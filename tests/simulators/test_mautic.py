@@ -8,7 +8,7 @@ import requests
 
 from simulators.mautic import MauticSimulator
 
-AUTH = ("admin", "mautic")
+AUTH = ("admin", "sim-mautic-pass")
 
 
 @pytest.fixture()

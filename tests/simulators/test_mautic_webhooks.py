@@ -14,7 +14,7 @@ from requests.structures import CaseInsensitiveDict
 
 from simulators.mautic import MauticSimulator
 
-AUTH = ("admin", "mautic")
+AUTH = ("admin", "sim-mautic-pass")
 SECRET = "mautic-hook-secret"
 CONTACT_EVENTS = ["mautic.lead_post_save_new", "mautic.lead_post_save_update", "mautic.lead_post_delete"]
 
