@@ -11,6 +11,8 @@ from syncengine.db import session_scope
 from syncengine.models import InboxEvent
 from tests.support import SENDERS, dumps, sample, sign
 
+pytestmark = pytest.mark.faults  # fault suite item 1: `pytest -m faults` runs the signature matrix too
+
 SIGNATURE_HEADERS = {
     "invoiceninja": "X-Webhook-Secret",
     "directus": "X-Webhook-Secret",

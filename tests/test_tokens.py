@@ -307,6 +307,7 @@ def test_unauthorized_refreshes_once_and_the_caller_retries(revolut: Revolut):
     assert store.on_unauthorized(stale) == sent[1] and revolut.sim.refresh_count == 1
 
 
+@pytest.mark.faults  # fault suite item 9: `pytest -m faults` runs it with tests/faults
 def test_eight_workers_hit_401_at_once_one_refresh(revolut: Revolut):
     connect(revolut)
     stale = tokens.access_token()
@@ -417,6 +418,7 @@ def _process_worker(lock: str, sqlite_url: str | None, clock_offset: float, barr
         out.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
+@pytest.mark.faults  # fault suite item 9: `pytest -m faults` runs it with tests/faults
 def test_eight_processes_one_refresh(revolut: Revolut, locked: tuple[str, str | None]):
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited sockets or threads
     barrier, out = ctx.Barrier(8), ctx.Queue()

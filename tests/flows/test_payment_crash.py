@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.flows.conftest import CRASH_DIR, CRASH_POINTS
 from tests.flows.test_payments import counts, deliver, directus_rows, in_payments, seed_invoice
 from tests.support import wait_until
@@ -18,6 +20,7 @@ def fired() -> set[str]:
     return {point for point in CRASH_POINTS if (CRASH_DIR / point).exists()}
 
 
+@pytest.mark.faults  # fault suite item 5: `pytest -m faults` runs it with tests/faults
 def test_a_payment_announced_8_times_survives_a_worker_killed_at_each_recovery_point(deployment):
     deployment.settle()
     CRASH_DIR.mkdir(parents=True, exist_ok=True)  # arms the crash points (each fires once)
