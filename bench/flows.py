@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.intake import drop_database, scratch_database  # noqa: E402
 from simulators import REGISTRY  # noqa: E402
-from simulators.wiring import subscribe  # noqa: E402
+from simulators.wiring import engine_env, subscribe  # noqa: E402
 from tests.support import SECRETS, dumps, free_port, wait_for_port  # noqa: E402
 
 LOGLEVEL = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
@@ -129,11 +129,7 @@ def main() -> None:
     servers = {name: sim.serve() for name, sim in sims.items()}
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING",
                SYNCENGINE_PLUGINS="bench.noop_tasks", PYTHONPATH=str(ROOT),
-               INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
-               ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
-               ERPNEXT_API_SECRET="erp-api-secret",
-               MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
-               DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
+               **engine_env({name: server.url for name, server in servers.items()}),
                **{f"{k.upper()}_WEBHOOK_SECRET": v for k, v in SECRETS.items()})  # fmt: skip
     subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, cwd=ROOT, check=True,
                    capture_output=True)  # fmt: skip

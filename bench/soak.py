@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench.flows import client_body, start  # noqa: E402
 from bench.intake import drop_database, scratch_database  # noqa: E402
 from simulators import REGISTRY  # noqa: E402
+from simulators.wiring import engine_env  # noqa: E402
 from tests.servers import redis_server_binary  # noqa: E402
 from tests.support import SECRETS, free_port, wait_for_port  # noqa: E402
 
@@ -148,11 +149,7 @@ def main() -> None:
     servers = {name: sim.serve() for name, sim in sims.items()}
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING",
                PYTHONPATH=str(ROOT), SYNCENGINE_INBOX_LEASE="20",
-               INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
-               ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
-               ERPNEXT_API_SECRET="erp-api-secret",
-               MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
-               DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
+               **engine_env({name: server.url for name, server in servers.items()}),
                **{f"{k.upper()}_WEBHOOK_SECRET": v for k, v in SECRETS.items()})  # fmt: skip
     os.environ.update(env)  # the driver plays the beat (redelivery, sweeps) in this process
     subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, cwd=ROOT, check=True,

@@ -114,6 +114,16 @@ class Connector:
     def get_json(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs).json()
 
+    def delete_if_present(self, path: str) -> bool:
+        """True if we deleted it, False if it was already gone (a repeat after a lost answer)."""
+        try:
+            self.request("DELETE", path)
+        except Permanent as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def create_once(
         self, effect: Effect, *, marker: str, find: Callable[[], Any | None],
         create: Callable[[Attempt], Any], on_finish: Callable[[Session, Any], None] | None = None,

@@ -192,13 +192,7 @@ class ERPNextConnector(Connector):
 
     def delete(self, doctype: str, name: str) -> bool:
         """True if we deleted it, False if it was already gone (a repeat after a lost answer)."""
-        try:
-            self.request("DELETE", self.doc_path(doctype, name))
-        except FrappeError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return self.delete_if_present(self.doc_path(doctype, name))
 
     def submit(self, doctype: str, name: str) -> Doc:
         """Submit a draft. A lost answer or a "cannot change docstatus" is settled by reading it back."""

@@ -12,7 +12,7 @@ under a lock before it is created.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -176,14 +176,7 @@ class InvoiceNinja(TokenConnector):
         """`{"name", "contacts": [{"first_name", "last_name", "email"}], "id_number": <our record id>, …}`;
         `marker` names the field (id_number, number or email) that identifies our record."""
         value = _contact_email(client) if marker == "email" else client.get(marker)
-        if not value:
-            raise ValueError(f"a client needs its marker field {marker!r} to be created once")
-        return self.create_once(
-            effect,
-            marker=f"clients:{marker}:{value}",
-            find=lambda: self.find_client(marker, str(value)),
-            create=lambda _attempt: self.create("clients", client),
-        )
+        return self._create_by_marker(effect, "clients", client, marker, value, self.find_client)
 
     def update_client(self, client_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         return self.update("clients", client_id, changes)
@@ -198,15 +191,10 @@ class InvoiceNinja(TokenConnector):
 
     def create_product(self, effect: Effect, product: Mapping[str, Any]) -> dict[str, Any]:
         """`{"product_key", "notes", "price", "cost", …}`; the product key is the marker."""
-        key = product.get("product_key")
-        if not key:
-            raise ValueError("a product needs its product_key to be created once")
-        return self.create_once(
-            effect,
-            marker=f"products:product_key:{key}",
-            find=lambda: self.find_product(str(key)),
-            create=lambda _attempt: self.create("products", product),
-        )
+        return self._create_by_marker(
+            effect, "products", product, "product_key", product.get("product_key"),
+            lambda _field, key: self.find_product(key),
+        )  # fmt: skip
 
     # --- invoices ------------------------------------------------------------------------------------
 
@@ -219,16 +207,11 @@ class InvoiceNinja(TokenConnector):
         """`{"client_id", "number", "date", "due_date", "line_items": [{"product_key", "notes", "cost",
         "quantity", "tax_name1", "tax_rate1", "type_id"}]}`; the invoice number is the marker, so it must be
         ours. The flags are applied by the same request, so a found invoice is never sent twice."""
-        number = invoice.get("number")
-        if not number:
-            raise ValueError("an invoice needs its number to be created once")
-        params = _flags(mark_sent=mark_sent, send_email=send_email)
-        return self.create_once(
-            effect,
-            marker=f"invoices:number:{number}",
-            find=lambda: self.find_invoice(str(number)),
-            create=lambda _attempt: self.create("invoices", invoice, params=params),
-        )
+        return self._create_by_marker(
+            effect, "invoices", invoice, "number", invoice.get("number"),
+            lambda _field, number: self.find_invoice(number),
+            params=_flags(mark_sent=mark_sent, send_email=send_email),
+        )  # fmt: skip
 
     def update_invoice(
         self, invoice_id: str, changes: Mapping[str, Any], *, mark_sent: bool = False,
@@ -309,14 +292,7 @@ class InvoiceNinja(TokenConnector):
         """`{"vendor_id", "category_id", "amount", "date", "number": <ours, e.g. the document hash prefix>,
         "transaction_reference", "public_notes", "private_notes"}`."""
         value = expense.get(marker)
-        if not value:
-            raise ValueError(f"an expense needs its marker field {marker!r} to be created once")
-        return self.create_once(
-            effect,
-            marker=f"expenses:{marker}:{value}",
-            find=lambda: self.find_expense(marker, str(value)),
-            create=lambda _attempt: self.create("expenses", expense),
-        )
+        return self._create_by_marker(effect, "expenses", expense, marker, value, self.find_expense)
 
     def find_vendor(self, field: str, value: str) -> dict[str, Any] | None:
         """By `number` or `id_number`."""
@@ -324,17 +300,24 @@ class InvoiceNinja(TokenConnector):
 
     def create_vendor(self, effect: Effect, vendor: Mapping[str, Any], *, marker: str = "number") -> dict:
         """`{"name", "number" or "id_number": <ours>, "contacts": [...], "vat_number", …}`."""
-        value = vendor.get(marker)
-        if not value:
-            raise ValueError(f"a vendor needs its marker field {marker!r} to be created once")
-        return self.create_once(
-            effect,
-            marker=f"vendors:{marker}:{value}",
-            find=lambda: self.find_vendor(marker, str(value)),
-            create=lambda _attempt: self.create("vendors", vendor),
-        )
+        return self._create_by_marker(effect, "vendors", vendor, marker, vendor.get(marker), self.find_vendor)
 
     # --- helpers -------------------------------------------------------------------------------------
+
+    def _create_by_marker(
+        self, effect: Effect, kind: str, body: Mapping[str, Any], field: str, value: Any,
+        find: Callable[[str, str], dict[str, Any] | None], *, params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Create once an entity that our own value of `field` identifies: looked up by it under its lock
+        (Connector.create_once), created only when absent."""
+        if not value:
+            raise ValueError(f"{kind} need their marker field {field!r} to be created once")
+        return self.create_once(
+            effect,
+            marker=f"{kind}:{field}:{value}",
+            find=lambda: find(field, str(value)),
+            create=lambda _attempt: self.create(kind, body, params=params),
+        )
 
     def create(
         self, kind: str, body: Mapping[str, Any], *, params: Mapping[str, Any] | None = None

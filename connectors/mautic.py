@@ -280,13 +280,7 @@ class MauticConnector(Connector):
 
     def delete_contact(self, contact_id: int) -> bool:
         """True if we deleted it, False if it was already gone (a repeat after a lost answer)."""
-        try:
-            self.request("DELETE", f"/api/contacts/{contact_id}/delete")
-        except Permanent as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return self.delete_if_present(f"/api/contacts/{contact_id}/delete")
 
     # --- segments and companies --------------------------------------------------------------------
 
@@ -401,13 +395,7 @@ class MauticConnector(Connector):
             return self.request("PATCH", path, json=body, idempotent=True).json()["hook"]
 
     def delete_hook(self, hook_id: int) -> bool:
-        try:
-            self.request("DELETE", f"/api/hooks/{hook_id}/delete")
-        except Permanent as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return self.delete_if_present(f"/api/hooks/{hook_id}/delete")
 
 
 def _secret(value: str | Secret | None) -> Secret | None:

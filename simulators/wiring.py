@@ -48,3 +48,23 @@ def subscribe(sims: dict[str, Any], receiver: str, secrets: dict[str, str]) -> N
     if "revolut" in sims:
         url = f"{receiver}/webhooks/revolut"
         sims["revolut"].add_webhook_target(url, secret=secrets["revolut"], events=list(REVOLUT_EVENTS))
+
+
+# Each simulator's default credentials, as the engine's settings name them (see the simulators' __init__).
+_CREDENTIALS = {
+    "invoiceninja": {"INVOICENINJA_TOKEN": "TOKEN"},
+    "erpnext": {"ERPNEXT_API_KEY": "erp-api-key", "ERPNEXT_API_SECRET": "erp-api-secret"},
+    "mautic": {"MAUTIC_USERNAME": "admin", "MAUTIC_PASSWORD": "sim-mautic-pass"},
+    "directus": {"DIRECTUS_TOKEN": "directus-static-token"},
+}
+
+
+def engine_env(urls: dict[str, str]) -> dict[str, str]:
+    """The engine's settings for the simulators at these URLs (vendor -> base URL): each one's `<NAME>_URL`
+    and its default credentials. Revolut (OAuth consent) and OpenAI are configured by their callers."""
+    env: dict[str, str] = {}
+    for name, credentials in _CREDENTIALS.items():
+        if name in urls:
+            env[f"{name.upper()}_URL"] = urls[name]
+            env.update(credentials)
+    return env

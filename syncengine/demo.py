@@ -69,14 +69,12 @@ class Demo:
         self.seen_writes = {name: self._writes(name) for name in SYSTEMS}
 
     def _env(self) -> dict[str, str]:
+        from simulators.wiring import engine_env
+
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         env.update(
             SYNCENGINE_HOME=str(self.home), LOG_LEVEL="WARNING",
-            INVOICENINJA_URL=self.urls["invoiceninja"], INVOICENINJA_TOKEN="TOKEN",
-            ERPNEXT_URL=self.urls["erpnext"], ERPNEXT_API_KEY="erp-api-key",
-            ERPNEXT_API_SECRET="erp-api-secret",
-            MAUTIC_URL=self.urls["mautic"], MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
-            DIRECTUS_URL=self.urls["directus"], DIRECTUS_TOKEN="directus-static-token",
+            **engine_env(self.urls),
             **{f"{name.upper()}_WEBHOOK_SECRET": secret for name, secret in self.secrets.items()},
         )  # fmt: skip
         return env

@@ -20,14 +20,13 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.registry import connector_for
 from syncengine import inbox
 from syncengine.celery_app import app
 from syncengine.db import get_engine
 from syncengine.models import SyncCursor, utcnow
-from syncengine.publish import TaskPublisher
+from syncengine.publish import TaskPublisher, publish_events
 from syncengine.settings import get_settings
 
 from .sweep_sources import SOURCES, Source
@@ -125,18 +124,8 @@ def sweep(
 
 
 def _publish(ids: list[int]) -> None:
-    """Hand the new events to the broker; if it is down they stay 'received' for the redelivery sweep."""
-    for position, inbox_id in enumerate(ids):
-        try:
-            _publisher.publish(inbox_id)
-        except Exception as exc:
-            log.warning("broker unavailable, %s swept events left for redelivery: %s", len(ids), exc)
-            try:
-                with get_engine().begin() as conn:
-                    inbox.mark_unpublished(conn, ids[position:])
-            except SQLAlchemyError:
-                log.warning("could not mark swept events unpublished; the lease will redeliver them")
-            return
+    """Hand the new events to the broker, or leave them for the redelivery sweep (the tests' seam)."""
+    publish_events(_publisher, ids, what="swept events")
 
 
 def kinds_for(system: str | None = None, kind: str | None = None) -> list[tuple[str, str]]:

@@ -1,10 +1,12 @@
-"""Throw-away RSA keys and certificates for Revolut's OAuth (JWT client assertions), made per test run and
-never committed: the private key in PKCS#8 PEM as REVOLUT_PRIVATE_KEY, the public half (or a self-signed
-certificate) as uploaded to Revolut."""
+"""What Revolut tests share: throw-away RSA keys and certificates for its OAuth (JWT client assertions),
+made per test run and never committed (the private key in PKCS#8 PEM as REVOLUT_PRIVATE_KEY, the public
+half or a self-signed certificate as uploaded to Revolut), and a token provider the simulator issues to."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -43,3 +45,23 @@ def self_signed(key: rsa.RSAPrivateKey) -> str:
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class SimTokens:
+    """A TokenProvider double: a token issued by the simulator, replaced once per stale token."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+        self.token = sim.issue_tokens()["access_token"]
+        self.refreshes = 0
+        self.lock = threading.Lock()
+
+    def access_token(self) -> str:
+        return self.token
+
+    def on_unauthorized(self, stale_token: str) -> str:
+        with self.lock:
+            if stale_token == self.token:
+                self.token = self.sim.issue_tokens()["access_token"]
+                self.refreshes += 1
+            return self.token

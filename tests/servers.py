@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import psycopg2
+import redis
 from sqlalchemy.engine import make_url
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -112,7 +113,6 @@ def runtime_dir() -> Path:
 def claim_redis_db(base_url: str, first: int = 1, last: int = 13) -> int:
     """A Redis database of its own for this test session (queues, locks and breakers are per database), so
     sessions running side by side never flush or consume each other's keys. Claimed in db 0, for 2 hours."""
-    import redis
 
     admin = redis.Redis.from_url(f"{base_url}/0")
     for db in range(first, last + 1):
@@ -120,3 +120,28 @@ def claim_redis_db(base_url: str, first: int = 1, last: int = 13) -> int:
             atexit.register(admin.delete, f"syncengine-tests:db:{db}")
             return db
     raise RuntimeError("every Redis test database is claimed by another session")
+
+
+class PrivateRedis:
+    """A redis-server on a port of its own, without persistence: a restart loses every queued message,
+    which is the worst a broker can do to us."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = start_redis(self.port)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=5)

@@ -16,7 +16,7 @@ import requests
 from syncengine.db import session_scope
 from syncengine.models import InboxEvent
 from tests.conftest import WORK, record_lines
-from tests.servers import redis_server_binary
+from tests.servers import PrivateRedis
 from tests.support import (
     Proc,
     celery_worker_cmd,
@@ -30,52 +30,22 @@ from tests.support import (
 )
 
 
-class RedisServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture()
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer(free_port())
-    server.start()
+def own_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
     yield server
-    server.stop()
+    server.kill()
 
 
 def test_broker_down_answers_202_and_redelivery_processes_after_restart(own_redis, store):
-    env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{own_redis.port}/0")
+    env = dict(os.environ, REDIS_URL=own_redis.url)
     port = free_port()
     web = Proc(gunicorn_cmd(port, workers=1), env, WORK / "outage-web.log")
     worker = Proc(celery_worker_cmd(concurrency=1), env, WORK / "outage-worker.log")
     try:
         wait_for_port(port)
         wait_until(lambda: "ready." in worker.output(), timeout=60)
-        own_redis.stop()
+        own_redis.kill()
 
         path, payload = sample("directus", f"outage-{time.time_ns()}")
         body = dumps(payload)

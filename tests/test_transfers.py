@@ -3,7 +3,6 @@ against the Revolut, ERPNext and Directus simulators on loopback, with the sessi
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -24,28 +23,11 @@ from syncengine.settings import get_settings
 from syncengine.shared_state import get_redis
 from tasks import transfers
 from tasks.dispatch import HandlerContext
+from tests.revolut_keys import SimTokens
 
 IBAN = "FR1420041010050500013M02606"
 KEY, SECRET = "erp-f7-key-2c9d", "erp-f7-secret-8e41b7a0d3"
 DIRECTUS_TOKEN = "dx-f7-token-41c7be90"
-
-
-class SimTokens:
-    """A TokenProvider double: a token issued by the simulator, replaced once per stale token."""
-
-    def __init__(self, sim: Any) -> None:
-        self.sim = sim
-        self.token = sim.issue_tokens()["access_token"]
-        self.lock = threading.Lock()
-
-    def access_token(self) -> str:
-        return self.token
-
-    def on_unauthorized(self, stale_token: str) -> str:
-        with self.lock:
-            if stale_token == self.token:
-                self.token = self.sim.issue_tokens()["access_token"]
-            return self.token
 
 
 def unique(prefix: str) -> str:

@@ -15,7 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from syncengine import inbox
 from syncengine.celery_app import app as celery_app
 from syncengine.db import autocommit_engine, get_engine, with_reconnect
-from syncengine.publish import TaskPublisher
+from syncengine.publish import TaskPublisher, publish_events
 from syncengine.settings import get_settings
 
 from .sender import BadPayload, Incoming, Sender, body_digest
@@ -131,18 +131,4 @@ def _bounded(event: inbox.NewEvent) -> inbox.NewEvent:
 
 def publish(ids: list[int]) -> None:
     """Hand each new event to the broker; if it is down, the row stays 'received' for the redelivery sweep."""
-    for position, inbox_id in enumerate(ids):
-        try:
-            _publisher.publish(inbox_id)
-        except Exception as exc:
-            log.warning("broker unavailable, inbox %s left for redelivery: %s", inbox_id, type(exc).__name__)
-            _leave_for_redelivery(ids[position:])
-            return
-
-
-def _leave_for_redelivery(ids: list[int]) -> None:
-    try:
-        with get_engine().begin() as conn:
-            inbox.mark_unpublished(conn, ids)
-    except SQLAlchemyError:
-        log.warning("could not mark %s events unpublished; the lease will redeliver them", len(ids))
+    publish_events(_publisher, ids)

@@ -28,31 +28,12 @@ from syncengine.settings import Settings
 from syncengine.shared_state import get_redis
 from tests import revolut_keys
 from tests.connectors.helpers import Sleeps
+from tests.revolut_keys import SimTokens
 from tests.simulators import contract
 from tests.simulators.contract import check, needs_specs
 
 contract.SPEC_FILES.setdefault("revolut", ("revolut/business.yaml", "https://sandbox-b2b.revolut.com"))
 IBAN = "FR1420041010050500013M02606"
-
-
-class SimTokens:
-    """A TokenProvider double: a token issued by the simulator, replaced once per stale token."""
-
-    def __init__(self, sim: Any) -> None:
-        self.sim = sim
-        self.token = sim.issue_tokens()["access_token"]
-        self.refreshes = 0
-        self.lock = threading.Lock()
-
-    def access_token(self) -> str:
-        return self.token
-
-    def on_unauthorized(self, stale_token: str) -> str:
-        with self.lock:
-            if stale_token == self.token:
-                self.token = self.sim.issue_tokens()["access_token"]
-                self.refreshes += 1
-            return self.token
 
 
 def unique(prefix: str) -> str:

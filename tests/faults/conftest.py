@@ -21,17 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from celery import Celery
 from sqlalchemy import select
 
-from simulators.wiring import subscribe
+from simulators.wiring import engine_env, subscribe
 from syncengine.db import session_scope
 from syncengine.models import InboxEvent
 from tests.conftest import ADMIN_URL, WORK
 from tests.flows.conftest import Deployment, _simulators
-from tests.servers import start_redis, with_database
+from tests.servers import PrivateRedis, with_database
 from tests.support import (
     SECRETS,
     Proc,
@@ -57,31 +56,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.faults)
-
-
-class PrivateRedis:
-    """A redis-server on a port of its own, without persistence: a restart loses every queued message,
-    which is the worst a broker can do to us."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = start_redis(self.port)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=5)
 
 
 class PrivatePostgres:
@@ -197,11 +171,7 @@ def stack_env(redis_url: str, servers: dict[str, Any]) -> dict[str, str]:
     return dict(
         os.environ,
         REDIS_URL=redis_url,
-        INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
-        ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
-        ERPNEXT_API_SECRET="erp-api-secret",
-        MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
-        DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
+        **engine_env({name: server.url for name, server in servers.items()}),
         SYNCENGINE_BREAKER_COOLDOWN=str(BREAKER_COOLDOWN),
         SYNCENGINE_SWEEP_EVERY="3600",
     )  # fmt: skip

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from tests.conftest import WORK
-from tests.faults.conftest import PrivatePostgres, PrivateRedis, unique
-from tests.servers import with_database
+from tests.faults.conftest import PrivatePostgres, unique
+from tests.servers import PrivateRedis, with_database
 from tests.support import (
     ROOT,
     SENDERS,

@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from tests.conftest import WORK
-from tests.faults.conftest import PrivateRedis, Stack, statuses
+from tests.faults.conftest import Stack, statuses
+from tests.servers import PrivateRedis
 from tests.support import (
     Proc,
     celery_worker_cmd,

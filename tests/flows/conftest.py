@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from simulators import REGISTRY
-from simulators.wiring import subscribe
+from simulators.wiring import engine_env, subscribe
 from tests.conftest import REDIS_BASE, WORK
 from tests.servers import claim_redis_db
 from tests.support import SECRETS, Proc, celery_worker_cmd, free_port, gunicorn_cmd, wait_for_port, wait_until
@@ -86,11 +86,7 @@ def deployment(store: str) -> Iterator[Deployment]:
     env = dict(
         os.environ,
         REDIS_URL=redis_url,
-        INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
-        ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
-        ERPNEXT_API_SECRET="erp-api-secret",
-        MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
-        DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
+        **engine_env({name: server.url for name, server in servers.items()}),
     )  # fmt: skip
     env.update(SYNCENGINE_EFFECT_LEASE=str(EFFECT_LEASE_SECONDS), SYNCENGINE_TEST_CRASH_DIR=str(CRASH_DIR),
                SYNCENGINE_TEST_CRASH_POINTS=",".join(CRASH_POINTS))  # fmt: skip

@@ -15,7 +15,7 @@ import redis
 from simulators import REGISTRY
 from simulators.openai import OpenAISimulator
 from simulators.receipts import GroundTruthResponder
-from simulators.wiring import subscribe
+from simulators.wiring import engine_env, subscribe
 from tests.conftest import REDIS_BASE, WORK
 from tests.servers import claim_redis_db
 from tests.support import SECRETS, Proc, celery_worker_cmd, free_port, gunicorn_cmd, wait_for_port, wait_until
@@ -59,10 +59,7 @@ def ocr_deployment(store: str) -> Iterator[OcrDeployment]:
         REDIS_URL=redis_url, SYNCENGINE_DOCUMENTS_TOKEN=DOCS_TOKEN,
         SYNCENGINE_MAX_DOCUMENT_BYTES=str(MAX_DOCUMENT_BYTES),
         OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=f"{servers['openai'].url}/v1",
-        INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
-        ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
-        ERPNEXT_API_SECRET="erp-api-secret",
-        DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
+        **engine_env({name: server.url for name, server in servers.items()}),
     )  # fmt: skip
     subscribe({"directus": sims["directus"]}, receiver, SECRETS)
     web = Proc(gunicorn_cmd(port, workers=1), env, WORK / "ocr-web.log")

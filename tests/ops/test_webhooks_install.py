@@ -16,6 +16,7 @@ import requests
 from sqlalchemy import delete
 
 from simulators import REGISTRY
+from simulators.wiring import engine_env
 from syncengine.subscriptions import ERPNEXT_EVENTS, INVOICENINJA_EVENTS
 from tests import revolut_keys
 from tests.support import ROOT, SECRETS, wait_until
@@ -54,11 +55,7 @@ def vendors(receiver: str) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
     env = dict(
         os.environ,
         SYNCENGINE_PUBLIC_URL=receiver,
-        INVOICENINJA_URL=servers["invoiceninja"].url, INVOICENINJA_TOKEN="TOKEN",
-        ERPNEXT_URL=servers["erpnext"].url, ERPNEXT_API_KEY="erp-api-key",
-        ERPNEXT_API_SECRET="erp-api-secret",
-        MAUTIC_URL=servers["mautic"].url, MAUTIC_USERNAME="admin", MAUTIC_PASSWORD="sim-mautic-pass",
-        DIRECTUS_URL=servers["directus"].url, DIRECTUS_TOKEN="directus-static-token",
+        **engine_env({name: server.url for name, server in servers.items()}),
         REVOLUT_URL=servers["revolut"].url + "/api/1.0", REVOLUT_CLIENT_ID="ops-test-client",
         REVOLUT_REDIRECT_URI=REDIRECT,
     )  # fmt: skip
