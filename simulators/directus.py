@@ -36,6 +36,7 @@ DEFAULT_COLLECTIONS: dict[str, dict[str, Any]] = {
     )
 }
 FORBIDDEN = "You don't have permission to access this."
+API_USER = "6f1c7e0a-2b4d-4e8a-9c1f-5d2e3a4b5c6d"  # the directus_users id behind the static token
 
 
 class DirectusSimulator(DirectusFlows):
@@ -55,6 +56,7 @@ class DirectusSimulator(DirectusFlows):
 
     def on_reset(self) -> None:
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}  # id -> (directus_files row, bytes)
+        self.activity: list[dict[str, Any]] = []  # directus_activity, oldest first
         self.collections: dict[str, dict[str, Any]] = {}
         for name, cfg in self.initial_collections.items():
             self.define_collection(name, **cfg)
@@ -212,6 +214,7 @@ class DirectusSimulator(DirectusFlows):
             row.setdefault("date_updated", None)
         self.db[name][row[pk]] = row
         if emit:
+            self._log_activity("create", name, [row[pk]])
             self.emit(
                 f"{name}.items.create",
                 {"event": f"{name}.items.create", "payload": data, "key": row[pk], "collection": name},
@@ -228,6 +231,17 @@ class DirectusSimulator(DirectusFlows):
             row["date_updated"] = stamp
         return row
 
+    def _log_activity(self, action: str, collection: str, keys: list[Any]) -> None:
+        """One directus_activity row per item and action, as Directus's ActivityService writes them (item
+        always a string, even for integer keys); the sweep reads deletions back from here."""
+        stamp = self.iso_now()
+        for key in keys:
+            self.activity.append({
+                "id": len(self.activity) + 1, "action": action, "user": API_USER, "timestamp": stamp,
+                "ip": "127.0.0.1", "user_agent": "python-requests", "collection": collection,
+                "item": str(key), "origin": None, "comment": None,
+            })  # fmt: skip
+
     def _out(self, request: Request, row: dict[str, Any]) -> dict[str, Any]:
         return q.project(row, q.list_param(request.args, "fields"))
 
@@ -236,6 +250,14 @@ class DirectusSimulator(DirectusFlows):
     @route("GET", "/items/{collection}")
     def list_items(self, request: Request, collection: str) -> Response:
         cfg = self._collection(collection)
+        return self._list(request, self.db[collection].values(), cfg["pk"])
+
+    @route("GET", "/activity")
+    def list_activity(self, request: Request) -> Response:
+        """`GET /activity` takes the global query parameters (filter, sort, limit, page, meta) like items."""
+        return self._list(request, self.activity, "id")
+
+    def _list(self, request: Request, rows_in: Any, pk: str) -> Response:
         args = request.args
         try:
             flt = q.parse_filter(args)
@@ -250,7 +272,7 @@ class DirectusSimulator(DirectusFlows):
                 if isinstance(exc, q.QueryError)
                 else "Invalid query. limit, offset and page must be integers.",
             )
-        rows = sorted(self.db[collection].values(), key=lambda r: str(r[cfg["pk"]]).zfill(20))
+        rows = sorted(rows_in, key=lambda r: str(r[pk]).zfill(20))
         try:
             matched = [r for r in rows if q.matches(r, flt)]
         except q.QueryError as exc:
@@ -295,6 +317,7 @@ class DirectusSimulator(DirectusFlows):
         if not isinstance(body, dict):
             return self.error(400, "INVALID_PAYLOAD", 'Invalid payload. "data" must be an object.')
         row = self._update(collection, self._key(cfg, key), body, self.iso_now())
+        self._log_activity("update", collection, [key])
         # §9: single-item events carry the key from the URL, as a string
         self.emit(
             f"{collection}.items.update",
@@ -315,6 +338,7 @@ class DirectusSimulator(DirectusFlows):
         ):
             keys = body["keys"]
             rows = [self._update(collection, k, body["data"], stamp) for k in keys]
+            self._log_activity("update", collection, keys)
             self.emit(
                 f"{collection}.items.update",
                 {
@@ -329,6 +353,7 @@ class DirectusSimulator(DirectusFlows):
             for item in body:
                 row = self._update(collection, item.get(cfg["pk"]), item, stamp)
                 rows.append(row)
+                self._log_activity("update", collection, [row[cfg["pk"]]])
                 self.emit(
                     f"{collection}.items.update",
                     {
@@ -347,6 +372,7 @@ class DirectusSimulator(DirectusFlows):
         cfg = self._collection(collection)
         self._item(collection, self._key(cfg, key))
         del self.db[collection][self._key(cfg, key)]
+        self._log_activity("delete", collection, [key])
         self.emit(
             f"{collection}.items.delete",
             {
@@ -369,6 +395,7 @@ class DirectusSimulator(DirectusFlows):
             self._item(collection, key)
         for key in keys:
             del self.db[collection][key]
+        self._log_activity("delete", collection, keys)
         self.emit(
             f"{collection}.items.delete",
             {"event": f"{collection}.items.delete", "payload": keys, "keys": keys, "collection": collection},

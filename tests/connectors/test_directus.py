@@ -49,6 +49,9 @@ def directus(directus_sim) -> Callable[..., Directus]:
     return make
 
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 def stamp(minute: int) -> str:
     return f"2024-05-01T10:{minute:02d}:00.000Z"
 
@@ -73,6 +76,29 @@ def test_lists_every_page_and_the_sweep_returns_only_changes(sim, directus):
     sweep = sim.requests_log("GET", "/items/contacts")[-1]["query"]
     assert sweep["filter[_or][0][date_updated][_gt]"] == stamp(40)
     assert sweep["filter[_or][1][date_created][_gt]"] == stamp(40)
+
+
+def test_deletes_are_read_from_the_activity_log_paged_by_id(directus_sim, directus):
+    sim, url = directus_sim
+    conn = directus(page_size=2)
+    keys = [conn.create_item(effect(f"c{i}"), "contacts", {"ext_id": f"rec-{i}"})["id"] for i in range(6)]
+    product = conn.create_item(effect("p"), "products", {"ext_id": "prod-1"})["id"]
+    conn.update_item("contacts", keys[0], {"name": "edited"})  # activity that is not a delete
+    conn.delete_item("contacts", keys[1])
+    sim.clock.advance(60)
+    since = sim.iso_now()
+    requests.delete(f"{url}/items/contacts", json=keys[2:5], headers=AUTH, timeout=5)  # one batch
+    conn.delete_item("products", product)
+
+    deleted = list(conn.deleted_since(["contacts", "products"], since))
+    assert [(r["collection"], r["item"]) for r in deleted] == [
+        *(("contacts", str(k)) for k in keys[2:5]),
+        ("products", str(product)),
+    ]  # one row per item of the batch, item always a string, the delete before `since` left out
+    pages = sim.requests_log("GET", "/activity")
+    assert len(pages) == 3  # 2 + 2 + an empty page: keyed on the activity id, not an offset
+    assert pages[1]["query"]["filter[id][_gt]"] == str(deleted[1]["id"])
+    assert pages[0]["query"]["filter[action][_eq]"] == "delete"
 
 
 def test_reads_by_id_treat_forbidden_as_absent(sim, directus):
@@ -200,6 +226,8 @@ def test_requests_and_answers_follow_the_published_spec(directus_sim, directus):
     conn.create_review(effect("r"), {"ext_id": "review:1", "title": "check me"})
     list(conn.changed_since("invoices", "2000-01-01T00:00:00Z", page_size=1))
     list(conn.items("reviews", {"sort": "id", "fields": "*"}))
+    requests.delete(f"{url}/items/invoices/{item['id']}", headers=AUTH, timeout=5)  # 204: not in the spec
+    assert [r["item"] for r in conn.deleted_since(["invoices"], "2000-01-01T00:00:00Z")] == [str(item["id"])]
 
     assert len(seen) >= 8
     for response in seen:
