@@ -60,6 +60,11 @@ FREQUENT = (
 # and approved Purchase Invoices (F7 pays suppliers on their due terms, not within minutes).
 SLOW_EVERY = float(os.environ.get("SYNCENGINE_SLOW_SWEEP_EVERY", 15 * 60))
 SLOW = (("erpnext", "deleted"), ("erpnext", "transfer"))
+# Every 15 minutes too: Mautic email opens and form submissions (F8). They become a note line and an
+# activity item for people to read, nothing waits on them, and only a lost webhook needs the sweep. A run
+# costs one timeline request per 100 opens (and per 100 submissions) since the cursor, whatever the number
+# of contacts, so a longer interval saves nothing but makes a lost note line wait longer.
+SLOW += (("mautic", "activity"),)
 
 for _every, _pairs in ((SWEEP_EVERY, FREQUENT), (SLOW_EVERY, SLOW)):
     for _system, _kind in _pairs:

@@ -72,6 +72,24 @@ def mautic_contact_key(contact: dict[str, Any], *, deleted: bool = False) -> str
     )
 
 
+# Mautic's engagement webhooks and its contact activity listing (`/api/contacts/activity`) both name an email
+# stat or a form submission by its id and by a stamp that never changes: `dateRead` stays the first open's
+# (a second open updates `lastOpened` only), a submission is never edited. The webhook's own `timestamp` is
+# when the webhook was built, which no listing can reproduce, so it is not part of the key.
+MAUTIC_ACTIVITIES = {
+    "mautic.email_on_open": ("stat", "dateRead"),
+    "mautic.form_on_submit": ("submission", "dateSubmitted"),
+}
+
+
+def mautic_activity_key(event_type: str, obj: dict[str, Any]) -> str | None:
+    """`mautic.email_on_open:stat:{id}:{dateRead}` for the stat (or submission) a webhook item carries."""
+    subject, stamp_key = MAUTIC_ACTIVITIES.get(event_type, ("", ""))
+    if not subject or obj.get("id") in (None, "") or not obj.get(stamp_key):
+        return None
+    return f"{event_type}:{subject}:{obj['id']}:{stamp(obj[stamp_key])}"
+
+
 def revolut_key(tx_id: Any, state: Any) -> str | None:
     """A bank transaction changes by its state; created and state-changed events of one state collapse."""
     if not tx_id or not state:

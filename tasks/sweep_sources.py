@@ -22,6 +22,7 @@ from syncengine.change_keys import (
     directus_key,
     erpnext_key,
     invoiceninja_key,
+    mautic_activity_key,
     mautic_contact_key,
     revolut_key,
 )
@@ -150,6 +151,40 @@ MAUTIC_CONTACTS = Source(
 )  # fmt: skip
 
 
+# --- Mautic activities (F8): the contact timeline's email opens and form submissions since ---------------
+# Mautic never re-sends a lost `email_on_open` / `form_on_submit` webhook, and an open or a submission is
+# not a contact change (`date_modified` stays put), so the contact sweep cannot see it. The timeline lists
+# them by their own stamps (`date_read`, `date_submitted`). Each type is paged on its own, so a later page
+# may hold older events of another type: unordered, the cursor waits for the listing's end.
+
+
+def _mautic_activity(_conn: Any, row: Row) -> NewEvent:
+    """The webhook item of this timeline event: what tasks.activities reads (`email_opened`,
+    `form_submitted`), keyed as the receiver keys that webhook (syncengine.change_keys)."""
+    details, lead = row.get("details") or {}, {"id": row.get("contactId")}
+    if row.get("event") == "form.submitted":
+        listed = details.get("submission") or {}
+        subject = {**listed, "form": details.get("form") or listed.get("form"), "lead": lead}
+        event_type, key = "mautic.form_on_submit", "submission"
+    else:  # email.read: getLeadStats' row (snake_case as listed) in the webhook's Stat shape
+        stat = details.get("stat") or {}
+        email = {"id": stat.get("email_id"), "name": stat.get("email_name"),
+                 "subject": stat.get("subject") or stat.get("storedSubject")}  # fmt: skip
+        subject = {"id": stat.get("id"), "dateSent": stat.get("dateSent"),
+                   "dateRead": stat.get("dateRead") or row.get("timestamp"), "isRead": True,
+                   "trackingHash": stat.get("idHash"), "email": email, "lead": lead}  # fmt: skip
+        event_type, key = "mautic.email_on_open", "stat"
+    event_id = mautic_activity_key(event_type, subject) or f"{event_type}:{row.get('eventId')}"
+    return NewEvent("mautic", event_id, event_type, {key: subject, "timestamp": row.get("timestamp")})
+
+
+MAUTIC_ACTIVITIES = Source(
+    "mautic", "activity",
+    lambda c, since, size: c.iter_activity(since, page_size=size),
+    lambda _c, row: _iso(row["timestamp"]), _mautic_activity, page_size=100,
+)  # fmt: skip
+
+
 # --- Directus: `date_updated` or `date_created` >= since ------------------------------------------------
 # Offset pages: `date_updated` is null until an item's first update, so no single key orders created and
 # updated items together (keyset paging would take two listings and two cursors). The listing is still
@@ -201,6 +236,7 @@ ALL: tuple[Source, ...] = (
     erpnext("transfer", "Purchase Invoice", [["docstatus", "=", 1]]),  # F7's trigger: submitted ones only
     ERPNEXT_DELETED,
     MAUTIC_CONTACTS,
+    MAUTIC_ACTIVITIES,
     directus("contact", "contacts"),
     directus("product", "products"),
     directus("invoice", "invoices"),

@@ -3,7 +3,7 @@ several events of several types ({"<event key>": [payload, ...]}): each becomes 
 
 from __future__ import annotations
 
-from syncengine.change_keys import mautic_contact_key
+from syncengine.change_keys import MAUTIC_ACTIVITIES, mautic_activity_key, mautic_contact_key
 from syncengine.inbox import NewEvent
 
 from .sender import BadPayload, Incoming, Sender, body_digest
@@ -26,6 +26,11 @@ def _event_id(event_type: str, item: dict) -> str:
     contact = item.get("contact")
     if event_type in _CONTACT_CHANGES and isinstance(contact, dict):
         key = mautic_contact_key(contact, deleted=_CONTACT_CHANGES[event_type])
+        if key is not None:
+            return key
+    if event_type in MAUTIC_ACTIVITIES:  # keyed like the activity sweep's listing of it (tasks.sweep_sources)
+        subject = item.get(MAUTIC_ACTIVITIES[event_type][0])
+        key = mautic_activity_key(event_type, subject) if isinstance(subject, dict) else None
         if key is not None:
             return key
     for key in _SUBJECT_KEYS:

@@ -3,8 +3,9 @@
 Auth is HTTP Basic with a Mautic user (``api_enable_basic_auth`` on) or an OAuth2 bearer from
 ``/oauth/v2/token`` (``client_credentials``, 60-minute tokens on the simulator clock). The public endpoints a
 browser uses (``/form/submit``, the ``/email/<hash>.gif`` pixel) need no credentials; they are how tests make
-a form submission or an email open happen, with the webhooks Mautic sends for them. Every transactional send
-is kept in ``sent_emails()`` so tests can count emails.
+a form submission or an email open happen, with the webhooks Mautic sends for them; the contact activity API
+(``simulators.mautic.activity``) lists the same opens and submissions. Every transactional send is kept in
+``sent_emails()`` so tests can count emails.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from simulators.base import Abort, Clock, route
-from simulators.mautic.engagement import MauticEngagement
+from simulators.mautic.activity import MauticActivity
 from simulators.mautic.fields import Row, api_time, default_company_fields, default_lead_fields
 from simulators.mautic.listing import search_contact
 
@@ -26,7 +27,7 @@ TOKEN_TTL = 3600.0
 UNAUTHORIZED = "API authorization denied."
 
 
-class MauticSimulator(MauticEngagement):
+class MauticSimulator(MauticActivity):
     """Mautic 5 REST API (``/api``), OAuth2 token endpoint and the public tracking/form endpoints."""
 
     def __init__(
