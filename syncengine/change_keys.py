@@ -97,5 +97,11 @@ def revolut_key(tx_id: Any, state: Any) -> str | None:
     return f"revolut:transaction:{tx_id}:{state}"
 
 
+def directus_deleted_key(collection: str, key: Any) -> str:
+    """A Directus delete has no stamp anywhere (the Flow sends the keys, the activity log its own time), but
+    a key is deleted once, so collection and key name it for the webhook and the activity sweep alike."""
+    return change_key("directus", collection, key, "", DELETED)
+
+
 def directus_key(collection: str, item: dict[str, Any]) -> str:
     return change_key("directus", collection, item["id"], item.get("date_updated") or item["date_created"])

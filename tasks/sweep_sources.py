@@ -5,9 +5,9 @@ is registered for, the payload that handler reads) and keyed like it (syncengine
 change takes the webhook's path through dispatch, merge and echo suppression, and a change already stored
 from its webhook is not stored again. Archived and deleted rows become the archive and delete events of
 F9 (tasks.deletes) where the vendor lists them: Invoice Ninja rows with `is_deleted`/`archived_at`, ERPNext
-`Deleted Document`, Directus items flagged archived (their update). Mautic lists no deleted contacts, and
-Directus keeps no trace of a hard delete in its items API: those are left to their webhooks and the drift
-report (syncengine.drift).
+`Deleted Document`, Directus items flagged archived (their update) and hard deletes from its activity log.
+Mautic lists no deleted contacts anywhere in its API: those are left to their webhook and the drift report
+(syncengine.drift).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncengine.change_keys import (
+    directus_deleted_key,
     directus_key,
     erpnext_key,
     invoiceninja_key,
@@ -204,6 +205,25 @@ def directus(kind: str, collection: str) -> Source:
     )  # fmt: skip
 
 
+# Deletes: the items API forgets a deleted item, the activity log does not (one `delete` row per item).
+DELETE_HANDLED = ("contacts", "products")  # collections with a delete handler (tasks.deletes)
+
+
+def _directus_deleted(_conn: Any, row: Row) -> NewEvent:
+    """The Flow's delete event for this one key: what tasks.deletes reads, keyed as the receiver keys it."""
+    collection, key = row["collection"], row["item"]
+    event = f"{collection}.items.delete"
+    payload = {"event": event, "payload": [key], "keys": [key], "collection": collection}
+    return NewEvent("directus", directus_deleted_key(collection, key), event, payload)
+
+
+DIRECTUS_DELETED = Source(
+    "directus", "deleted",
+    lambda c, since, size: c.deleted_since(list(DELETE_HANDLED), _directus_time(since), page_size=size),
+    lambda _c, row: _iso(row["timestamp"]), _directus_deleted, ordered=True,  # keyed on the activity id
+)  # fmt: skip
+
+
 # --- Revolut: transactions created since (newest first, paged with `to`) ---------------------------------
 
 
@@ -240,6 +260,7 @@ ALL: tuple[Source, ...] = (
     directus("contact", "contacts"),
     directus("product", "products"),
     directus("invoice", "invoices"),
+    DIRECTUS_DELETED,
     REVOLUT_TRANSACTIONS,
 )
 SOURCES: dict[tuple[str, str], Source] = {(s.system, s.kind): s for s in ALL}

@@ -1,8 +1,10 @@
 """Directus Flows: {event, payload, key|keys, collection}, unsigned; the Flow adds our secret header.
-The payload is the request input, not the stored row, and carries no event id: the body digest is one."""
+The payload is the request input, not the stored row, and carries no event id: the body digest is one,
+except for deletes, which are keyed per deleted key (syncengine.change_keys.directus_deleted_key)."""
 
 from __future__ import annotations
 
+from syncengine.change_keys import directus_deleted_key
 from syncengine.inbox import NewEvent
 
 from .sender import Incoming, Sender, body_digest, require
@@ -18,6 +20,15 @@ def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
 def parse(incoming: Incoming) -> list[NewEvent]:
     event = require(incoming.payload, "event", "event name")
     keys = incoming.payload.get("keys", incoming.payload.get("key", ""))
+    if str(event).endswith(".items.delete") and isinstance(keys, list) and keys:
+        # One event per deleted key, keyed as the activity sweep keys it, so a delete seen both ways (or
+        # in one batch and one by one) is stored once.
+        collection = str(event).split(".", 1)[0]
+        return [
+            NewEvent("directus", directus_deleted_key(collection, key), str(event),
+                     {**incoming.payload, "payload": [key], "keys": [key]})
+            for key in keys
+        ]  # fmt: skip
     event_id = f"{event}:{keys}:{body_digest(incoming.payload)}"
     return [NewEvent("directus", event_id, str(event), incoming.payload)]
 
