@@ -33,9 +33,9 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "options": {"queue": "sweeps", "expires": 5 * 60},
     },
     # The drift report lists every carrier in full (one request per 500 objects per kind) and only
-    # reports: once a day is enough to catch what no sweep can see (hard deletes in Mautic, deletes in a
-    # Directus collection whose activity log is switched off, pushes that gave up), and 03:30 UTC keeps
-    # the full listings out of business hours.
+    # reports: once a day is enough to catch what no sweep can see (deletes in a Directus collection whose
+    # activity log is switched off or by a Mautic API user who is no administrator, pushes that gave up),
+    # and 03:30 UTC keeps the full listings out of business hours.
     "drift-report": {
         "task": "tasks.reconcile.drift_report",
         "schedule": crontab(hour=3, minute=30),
@@ -60,7 +60,7 @@ FREQUENT = (
 # Every 15 minutes: deletions (archiving elsewhere is not urgent, and a tombstone wins whenever it lands)
 # and approved Purchase Invoices (F7 pays suppliers on their due terms, not within minutes).
 SLOW_EVERY = float(os.environ.get("SYNCENGINE_SLOW_SWEEP_EVERY", 15 * 60))
-SLOW = (("erpnext", "deleted"), ("directus", "deleted"), ("erpnext", "transfer"))
+SLOW = (("erpnext", "deleted"), ("directus", "deleted"), ("mautic", "deleted"), ("erpnext", "transfer"))
 # Every 15 minutes too: Mautic email opens and form submissions (F8). They become a note line and an
 # activity item for people to read, nothing waits on them, and only a lost webhook needs the sweep. A run
 # costs one timeline request per 100 opens (and per 100 submissions) since the cursor, whatever the number

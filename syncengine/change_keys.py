@@ -63,13 +63,17 @@ def erpnext_key(doctype: str, name: Any, modified: Any, *, deleted: bool = False
     return change_key("erpnext", doctype, name, modified, DELETED if deleted else "")
 
 
-def mautic_contact_key(contact: dict[str, Any], *, deleted: bool = False) -> str | None:
+def mautic_contact_key(contact: dict[str, Any]) -> str | None:
     modified = contact.get("dateModified") or contact.get("dateAdded")
     if contact.get("id") in (None, "") or not modified:
         return None
-    return change_key(
-        "mautic", "contact", contact["id"], modified, DELETED if deleted else "", digest(contact)
-    )
+    return change_key("mautic", "contact", contact["id"], modified, "", digest(contact))
+
+
+def mautic_deleted_key(contact_id: Any) -> str:
+    """The delete webhook and the audit log row it left (the Stats API) share only the contact id, and a
+    contact is deleted once."""
+    return change_key("mautic", "contact", contact_id, "", DELETED)
 
 
 # Mautic's engagement webhooks and its contact activity listing (`/api/contacts/activity`) both name an email

@@ -5,9 +5,8 @@ is registered for, the payload that handler reads) and keyed like it (syncengine
 change takes the webhook's path through dispatch, merge and echo suppression, and a change already stored
 from its webhook is not stored again. Archived and deleted rows become the archive and delete events of
 F9 (tasks.deletes) where the vendor lists them: Invoice Ninja rows with `is_deleted`/`archived_at`, ERPNext
-`Deleted Document`, Directus items flagged archived (their update) and hard deletes from its activity log.
-Mautic lists no deleted contacts anywhere in its API: those are left to their webhook and the drift report
-(syncengine.drift).
+`Deleted Document`, Directus items flagged archived (their update) and hard deletes from its activity log,
+Mautic's deleted contacts from its audit log (the Stats API).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from syncengine.change_keys import (
     invoiceninja_key,
     mautic_activity_key,
     mautic_contact_key,
+    mautic_deleted_key,
     revolut_key,
 )
 from syncengine.inbox import NewEvent
@@ -152,6 +152,19 @@ MAUTIC_CONTACTS = Source(
 )  # fmt: skip
 
 
+def _mautic_deleted(_conn: Any, row: Row) -> NewEvent:
+    """The `lead_post_delete` item tasks.deletes reads (the deleted id), keyed as the receiver keys it."""
+    event = "mautic.lead_post_delete"
+    return NewEvent("mautic", mautic_deleted_key(row["object_id"]), event, {"id": int(row["object_id"])})
+
+
+MAUTIC_DELETED = Source(
+    "mautic", "deleted",
+    lambda c, since, size: c.iter_deleted_contacts(since, page_size=size),  # the audit log, by id
+    lambda _c, row: _iso(row["date_added"]), _mautic_deleted, ordered=True,
+)  # fmt: skip
+
+
 # --- Mautic activities (F8): the contact timeline's email opens and form submissions since ---------------
 # Mautic never re-sends a lost `email_on_open` / `form_on_submit` webhook, and an open or a submission is
 # not a contact change (`date_modified` stays put), so the contact sweep cannot see it. The timeline lists
@@ -256,6 +269,7 @@ ALL: tuple[Source, ...] = (
     erpnext("transfer", "Purchase Invoice", [["docstatus", "=", 1]]),  # F7's trigger: submitted ones only
     ERPNEXT_DELETED,
     MAUTIC_CONTACTS,
+    MAUTIC_DELETED,
     MAUTIC_ACTIVITIES,
     directus("contact", "contacts"),
     directus("product", "products"),

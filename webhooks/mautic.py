@@ -3,7 +3,12 @@ several events of several types ({"<event key>": [payload, ...]}): each becomes 
 
 from __future__ import annotations
 
-from syncengine.change_keys import MAUTIC_ACTIVITIES, mautic_activity_key, mautic_contact_key
+from syncengine.change_keys import (
+    MAUTIC_ACTIVITIES,
+    mautic_activity_key,
+    mautic_contact_key,
+    mautic_deleted_key,
+)
 from syncengine.inbox import NewEvent
 
 from .sender import BadPayload, Incoming, Sender, body_digest
@@ -18,16 +23,19 @@ def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
 
 
 # Contact changes carry dateModified: keyed by the change, they collapse with a sweep's listing of it.
-_CONTACT_CHANGES = {"mautic.lead_post_save_new": False, "mautic.lead_post_save_update": False,
-                    "mautic.lead_post_delete": True}  # fmt: skip
+_CONTACT_CHANGES = ("mautic.lead_post_save_new", "mautic.lead_post_save_update")
 
 
 def _event_id(event_type: str, item: dict) -> str:
     contact = item.get("contact")
     if event_type in _CONTACT_CHANGES and isinstance(contact, dict):
-        key = mautic_contact_key(contact, deleted=_CONTACT_CHANGES[event_type])
+        key = mautic_contact_key(contact)
         if key is not None:
             return key
+    if event_type == "mautic.lead_post_delete":  # keyed like the deleted-contacts sweep's audit log row
+        deleted = item.get("id") or (contact.get("id") if isinstance(contact, dict) else None)
+        if deleted not in (None, ""):
+            return mautic_deleted_key(deleted)
     if event_type in MAUTIC_ACTIVITIES:  # keyed like the activity sweep's listing of it (tasks.sweep_sources)
         subject = item.get(MAUTIC_ACTIVITIES[event_type][0])
         key = mautic_activity_key(event_type, subject) if isinstance(subject, dict) else None

@@ -9,6 +9,7 @@ every later save, changed or not (``WebhookSubscriber::onLeadNewUpdate``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -27,6 +28,7 @@ class MauticContacts(MauticWebhooks):
 
     lead_fields: list[Row]
     company_fields: list[Row]
+    write_audit_log: Callable[[Any, str, Row], None]  # simulators.mautic.stats
 
     # ---- contacts ---------------------------------------------------------------------------------
 
@@ -99,6 +101,7 @@ class MauticContacts(MauticWebhooks):
         row = self.entity("leads", contact_id)
         del self.db["leads"][row["id"]]
         shown = self.contact(row)
+        self.write_audit_log(row["id"], "delete", {"name": row["fields"].get("email") or str(row["id"])})
         self.fire("mautic.lead_post_delete", id=row["id"], contact=shown)
         return self.json({"contact": shown})
 
@@ -157,6 +160,8 @@ class MauticContacts(MauticWebhooks):
         if just_identified:
             row["date_identified"] = row["date_added"] if seeding else now
         self.db["leads"][row["id"]] = row
+        if not seeding:
+            self.write_audit_log(row["id"], "create" if is_new else "update", {"fields": values})
         if not seeding and row["date_identified"] is not None:
             event = "mautic.lead_post_save_new" if just_identified else "mautic.lead_post_save_update"
             self.fire(event, contact=self.contact(row))

@@ -19,15 +19,15 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from simulators.base import Abort, Clock, route
-from simulators.mautic.activity import MauticActivity
 from simulators.mautic.fields import Row, api_time, default_company_fields, default_lead_fields
 from simulators.mautic.listing import search_contact
+from simulators.mautic.stats import MauticStats
 
 TOKEN_TTL = 3600.0
 UNAUTHORIZED = "API authorization denied."
 
 
-class MauticSimulator(MauticActivity):
+class MauticSimulator(MauticStats):
     """Mautic 5 REST API (``/api``), OAuth2 token endpoint and the public tracking/form endpoints."""
 
     def __init__(

@@ -104,6 +104,27 @@ def test_sweep_returns_only_changed_contacts_and_skips_none_when_one_changes_mea
     assert len(sweeps) == 3
 
 
+def test_deleted_contacts_come_from_the_audit_log_by_id(sim, mautic):
+    conn = mautic()
+    ids = [conn.create_contact({"email": f"d{i}@example.test"})["id"] for i in range(5)]
+    conn.delete_contact(ids[0])  # before `since`: not listed
+    sim.clock.advance(60)
+    since = sim.db_now()
+    conn.update_contact(ids[1], {"lastname": "Edited"})  # an audit row, but no delete
+    for contact_id in ids[2:]:
+        conn.delete_contact(contact_id)
+
+    deleted = list(conn.iter_deleted_contacts(since, page_size=2))
+    assert [row["object_id"] for row in deleted] == ids[2:]
+    assert {row["action"] for row in deleted} == {"delete"}
+    pages = sim.requests_log("GET", "/api/stats/audit_log")
+    assert len(pages) == 2  # a full page of 2, then a short one: keyed on the audit row id
+    assert pages[1]["query"]["where[4][col]"] == "id" and pages[1]["query"]["where[4][val]"] == str(
+        deleted[1]["id"]
+    )
+    assert pages[0]["query"]["where[3][col]"] == "date_added" and pages[0]["query"]["where[3][val]"] == since
+
+
 # --- retries, breaker, classification ----------------------------------------------------------------
 
 
