@@ -75,8 +75,26 @@ def _simulators() -> dict[str, Any]:
     }
 
 
+# What the hub knows of the vendors' objects, and how far it has read them. A deployment's simulators start
+# empty, so these must too: pytest builds the package's deployment again whenever tests from elsewhere run
+# between flow files (`pytest tests/flows/a.py tests/x.py tests/flows/b.py`), and links or cursors left
+# from the first one would point at objects the new simulators never had.
+HUB_STATE = ("outbox", "inbox_events", "documents", "links", "records", "idempotency_keys", "sync_cursors")
+
+
+def _fresh_hub() -> None:
+    from syncengine.db import get_engine
+    from syncengine.models import Base
+
+    with get_engine().begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):  # children before parents
+            if table.name in HUB_STATE:
+                conn.execute(table.delete())
+
+
 @pytest.fixture(scope="package")
 def deployment(store: str) -> Iterator[Deployment]:
+    _fresh_hub()
     sims = _simulators()
     servers = {name: sim.serve() for name, sim in sims.items()}
     redis_url = f"{REDIS_BASE}/{claim_redis_db(REDIS_BASE)}"
