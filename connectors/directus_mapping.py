@@ -6,7 +6,8 @@ Items are looked up before they are created by email (contacts; the name when th
 (products) and by number (invoices). Decimal fields come back from Directus as strings ("12.50"), so
 numbers are normalised on the way in like every other value.
 F9: an item is archived by its boolean `archived` field (the collection must have one), never deleted, and
-an item archived by hand reports its record deleted. F8: activities are items of `activities` by `ext_id`.
+an item archived by hand reports its record deleted; the flag cleared (by hand, or by `restore()`) is the
+item un-archived, which restores the record. F8: activities are items of `activities` by `ext_id`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class ItemAdapter:
     def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
         """F9: flag the item rather than DELETE it, so the hub keeps its history."""
         return connector.update_item(self.collection, external_id, {ARCHIVED: True})
+
+    def restore(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9 reversed: the flag back, as the app's unarchive sets the archive field's unarchive value."""
+        return connector.update_item(self.collection, external_id, {ARCHIVED: False})
 
     def _lookup(self, fields: dict[str, Any]) -> tuple[str, Any]:
         """The key field, or a contact's name when it has no email."""

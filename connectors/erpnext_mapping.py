@@ -8,7 +8,8 @@ Item: `item_code` is the SKU, `item_name`, `description`, `standard_rate` the pr
 item name with the code and an empty description with the name, and its currency fields are never empty,
 so `carried()` applies the same rules and the echo hashes equal. `modified` is naive site time.
 F9: `disabled` = 1 is ERPNext's archive: it reports the record deleted, and `archive()` sets it rather than
-deleting (a Customer or Item with ledger entries cannot be deleted anyway).
+deleting (a Customer or Item with ledger entries cannot be deleted anyway); `restore()` sets it back to 0,
+and `disabled` = 0 reported for a copy the hub knows disabled is a restore.
 Sales Invoice: created submitted, found again by our invoice number (the connector's marker field, or a
 tag in `remarks`); the customer is the contact's Customer, items by `item_code` (each Item ensured first),
 taxes as one "Actual" row per tax rate (per-line rates have no plain field in ERPNext). ERPNext reports the
@@ -115,6 +116,10 @@ class CustomerAdapter:
         """F9: disable, never delete: a Customer with invoices cannot be deleted, and the ledger keeps it."""
         return connector.update("Customer", external_id, {"disabled": 1})
 
+    def restore(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9 reversed: enable it again (`disabled` back to 0)."""
+        return connector.update("Customer", external_id, {"disabled": 0})
+
 
 class ItemAdapter:
     system, kind = "erpnext", "product"
@@ -163,6 +168,10 @@ class ItemAdapter:
     def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
         """F9: disable, never delete: a Item with invoices cannot be deleted, and the ledger keeps it."""
         return connector.update("Item", external_id, {"disabled": 1})
+
+    def restore(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9 reversed: enable it again (`disabled` back to 0)."""
+        return connector.update("Item", external_id, {"disabled": 0})
 
 
 INVOICE_HEADER = ("number", "contact_id", "date", "due_date", "currency")

@@ -64,6 +64,12 @@ def country_code(value: Any) -> str | None:
         return None
 
 
+def not_live(obj: dict[str, Any]) -> bool:
+    """Archived or deleted: both are undone by Invoice Ninja's `restore` (it clears `is_deleted` too), so
+    neither is gone for good, and an edit of an archived client must not read as its restore (F9)."""
+    return bool(obj.get("is_deleted") or obj.get("archived_at"))
+
+
 class ClientAdapter:
     system, kind = "invoiceninja", "contact"
 
@@ -82,7 +88,7 @@ class ClientAdapter:
         fields = canonical(self.kind, CLIENT_FIELDS, values)
         return Change(
             self.system, self.kind, str(obj["id"]), fields, from_unix(obj.get("updated_at")),
-            match_key=fields["email"], deleted=bool(obj.get("is_deleted")),
+            match_key=fields["email"], deleted=not_live(obj),
         )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
@@ -123,6 +129,10 @@ class ClientAdapter:
         """F9: archive (bulk action), never delete: Invoice Ninja keeps the client's invoices visible."""
         return connector.archive("clients", external_id)
 
+    def restore(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9 reversed: the bulk `restore` (a no-op on a live client, so a repeat is harmless)."""
+        return connector.restore("clients", external_id)
+
 
 def _merged_contacts(client: dict[str, Any], changes: dict[str, Any]) -> list[dict[str, Any]]:
     keep = ("id", *CONTACT_KEYS, "send_email")
@@ -143,7 +153,7 @@ class ProductAdapter:
         fields = or_zero(canonical(self.kind, PRODUCT_FIELDS, values), PRODUCT_NUMBERS)
         return Change(
             self.system, self.kind, str(obj["id"]), fields, from_unix(obj.get("updated_at")),
-            match_key=fields["sku"], deleted=bool(obj.get("is_deleted")),
+            match_key=fields["sku"], deleted=not_live(obj),
         )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
@@ -169,6 +179,9 @@ class ProductAdapter:
 
     def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
         return connector.archive("products", external_id)
+
+    def restore(self, connector: Any, external_id: str) -> dict[str, Any]:
+        return connector.restore("products", external_id)
 
 
 INVOICE_CARRIED = ("number", "contact_id", "date", "due_date", "notes", "lines")

@@ -532,15 +532,25 @@ class InvoiceNinjaSimulator(Simulator):
             parts.append((inv, amount))
         return parts
 
-    def _lifecycle(self, record: dict[str, Any], action: str) -> None:
+    def _lifecycle(self, record: dict[str, Any], action: str) -> bool:
+        """BaseRepository archive/restore/delete: archiving a trashed (archived or deleted) entity, restoring
+        a live one or deleting a deleted one returns early, unsaved and with no event; restore also clears
+        `is_deleted` (`$fromDeleted`). True when the entity changed."""
         now = self._ts()
-        if action == "archive" and not record["archived_at"]:
+        if action == "archive":
+            if record["archived_at"] or record["is_deleted"]:
+                return False
             record["archived_at"] = now
         elif action == "restore":
+            if not record["archived_at"] and not record["is_deleted"]:
+                return False
             record.update(archived_at=0, is_deleted=False)
         elif action == "delete":
+            if record["is_deleted"]:
+                return False
             record.update(is_deleted=True, archived_at=record["archived_at"] or now)
         record["updated_at"] = now
+        return True
 
     def _action(self, kind: str, record: dict[str, Any], action: str) -> None:
         if action == "mark_paid":
@@ -550,8 +560,8 @@ class InvoiceNinjaSimulator(Simulator):
         else:
             if action == "delete" and kind == "payments" and not record["is_deleted"]:
                 self._reverse_payment(record)
-            self._lifecycle(record, action)
-            self._event(kind, action, record)
+            if self._lifecycle(record, action):
+                self._event(kind, action, record)
 
     def _reverse_payment(self, payment: dict[str, Any]) -> None:
         """Deleting a payment puts the applied amounts back on the invoices and the client."""

@@ -4,6 +4,15 @@ Under the record's lock: find the record by its link (or its natural key, so the
 two systems at once is one record), drop the change if it is the echo of what we pushed there, take each
 field group by the conflict policy (a fixed owner, else the newest remote modification), bump the version
 when something changed, and name the other systems that carry the kind. Pushing is the caller's next step.
+
+F9 (deletes and restores): a link also says whether its system's copy is live. `last_pushed_hash` holds
+TOMBSTONE while that copy is archived (by the system itself or by our archive push) and GONE once it was
+hard-deleted there (ERPNext on_trash, a Directus or Mautic delete), since an archived copy has no content
+of ours to compare echoes with. A live report through a TOMBSTONE link is an un-archive in that system and
+brings the record back (deleted_at cleared, version bumped, fanned out); a live report through any other
+link of a tombstoned record is only an edit: its fields are kept for the day the record is restored, and
+nothing is pushed. So an edit of a still-archived copy, or of a Mautic contact (Mautic cannot archive),
+never resurrects a record, and only the system that holds the archived copy can restore it.
 """
 
 from __future__ import annotations
@@ -25,6 +34,9 @@ from .models import Link, Record, utcnow
 
 log = logging.getLogger(__name__)
 
+TOMBSTONE = "tombstone"  # links.last_pushed_hash while that system's copy is archived
+GONE = "gone"  # links.last_pushed_hash once that system's copy was hard-deleted: recreated on a restore
+
 
 @dataclass(frozen=True)
 class Change:
@@ -36,7 +48,8 @@ class Change:
     fields: dict[str, Any]
     remote_updated_at: datetime
     match_key: str | None = None
-    deleted: bool = False
+    deleted: bool = False  # not live there: archived (restorable in that system) or deleted
+    gone: bool = False  # deleted beyond restore there (the object no longer exists)
 
 
 @dataclass
@@ -57,20 +70,37 @@ def merge(session: Session, change: Change) -> Merged:
     record, link = _record_for(session, change)
     seen = content_hash(change.fields)
     tombstone = change.deleted and record.deleted_at is None
-    if link.last_pushed_hash == seen and not tombstone:
+    restore = restores(record, link, change)
+    if link.last_pushed_hash == seen and not change.deleted:
         # Our own push coming back (by webhook or sweep): nothing new, nothing to fan out.
         _note_seen(link, seen, change.remote_updated_at)
         return Merged(record.id, record.version, echo=True)
     changed = _apply(record, link, change)
+    if change.deleted:
+        link.last_pushed_hash = GONE if change.gone else TOMBSTONE
     if tombstone:
         record.deleted_at = utcnow()
         changed.append("deleted")
+    elif restore:
+        log.info("%s %s %s restored: record %s lives again", change.system, change.kind,
+                 change.external_id, record.id)  # fmt: skip
+        record.deleted_at = None
+        link.last_pushed_hash = None  # live again there, with the content it just reported
+        changed.append("restored")
     _note_seen(link, seen, change.remote_updated_at)
     if changed:
         record.version += 1
         record.updated_at = utcnow()
-    targets = [s for s in CARRIERS.get(change.kind, ()) if s != change.system] if changed else []
+    # A restore goes to its source as well: what changed elsewhere while the record was a tombstone was
+    # pushed nowhere, and the copy just un-archived there still lacks it.
+    others = [s for s in CARRIERS.get(change.kind, ()) if s != change.system or restore]
+    targets = others if changed else []
     return Merged(record.id, record.version, changed, targets=targets)
+
+
+def restores(record: Record, link: Link, change: Change) -> bool:
+    """A live copy reported through a link whose copy was archived: that system un-archived it."""
+    return not change.deleted and record.deleted_at is not None and link.last_pushed_hash == TOMBSTONE
 
 
 def note_echo(session: Session, change: Change) -> bool:

@@ -21,15 +21,15 @@ from .redaction import redact
 from .settings import Settings, get_settings
 
 INVOICENINJA_EVENTS = (
-    "create_client", "update_client", "delete_client", "archive_client",
-    "create_product", "update_product", "delete_product", "archive_product",
+    "create_client", "update_client", "delete_client", "archive_client", "restore_client",
+    "create_product", "update_product", "delete_product", "archive_product", "restore_product",
     "create_invoice", "update_invoice", "sent_invoice",
 )  # fmt: skip
 # Invoice Ninja's numeric event ids (app/Models/Webhook.php, apis.md §2.7).
 INVOICENINJA_EVENT_IDS = {
     "create_client": 1, "create_invoice": 2, "update_invoice": 8, "update_client": 10, "delete_client": 11,
-    "archive_client": 37, "create_product": 50, "update_product": 51, "delete_product": 52,
-    "archive_product": 54, "sent_invoice": 60,
+    "archive_client": 37, "restore_client": 45, "create_product": 50, "update_product": 51,
+    "delete_product": 52, "restore_product": 53, "archive_product": 54, "sent_invoice": 60,
 }  # fmt: skip
 # Frappe runs on_update after every insert as well as every save (Document.insert → run_post_save_methods),
 # so on_update alone sees each new Customer and Item once; after_insert too would send each insert twice.

@@ -3,6 +3,9 @@ other system then archives its copy (tasks.push) instead of deleting it.
 
 Every source names the object by its id, and for ERPNext's on_trash and Directus's delete it is all that is
 left, so a tombstone is found by the link alone; an object the hub never linked is ignored with a log line.
+A delete is `gone` where the object cannot come back (ERPNext on_trash, Directus and Mautic deletes): a
+later restore elsewhere creates it there again. Invoice Ninja's delete is not gone: its `restore` undoes
+it. The way back (an un-archive restores the record everywhere) is records.merge and tasks.push.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ log = logging.getLogger(__name__)
 Ids = Callable[[dict[str, Any]], Iterable[Any]]
 
 
-def tombstone_handler(system: str, kind: str, ids: Ids) -> Handler:
+def tombstone_handler(system: str, kind: str, ids: Ids, *, gone: bool = False) -> Handler:
     """A handler that marks deleted the hub record linked to each id the event names."""
 
     def handle(ctx: HandlerContext) -> None:
@@ -37,7 +40,7 @@ def tombstone_handler(system: str, kind: str, ids: Ids) -> Handler:
             if linked is None:
                 log.info("%s %s %s deleted, but the hub never knew it: ignored", system, kind, external_id)
                 continue
-            change = Change(system, kind, str(external_id), {}, utcnow(), deleted=True)
+            change = Change(system, kind, str(external_id), {}, utcnow(), deleted=True, gone=gone)
             merged = merge(ctx.session, change)
             for target in merged.targets:
                 ctx.defer(push.s(merged.record_id, target))
@@ -78,8 +81,14 @@ handles("invoiceninja", "delete_client", "archive_client")(
 handles("invoiceninja", "delete_product", "archive_product")(
     tombstone_handler("invoiceninja", "product", entity_id)
 )
-handles("erpnext", "Customer:on_trash")(tombstone_handler("erpnext", "contact", document_name))
-handles("erpnext", "Item:on_trash")(tombstone_handler("erpnext", "product", document_name))
-handles("mautic", "mautic.lead_post_delete")(tombstone_handler("mautic", "contact", mautic_contact_id))
-handles("directus", "contacts.items.delete")(tombstone_handler("directus", "contact", directus_keys))
-handles("directus", "products.items.delete")(tombstone_handler("directus", "product", directus_keys))
+handles("erpnext", "Customer:on_trash")(tombstone_handler("erpnext", "contact", document_name, gone=True))
+handles("erpnext", "Item:on_trash")(tombstone_handler("erpnext", "product", document_name, gone=True))
+handles("mautic", "mautic.lead_post_delete")(
+    tombstone_handler("mautic", "contact", mautic_contact_id, gone=True)
+)
+handles("directus", "contacts.items.delete")(
+    tombstone_handler("directus", "contact", directus_keys, gone=True)
+)
+handles("directus", "products.items.delete")(
+    tombstone_handler("directus", "product", directus_keys, gone=True)
+)

@@ -10,7 +10,15 @@ from sqlalchemy import func, select
 
 from syncengine.db import session_scope
 from syncengine.models import Link, Record
-from syncengine.records import Change, already_has, merge, record_id_for, record_pushed
+from syncengine.records import (
+    GONE,
+    TOMBSTONE,
+    Change,
+    already_has,
+    merge,
+    record_id_for,
+    record_pushed,
+)
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -194,3 +202,60 @@ def test_an_id_a_vendor_reuses_after_a_delete_moves_to_the_new_record():
         assert record_id_for(s, "erpnext", "contact", name) == new.record_id
         kept = s.execute(select(Link.external_id).where(Link.record_id == old.record_id)).scalar_one()
         assert kept == f"{name}#deleted-{old.record_id}"
+
+
+def _archived_in_invoice_ninja(email: str) -> int:
+    """A contact from Mautic, pushed to Invoice Ninja and then archived there."""
+    fields = {"email": email, "name": "Flo"}
+    with session_scope() as s:
+        merged = merge(s, contact("mautic", "m-" + email, email, name="Flo"))
+        record_pushed(s, merged.record_id, "invoiceninja", "contact", "in-" + email, fields)
+    archived = Change("invoiceninja", "contact", "in-" + email, fields, T0, email, deleted=True)
+    with session_scope() as s:
+        assert merge(s, archived).changed == ["deleted"]
+    return merged.record_id
+
+
+def test_an_unarchive_where_the_copy_was_archived_restores_the_record_for_every_system():
+    email = f"{uuid.uuid4().hex}@example.test"
+    record_id = _archived_in_invoice_ninja(email)
+    live = contact("invoiceninja", "in-" + email, email, T0 + timedelta(seconds=5), name="Flo")
+    with session_scope() as s:
+        restored = merge(s, live)
+        assert s.get(Record, record_id).deleted_at is None
+    # Its source too: what changed elsewhere meanwhile was pushed nowhere.
+    assert restored.changed == ["restored"]
+    assert restored.targets == ["invoiceninja", "erpnext", "mautic", "directus"]
+    with session_scope() as s:  # the same live copy again: nothing left to restore
+        assert merge(s, live).targets == []
+
+
+def test_an_edit_of_a_copy_that_is_not_archived_there_never_resurrects_the_record():
+    email = f"{uuid.uuid4().hex}@example.test"
+    record_id = _archived_in_invoice_ninja(email)
+    with session_scope() as s:  # Mautic cannot archive: its copy stayed live, and an edit of it is no restore
+        edited = merge(
+            s, contact("mautic", "m-" + email, email, T0 + timedelta(minutes=1), name="Flo", city="Ely")
+        )
+        record = s.get(Record, record_id)
+        assert record.deleted_at is not None and record.data["city"] == "Ely"  # kept for a later restore
+    assert "restored" not in edited.changed
+    still = Change("invoiceninja", "contact", "in-" + email, {"email": email, "name": "Flo B"},
+                   T0 + timedelta(minutes=2), email, deleted=True)  # fmt: skip
+    with session_scope() as s:  # an edit of the archived copy itself
+        merge(s, still)
+        assert s.get(Record, record_id).deleted_at is not None
+
+
+def test_a_copy_archived_or_hard_deleted_is_marked_so_on_its_link():
+    email = f"{uuid.uuid4().hex}@example.test"
+    record_id = _archived_in_invoice_ninja(email)
+    with session_scope() as s:
+        record_pushed(s, record_id, "directus", "contact", "d-" + email, {"email": email, "name": "Flo"})
+    gone = Change("directus", "contact", "d-" + email, {}, T0 + timedelta(minutes=1), deleted=True, gone=True)
+    with session_scope() as s:
+        merge(s, gone)
+        marks = dict(
+            s.execute(select(Link.system, Link.last_pushed_hash).where(Link.record_id == record_id)).all()
+        )
+    assert (marks["invoiceninja"], marks["directus"]) == (TOMBSTONE, GONE)
