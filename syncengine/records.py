@@ -69,14 +69,15 @@ def content_hash(fields: dict[str, Any]) -> str:
 def merge(session: Session, change: Change) -> Merged:
     record, link = _record_for(session, change)
     seen = content_hash(change.fields)
-    tombstone = change.deleted and record.deleted_at is None
+    stale = _behind(link, change)
+    tombstone = change.deleted and record.deleted_at is None and not stale
     restore = restores(record, link, change)
     if link.last_pushed_hash == seen and not change.deleted:
         # Our own push coming back (by webhook or sweep): nothing new, nothing to fan out.
         _note_seen(link, seen, change.remote_updated_at)
         return Merged(record.id, record.version, echo=True)
     changed = _apply(record, link, change)
-    if change.deleted:
+    if change.deleted and not stale:
         link.last_pushed_hash = GONE if change.gone else TOMBSTONE
     if tombstone:
         record.deleted_at = utcnow()
@@ -99,8 +100,21 @@ def merge(session: Session, change: Change) -> Merged:
 
 
 def restores(record: Record, link: Link, change: Change) -> bool:
-    """A live copy reported through a link whose copy was archived: that system un-archived it."""
-    return not change.deleted and record.deleted_at is not None and link.last_pushed_hash == TOMBSTONE
+    """A live copy reported through a link whose copy was archived, stamped after the archive: that system
+    un-archived it. A live report stamped at or before the archive is the edit that preceded it, taken late
+    (two workers take an edit and the archive right after it in either order)."""
+    return (
+        not change.deleted
+        and record.deleted_at is not None
+        and link.last_pushed_hash == TOMBSTONE
+        and (link.remote_updated_at is None or change.remote_updated_at > link.remote_updated_at)
+    )
+
+
+def _behind(link: Link, change: Change) -> bool:
+    """The system already reported a newer version of this object: an archive stamped before it (the echo
+    of our archive, taken after the restore that followed) changes no state."""
+    return link.remote_updated_at is not None and change.remote_updated_at < link.remote_updated_at
 
 
 def note_echo(session: Session, change: Change) -> bool:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from connectors.mapping import from_unix
 from syncengine.models import Link, utcnow
 from syncengine.records import Change, merge
 
@@ -25,10 +27,15 @@ from .push import push
 log = logging.getLogger(__name__)
 
 Ids = Callable[[dict[str, Any]], Iterable[Any]]
+Stamp = Callable[[dict[str, Any]], datetime | None]
 
 
-def tombstone_handler(system: str, kind: str, ids: Ids, *, gone: bool = False) -> Handler:
-    """A handler that marks deleted the hub record linked to each id the event names."""
+def tombstone_handler(
+    system: str, kind: str, ids: Ids, *, gone: bool = False, stamp: Stamp | None = None
+) -> Handler:
+    """A handler that marks deleted the hub record linked to each id the event names, at the vendor's own
+    time of the archive where the payload says it (so a late archive loses to the restore that followed,
+    records.restores), else now."""
 
     def handle(ctx: HandlerContext) -> None:
         for external_id in ids(ctx.event.payload):
@@ -40,7 +47,8 @@ def tombstone_handler(system: str, kind: str, ids: Ids, *, gone: bool = False) -
             if linked is None:
                 log.info("%s %s %s deleted, but the hub never knew it: ignored", system, kind, external_id)
                 continue
-            change = Change(system, kind, str(external_id), {}, utcnow(), deleted=True, gone=gone)
+            at = (stamp(ctx.event.payload) if stamp else None) or utcnow()
+            change = Change(system, kind, str(external_id), {}, at, deleted=True, gone=gone)
             merged = merge(ctx.session, change)
             for target in merged.targets:
                 ctx.defer(push.s(merged.record_id, target))
@@ -54,6 +62,14 @@ def tombstone_handler(system: str, kind: str, ids: Ids, *, gone: bool = False) -
 def entity_id(payload: dict[str, Any]) -> list[Any]:
     """Invoice Ninja posts the whole (deleted or archived) entity."""
     return [payload["id"]] if payload.get("id") not in (None, "") else []
+
+
+def entity_stamp(payload: dict[str, Any]) -> datetime | None:
+    """Invoice Ninja stamps the archive or delete in the entity's `updated_at` (Unix seconds)."""
+    try:
+        return from_unix(payload["updated_at"]) if payload.get("updated_at") else None
+    except (TypeError, ValueError, OverflowError):  # a mistyped stamp: the archive still counts, as of now
+        return None
 
 
 def document_name(payload: dict[str, Any]) -> list[Any]:
@@ -76,10 +92,10 @@ def directus_keys(payload: dict[str, Any]) -> list[Any]:
 
 
 handles("invoiceninja", "delete_client", "archive_client")(
-    tombstone_handler("invoiceninja", "contact", entity_id)
+    tombstone_handler("invoiceninja", "contact", entity_id, stamp=entity_stamp)
 )
 handles("invoiceninja", "delete_product", "archive_product")(
-    tombstone_handler("invoiceninja", "product", entity_id)
+    tombstone_handler("invoiceninja", "product", entity_id, stamp=entity_stamp)
 )
 handles("erpnext", "Customer:on_trash")(tombstone_handler("erpnext", "contact", document_name, gone=True))
 handles("erpnext", "Item:on_trash")(tombstone_handler("erpnext", "product", document_name, gone=True))

@@ -259,3 +259,40 @@ def test_a_copy_archived_or_hard_deleted_is_marked_so_on_its_link():
             s.execute(select(Link.system, Link.last_pushed_hash).where(Link.record_id == record_id)).all()
         )
     assert (marks["invoiceninja"], marks["directus"]) == (TOMBSTONE, GONE)
+
+
+def test_an_edit_taken_after_the_archive_that_followed_it_is_no_restore():
+    """Two workers may take an edit and the archive made right after it in either order."""
+    email = f"{uuid.uuid4().hex}@example.test"
+    record_id = _archived_in_invoice_ninja(email)  # archived at T0
+    late_edit = contact("invoiceninja", "in-" + email, email, T0 - timedelta(seconds=3), name="Flo B")
+    with session_scope() as s:
+        merged = merge(s, late_edit)
+        assert s.get(Record, record_id).deleted_at is not None
+        link = s.execute(
+            select(Link).where(Link.record_id == record_id, Link.system == "invoiceninja")
+        ).scalar_one()
+        assert link.last_pushed_hash == TOMBSTONE  # still archived there
+    assert "restored" not in merged.changed
+
+
+def test_the_archive_taken_after_the_restore_that_followed_it_changes_nothing():
+    """The echo of our archive push, delayed behind a restore in the same system, must not archive again."""
+    email = f"{uuid.uuid4().hex}@example.test"
+    record_id = _archived_in_invoice_ninja(email)  # archived at T0
+    with session_scope() as s:
+        restored = merge(
+            s, contact("invoiceninja", "in-" + email, email, T0 + timedelta(minutes=1), name="Flo")
+        )
+    assert restored.changed == ["restored"]
+    stale_archive = Change(
+        "invoiceninja", "contact", "in-" + email, {}, T0 + timedelta(seconds=2), deleted=True
+    )
+    with session_scope() as s:
+        again = merge(s, stale_archive)
+        assert s.get(Record, record_id).deleted_at is None
+        link = s.execute(
+            select(Link).where(Link.record_id == record_id, Link.system == "invoiceninja")
+        ).scalar_one()
+        assert link.last_pushed_hash != TOMBSTONE
+    assert again.targets == [] and "deleted" not in again.changed
