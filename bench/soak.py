@@ -300,15 +300,19 @@ def main() -> None:
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan")
     growth = [(end_ - start_) / start_ * 100 if start_ else float("nan")
               for start_, end_ in zip(rss_start, rss_end, strict=True)]  # fmt: skip
-    print(f"events accepted      {accepted}   (receiver answers {dict(sorted(statuses.items()))}; "
-          f"{refused[0]} Mautic creates refused by its 429 storm, not counted)")
+    print(
+        f"events accepted      {accepted}   (receiver answers {dict(sorted(statuses.items()))}; "
+        f"{refused[0]} Mautic creates refused by its 429 storm, not counted)"
+    )
     print(f"events processed     {len(tracker.landed)}")
     print(f"duplicated effects   {duplicated}   (must be 0)")
     print(f"lost                 {len(lost)}   (must be 0){'  e.g. ' + lost[0] if lost else ''}")
     print(f"p99 webhook->effect  {p99 * 1000:.0f} ms   (p50 {latencies[len(latencies) // 2] * 1000:.0f} ms)")
     print(f"workers RSS          {rss_start[0]:.0f} MB -> {rss_end[0]:.0f} MB ({growth[0]:+.1f}%)")
-    print(f"receiver RSS         {rss_start[1]:.0f} MB -> {rss_end[1]:.0f} MB ({growth[1]:+.1f}%)"
-          "  (target < 10%)")
+    print(
+        f"receiver RSS         {rss_start[1]:.0f} MB -> {rss_end[1]:.0f} MB ({growth[1]:+.1f}%)"
+        "  (target < 10%)"
+    )
 
 
 if __name__ == "__main__":

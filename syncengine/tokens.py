@@ -260,7 +260,9 @@ class RevolutTokens:
         self.now = now or _default_now
         self._redis = (
             redis.Redis.from_url(
-                self.settings.redis_url, socket_connect_timeout=2, socket_timeout=5,
+                self.settings.redis_url,
+                socket_connect_timeout=2,
+                socket_timeout=5,
                 **client_kwargs(self.settings.redis_url, self.settings.redis_ssl_cert_reqs),
             )
             if self.settings.redis_url

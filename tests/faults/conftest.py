@@ -241,8 +241,14 @@ def unique() -> str:
 def client_body(tag: str, updated_at: int = 1732000000) -> tuple[str, bytes]:
     """(email, body) of an Invoice Ninja client webhook: flow F1 pushes it to ERPNext, Mautic, Directus."""
     email = f"{tag}@example.test"
-    body = dumps({"id": f"c-{tag}", "name": f"Client {tag}", "updated_at": updated_at,
-                  "contacts": [{"id": f"ct-{tag}", "first_name": "Fault", "last_name": tag, "email": email}]})
+    body = dumps(
+        {
+            "id": f"c-{tag}",
+            "name": f"Client {tag}",
+            "updated_at": updated_at,
+            "contacts": [{"id": f"ct-{tag}", "first_name": "Fault", "last_name": tag, "email": email}],
+        }
+    )
     return email, body
 
 

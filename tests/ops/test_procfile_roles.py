@@ -159,6 +159,7 @@ def test_worker_consumes_and_metrics_move_as_events_flow(roles: Roles):
         return text if ok else None
 
     wait_until(moved, timeout=60, interval=0.5)
+
     # The worker role wrote one structured line for the event it handled.
     def handled_line() -> str | None:
         lines = roles.procs["worker"].output().splitlines()
