@@ -4,6 +4,7 @@ other system that carries the kind gets a push task once the event's transaction
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import connectors.mappers  # noqa: F401 - registers every adapter
@@ -15,6 +16,22 @@ from .dispatch import Handler, HandlerContext
 from .push import push
 
 Read = Callable[[dict[str, Any]], Iterable[dict[str, Any]]]
+AsSent = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """How an event names its objects: `read` gets them whole and current (reading back where the payload
+    is partial); `as_sent`, the objects exactly as the payload carries them, lets our own write coming
+    back be known as an echo without that read-back."""
+
+    read: Read
+    as_sent: AsSent
+
+    def __call__(self, payload: dict[str, Any]) -> Iterable[dict[str, Any]]:
+        return self.read(payload)
+
+
 # Resolve what the mapper cannot without the event's session (an invoice's client → the hub contact).
 Prepare = Callable[[HandlerContext, dict[str, Any]], dict[str, Any]]
 # What else the merged change sets off (the invoice email).
@@ -43,8 +60,7 @@ def sync_handler(
 def _echo_as_sent(ctx: HandlerContext, adapter: Any, read: Read, prepare: Prepare | None) -> bool:
     """Our own write coming back, recognised from what the event carries, so it costs no read-back. Only
     an exact match with what we pushed counts; anything else is read back whole, as before."""
-    as_sent = getattr(read, "as_sent", None)
-    objs = as_sent(ctx.event.payload) if as_sent is not None else []
+    objs = read.as_sent(ctx.event.payload) if isinstance(read, Reader) else []
     changes = [adapter.to_change(prepare(ctx, obj) if prepare else obj) for obj in objs]
     return bool(changes) and all(note_echo(ctx.session, change) for change in changes)
 
@@ -67,7 +83,7 @@ def under(key: str) -> Read:
     return lambda payload: [payload[key]] if isinstance(payload.get(key), dict) else []
 
 
-def erpnext_document(doctype: str) -> Read:
+def erpnext_document(doctype: str) -> Reader:
     """Frappe sends only what its Webhook template names: read the document back, whole and current."""
 
     def read(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -81,11 +97,10 @@ def erpnext_document(doctype: str) -> Read:
         doc = payload.get("doc") if isinstance(payload.get("doc"), dict) else payload
         return [doc] if doc.get("doctype") == doctype and doc.get("name") and doc.get("modified") else []
 
-    read.as_sent = as_sent  # type: ignore[attr-defined]
-    return read
+    return Reader(read, as_sent)
 
 
-def directus_items(collection: str) -> Read:
+def directus_items(collection: str) -> Reader:
     """A Directus Flow sends the request input (changed fields only): read each item back."""
 
     def read(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -100,5 +115,4 @@ def directus_items(collection: str) -> Read:
             return []
         return [{**created, "id": payload["key"]}] if payload.get("key") is not None else []
 
-    read.as_sent = as_sent  # type: ignore[attr-defined]
-    return read
+    return Reader(read, as_sent)
