@@ -173,7 +173,12 @@ def main() -> None:
     finally:
         for proc in procs:
             proc.terminate()
-            proc.wait(timeout=30)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a warm shutdown still waiting on a task: the figures stand
+                proc.kill()
+                proc.wait(timeout=30)
         for server in servers.values():
             server.stop()
         drop_database(admin, db_url)
