@@ -226,7 +226,16 @@ def _link(session: Session, record: Record, change: Change) -> Link:
         select(Link).where(Link.record_id == record.id, Link.system == change.system)
     ).scalar_one_or_none()
     if existing is not None:
-        if existing.external_id != change.external_id:
+        if existing.external_id != change.external_id and existing.last_pushed_hash in (TOMBSTONE, GONE):
+            # The copy there is archived or gone, and a new object of that system has the same natural key
+            # (a client created again instead of restored, a person who signs up again): the new object
+            # takes the link over, as a copy restored there would, so the record lives again (restores)
+            # with this object, and the old one stays archived.
+            log.info("%s %s %s takes over from %s for record %s", change.system, change.kind,
+                     change.external_id, existing.external_id, record.id)  # fmt: skip
+            existing.external_id, existing.last_pushed_hash = change.external_id, TOMBSTONE
+            existing.remote_updated_at, existing.known = None, {}
+        elif existing.external_id != change.external_id:
             log.warning("%s %s %s already linked to %s; keeping the first", change.system, change.kind,
                         change.external_id, existing.external_id)  # fmt: skip
         return existing

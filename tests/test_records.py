@@ -296,3 +296,31 @@ def test_the_archive_taken_after_the_restore_that_followed_it_changes_nothing():
         ).scalar_one()
         assert link.last_pushed_hash != TOMBSTONE
     assert again.targets == [] and "deleted" not in again.changed
+
+
+def test_a_new_object_with_the_key_of_an_archived_one_takes_its_link_and_brings_the_record_back():
+    """A client created again in Invoice Ninja instead of restored: the new one is the live copy."""
+    email = f"{uuid.uuid4().hex}@example.test"
+    record_id = _archived_in_invoice_ninja(email)
+    again = contact("invoiceninja", "in2-" + email, email, T0 - timedelta(days=1), name="Flo")  # any stamp
+    with session_scope() as s:
+        merged = merge(s, again)
+        assert s.get(Record, record_id).deleted_at is None
+        link = s.execute(
+            select(Link).where(Link.record_id == record_id, Link.system == "invoiceninja")
+        ).scalar_one()
+        assert (link.external_id, link.last_pushed_hash) == ("in2-" + email, None)
+    assert merged.record_id == record_id and "restored" in merged.changed
+    assert set(merged.targets) == {"invoiceninja", "erpnext", "mautic", "directus"}
+
+
+def test_a_second_live_object_with_the_key_of_a_live_copy_does_not_take_its_link():
+    email = f"{uuid.uuid4().hex}@example.test"
+    with session_scope() as s:
+        first = merge(s, contact("invoiceninja", "in-" + email, email, name="Hal"))
+    with session_scope() as s:
+        merge(s, contact("invoiceninja", "in-dup-" + email, email, T0 + timedelta(seconds=1), name="Hal"))
+        link = s.execute(
+            select(Link).where(Link.record_id == first.record_id, Link.system == "invoiceninja")
+        ).scalar_one()
+        assert link.external_id == "in-" + email

@@ -232,6 +232,39 @@ def test_a_restore_creates_again_once_a_copy_hard_deleted_elsewhere(deployment):
     assert_no_ping_pong(deployment)
 
 
+def test_a_client_created_again_instead_of_restored_becomes_the_live_copy(deployment):
+    """A client archived in Invoice Ninja, then created anew there with the same email: the new client is
+    linked, the record lives again and the other copies are un-archived; nothing is duplicated."""
+    address = archived_by(deployment, "invoiceninja", "rst-again")
+    sims = deployment.sims
+    old = clients_with(sims["invoiceninja"], address)[0]
+    before = all_writes(deployment)
+    body = {"name": "Again", "contacts": [{"email": address, "first_name": "Again"}]}
+    _call(deployment, "invoiceninja", "POST", "/api/v1/clients", body)
+
+    wait_until(lambda: not customers_with(sims["erpnext"], address)[0].get("disabled"), timeout=60)
+    wait_until(lambda: not directus_contacts_with(sims["directus"], address)[0].get("archived"), timeout=60)
+    deployment.settle()
+    assert not hub_deleted(address)
+    live = [c for c in clients_with(sims["invoiceninja"], address) if not c.get("archived_at")]
+    assert len(live) == 1 and live[0]["id"] != old["id"]  # the old client stays archived
+    with session_scope() as s:
+        linked = s.execute(
+            select(Link.external_id)
+            .join(Record, Record.id == Link.record_id)
+            .where(Record.match_key == address, Link.system == "invoiceninja")
+        ).scalar_one()
+    assert linked == str(live[0]["id"])
+    assert [
+        len(customers_with(sims["erpnext"], address)),
+        len(directus_contacts_with(sims["directus"], address)),
+    ] == [1, 1]
+    # The test's own create in Invoice Ninja; in ERPNext and Directus the un-archive and the new name.
+    after = all_writes(deployment)
+    assert after["invoiceninja"] == before["invoiceninja"] + 1 and after["mautic"] == before["mautic"] + 1
+    assert_no_ping_pong(deployment)
+
+
 def mautic_lead(sim: Any, address: str) -> dict[str, Any] | None:
     return next(
         (c for c in sim.db["leads"].values() if (c["fields"].get("email") or "").lower() == address), None
