@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from syncengine.db import session_scope
 from syncengine.models import Link, Record
@@ -25,6 +26,10 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 def contact(system: str, ext: str, email: str, at: datetime = T0, **fields) -> Change:
     return Change(system, "contact", ext, {"email": email, **fields}, at, match_key=email)
+
+
+def link_of(s: Session, record_id: int, system: str) -> Link:
+    return s.execute(select(Link).where(Link.record_id == record_id, Link.system == system)).scalar_one()
 
 
 def test_a_new_contact_fans_out_to_every_other_system():
@@ -183,8 +188,7 @@ def test_invoice_accounting_comes_only_from_erpnext_and_a_system_that_has_it_nee
         assert set(books.changed) == {"status", "total"} and books.targets == ["invoiceninja", "directus"]
         record = s.get(Record, first.record_id)
         assert (record.data["status"], record.data["total"]) == ("paid", 2.0)
-        link = s.execute(select(Link).where(Link.record_id == first.record_id, Link.system == "invoiceninja"))
-        assert already_has(link.scalar_one(), "invoice", {**header, **lines})
+        assert already_has(link_of(s, first.record_id, "invoiceninja"), "invoice", {**header, **lines})
 
 
 def test_an_id_a_vendor_reuses_after_a_delete_moves_to_the_new_record():
@@ -269,9 +273,7 @@ def test_an_edit_taken_after_the_archive_that_followed_it_is_no_restore():
     with session_scope() as s:
         merged = merge(s, late_edit)
         assert s.get(Record, record_id).deleted_at is not None
-        link = s.execute(
-            select(Link).where(Link.record_id == record_id, Link.system == "invoiceninja")
-        ).scalar_one()
+        link = link_of(s, record_id, "invoiceninja")
         assert link.last_pushed_hash == TOMBSTONE  # still archived there
     assert "restored" not in merged.changed
 
@@ -291,9 +293,7 @@ def test_the_archive_taken_after_the_restore_that_followed_it_changes_nothing():
     with session_scope() as s:
         again = merge(s, stale_archive)
         assert s.get(Record, record_id).deleted_at is None
-        link = s.execute(
-            select(Link).where(Link.record_id == record_id, Link.system == "invoiceninja")
-        ).scalar_one()
+        link = link_of(s, record_id, "invoiceninja")
         assert link.last_pushed_hash != TOMBSTONE
     assert again.targets == [] and "deleted" not in again.changed
 
@@ -306,9 +306,7 @@ def test_a_new_object_with_the_key_of_an_archived_one_takes_its_link_and_brings_
     with session_scope() as s:
         merged = merge(s, again)
         assert s.get(Record, record_id).deleted_at is None
-        link = s.execute(
-            select(Link).where(Link.record_id == record_id, Link.system == "invoiceninja")
-        ).scalar_one()
+        link = link_of(s, record_id, "invoiceninja")
         assert (link.external_id, link.last_pushed_hash) == ("in2-" + email, None)
     assert merged.record_id == record_id and "restored" in merged.changed
     assert set(merged.targets) == {"invoiceninja", "erpnext", "mautic", "directus"}
@@ -320,7 +318,5 @@ def test_a_second_live_object_with_the_key_of_a_live_copy_does_not_take_its_link
         first = merge(s, contact("invoiceninja", "in-" + email, email, name="Hal"))
     with session_scope() as s:
         merge(s, contact("invoiceninja", "in-dup-" + email, email, T0 + timedelta(seconds=1), name="Hal"))
-        link = s.execute(
-            select(Link).where(Link.record_id == first.record_id, Link.system == "invoiceninja")
-        ).scalar_one()
+        link = link_of(s, first.record_id, "invoiceninja")
         assert link.external_id == "in-" + email

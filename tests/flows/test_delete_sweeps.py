@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from syncengine.db import session_scope
 from syncengine.models import InboxEvent
 from tasks.sweep_sources import SOURCES
-from tests.flows.test_contacts import clients_with, customers_with, directus_contacts_with, writes
+from tests.flows.test_contacts import directus_contacts_with, writes
 from tests.flows.test_deletes import assert_no_ping_pong, hub_deleted, synced_contact
-from tests.flows.test_sweeps import run_sweep
+from tests.flows.test_restores import ARCHIVING, archived_in
+from tests.flows.test_sweeps import mautic_contacts_with, run_sweep
 from tests.support import sign, wait_until
 from webhooks.directus import parse
 from webhooks.sender import Incoming
@@ -47,15 +48,10 @@ def swept_once(deployment, address: str, system: str, late: dict) -> None:
     store nothing and write nothing."""
     sims = deployment.sims
     assert not hub_deleted(address), "the delete webhook was not dropped"
-    archived = {
-        "invoiceninja": lambda: clients_with(sims["invoiceninja"], address)[0].get("archived_at"),
-        "erpnext": lambda: customers_with(sims["erpnext"], address)[0].get("disabled"),
-        "directus": lambda: directus_contacts_with(sims["directus"], address)[0].get("archived"),
-    }
-    archived.pop(system, None)
+    archived = [other for other in ARCHIVING if other != system]
     before = {name: writes(sim) for name, sim in sims.items()}
     run_sweep(deployment, system, "deleted")
-    wait_until(lambda: all(check() for check in archived.values()), timeout=60)
+    wait_until(lambda: all(archived_in(deployment, address, archived).values()), timeout=60)
     deployment.settle()
     assert hub_deleted(address)
     after = {name: writes(sim) for name, sim in sims.items()}
@@ -84,8 +80,7 @@ def test_a_directus_delete_whose_webhook_was_lost_is_swept_from_the_activity_log
 
 def test_a_mautic_delete_whose_webhook_was_lost_is_swept_from_the_audit_log_once(deployment):
     address = synced_contact(deployment, "del-sweep-mt")
-    lead = next(c for c in deployment.sims["mautic"].db["leads"].values()
-                if (c["fields"].get("email") or "").lower() == address)  # fmt: skip
+    [lead] = mautic_contacts_with(deployment.sims["mautic"], address)
     delete_unheard(deployment, "mautic", f"/api/contacts/{lead['id']}/delete", {"auth": MAUTIC_AUTH})
     late = {"mautic.lead_post_delete": [{"id": lead["id"], "contact": {"id": lead["id"]},
                                          "timestamp": "2026-01-01T00:00:00+00:00"}]}  # fmt: skip
