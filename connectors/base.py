@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Self
 
 import requests
@@ -186,6 +186,18 @@ class Connector:
         if repeatable or never_sent:
             return Retryable(detail)
         return Ambiguous(detail)
+
+
+def pages_by_id(fetch: Callable[[int], list[dict[str, Any]]], page_size: int) -> Iterator[dict[str, Any]]:
+    """Rows page after page, each page asked as `id > the last id seen` (`fetch(last)`), until a short one:
+    unlike an offset, a row added, edited or deleted during the listing moves no other row between pages."""
+    last = 0
+    while True:
+        rows = fetch(last)
+        yield from rows
+        if len(rows) < page_size:
+            return
+        last = int(rows[-1]["id"])
 
 
 def _path(url: str) -> str:

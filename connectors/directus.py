@@ -16,7 +16,7 @@ import requests
 from syncengine.errors import Permanent, SyncError
 from syncengine.idempotency import Effect
 
-from .base import TokenConnector
+from .base import TokenConnector, pages_by_id
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ class Directus(TokenConnector):
         delete): one row per deleted item, oldest first, paged by the activity id so no page shifts while
         new activity is written. Collections whose accountability is switched off log nothing here."""
         size = page_size or self.page_size
-        after = 0
-        while True:
+
+        def page(after: int) -> list[dict[str, Any]]:
             query = {
                 "filter[action][_eq]": "delete",
                 "filter[collection][_in]": ",".join(collections),
@@ -99,11 +99,9 @@ class Directus(TokenConnector):
                 "sort": "id",
                 "limit": size,
             }  # fmt: skip
-            rows = self.get_json("/activity", params=query)["data"]
-            yield from rows
-            if len(rows) < size:
-                return
-            after = rows[-1]["id"]
+            return self.get_json("/activity", params=query)["data"]
+
+        return pages_by_id(page, size)
 
     def get_item(self, collection: str, key: Any) -> dict[str, Any] | None:
         """One item, or None: Directus answers a missing item with 403 FORBIDDEN, not 404."""

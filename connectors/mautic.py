@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from connectors.base import Connector
+from connectors.base import Connector, pages_by_id
 from syncengine.errors import Ambiguous, AuthExpired, Permanent, Retryable, SyncError
 from syncengine.idempotency import Attempt, Effect, once
 from syncengine.locks import lock
@@ -242,14 +242,12 @@ class MauticConnector(Connector):
         Paged by key (``id > last``), not by offset: a contact edited during the sweep keeps its place and
         a deletion shifts nothing, so no row is skipped. Ordering by ``date_modified`` instead would give
         ties (second resolution) no stable order. The caller's next cursor is the largest ``dateModified``."""
-        last_id = 0
-        while True:
+
+        def page(last_id: int) -> list[Contact]:
             clauses = [("date_modified", "gte", mautic_time(since)), ("id", "gt", last_id)]
-            _, rows = self.list_page("contacts", limit=page_size, where=clauses, order_by="id")
-            yield from rows
-            if len(rows) < page_size:
-                return
-            last_id = int(rows[-1]["id"])
+            return self.list_page("contacts", limit=page_size, where=clauses, order_by="id")[1]
+
+        return pages_by_id(page, page_size)
 
     def iter_deleted_contacts(
         self, since: datetime | str, *, page_size: int = DEFAULT_PAGE
@@ -257,8 +255,8 @@ class MauticConnector(Connector):
         """Contacts deleted since ``since``: the ``audit_log`` rows Mautic writes on a contact delete, read
         through the Stats API (``GET /api/stats/audit_log``, administrators only), the one place a deleted
         contact is still named (``object_id``). Paged by key (``id > last``), oldest first."""
-        last_id = 0
-        while True:
+
+        def page(last_id: int) -> list[dict[str, Any]]:
             clauses = [("bundle", "eq", "lead"), ("object", "eq", "lead"), ("action", "eq", "delete"),
                        ("date_added", "gte", mautic_time(since)), ("id", "gt", last_id)]  # fmt: skip
             params = {**where_params(clauses), "order[0][col]": "id", "order[0][dir]": "ASC",
@@ -269,12 +267,10 @@ class MauticConnector(Connector):
             if "stats" not in body:  # Mautic lists its tables instead when it will not serve this one
                 log.warning("Mautic did not serve its audit log (the API user must be an administrator): "
                             "deleted contacts are left to their webhook and the drift report")  # fmt: skip
-                return
-            rows = body["stats"] or []
-            yield from rows
-            if len(rows) < page_size:
-                return
-            last_id = int(rows[-1]["id"])
+                return []
+            return body["stats"] or []
+
+        return pages_by_id(page, page_size)
 
     def iter_activity(
         self, since: datetime, *, events: Sequence[str] = ACTIVITY_EVENTS, page_size: int = ACTIVITY_PAGE
