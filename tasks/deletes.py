@@ -38,6 +38,7 @@ def tombstone_handler(
     records.restores), else now."""
 
     def handle(ctx: HandlerContext) -> None:
+        at = (stamp(ctx.event.payload) if stamp else None) or utcnow()
         for external_id in ids(ctx.event.payload):
             linked = ctx.session.execute(
                 select(Link.id).where(
@@ -47,7 +48,6 @@ def tombstone_handler(
             if linked is None:
                 log.info("%s %s %s deleted, but the hub never knew it: ignored", system, kind, external_id)
                 continue
-            at = (stamp(ctx.event.payload) if stamp else None) or utcnow()
             change = Change(system, kind, str(external_id), {}, at, deleted=True, gone=gone)
             merged = merge(ctx.session, change)
             for target in merged.targets:
