@@ -110,3 +110,19 @@ def receiver(store: str) -> Iterator[str]:
     wait_for_port(port)
     yield f"http://127.0.0.1:{port}"
     proc.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of a peer that runs on demand (`@pytest.mark.peers("erpnext")`) are left out unless asked for
+    with `-m peers` or SYNCENGINE_TEST_PEERS; the Directus peer's run always (tests.peers)."""
+    from tests.peers import ALWAYS, requested
+
+    asked = requested() | ({"directus", "erpnext"} if "peers" in (config.option.markexpr or "") else set())
+    keep, left_out = [], []
+    for item in items:
+        marker = item.get_closest_marker("peers")
+        on_demand = set(marker.args if marker else ()) - ALWAYS - asked
+        (left_out if on_demand else keep).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = keep
