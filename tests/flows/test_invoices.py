@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import date, timedelta
 
 import requests
 
 from tests.flows.test_contacts import clients_with, customers_with, mautic_contact, writes
 from tests.support import wait_until
 
+# Dated from today: a due date in the past would make the invoice overdue, not sent.
+ISSUED = date.today().isoformat()
+DUE = (date.today() + timedelta(days=30)).isoformat()
 IN_HEADERS = {"X-API-TOKEN": "TOKEN", "X-Requested-With": "XMLHttpRequest"}
 INVOICE_EMAIL_ID = 1  # MAUTIC_INVOICE_EMAIL_ID's default
 
@@ -53,7 +57,7 @@ def test_a_sent_invoice_reaches_erpnext_and_directus_and_is_emailed_once(deploym
     line = {"product_key": sku, "notes": "Widget", "cost": 100, "quantity": 2, "tax_name1": "VAT",
             "tax_rate1": 20, "type_id": "1"}  # fmt: skip
     invoice = invoice_ninja(deployment, "POST", "invoices", {
-        "client_id": client["id"], "date": "2026-11-02", "due_date": "2026-12-02", "line_items": [line],
+        "client_id": client["id"], "date": ISSUED, "due_date": DUE, "line_items": [line],
     })  # fmt: skip
     number = invoice["number"]
     invoice_ninja(deployment, "POST", "invoices/bulk", {"action": "mark_sent", "ids": [invoice["id"]]})
@@ -68,12 +72,12 @@ def test_a_sent_invoice_reaches_erpnext_and_directus_and_is_emailed_once(deploym
     assert doc["customer"] == customers_with(sims["erpnext"], email)[0]["name"]
     assert [(r["item_code"], r["qty"], r["rate"]) for r in doc["items"]] == [(sku, 2.0, 100.0)]
     assert (doc["net_total"], doc["total_taxes_and_charges"], doc["grand_total"]) == (200.0, 40.0, 240.0)
-    assert (doc["posting_date"], doc["due_date"]) == ("2026-11-02", "2026-12-02")
+    assert (doc["posting_date"], doc["due_date"]) == (ISSUED, DUE)
     [item] = directus_invoices(sims["directus"], number)
-    assert (item["status"], float(item["balance"]), item["due_date"]) == ("sent", 240.0, "2026-12-02")
+    assert (item["status"], float(item["balance"]), item["due_date"]) == ("sent", 240.0, DUE)
     [sent] = invoice_emails(sims["mautic"], number)
     assert sent["lead_id"] == lead["id"]
-    assert sent["tokens"]["invoice_due_date"] == "2026-12-02"
+    assert sent["tokens"]["invoice_due_date"] == DUE
 
     # The same sent_invoice webhook again (Invoice Ninja's secret header is static), then a newer one.
     sent_events = [d for d in sims["invoiceninja"].webhook_log if d["event"] == "sent_invoice"]
