@@ -385,10 +385,12 @@ def test_country_table_is_complete_and_consistent():
 
 # --- invoices (F4) --------------------------------------------------------------------------------------
 
+# Dated from today: a due date in the past would make the invoice overdue, not sent.
+ISSUED, DUE = datetime.now(UTC).date(), datetime.now(UTC).date() + timedelta(days=30)
 INVOICE = {
     "contact_id": 7,
-    "date": "2026-11-02",
-    "due_date": "2026-12-02 00:00:00",
+    "date": ISSUED.isoformat(),
+    "due_date": f"{DUE.isoformat()} 00:00:00",
     "notes": " Thank you ",
     "lines": [
         {"sku": None, "description": "Widget", "quantity": "2", "unit_price": 100, "tax_rate": 20},
