@@ -2,6 +2,13 @@
 
 Entities: clients, products, invoices, payments, expenses, vendors, and webhook subscriptions. State lives in
 ``self.db[kind][hashed_id]``; ``_seq`` (creation order) is the only private key and is stripped on output.
+
+A token acts as its user: an administrator unless ``add_token`` gives it permissions (``view_client``,
+``create_all`` …, as ``User::hasPermission`` reads them). Each request is authorised as its FormRequest does:
+view for reads, create for ``POST`` and ``GET …/create`` (a blank entity, nothing saved), edit for ``PUT``,
+``GET …/{id}/edit``, bulk actions and deletes; webhooks are an administrator's (``StoreWebhookRequest``).
+A refusal is 403 "This action is unauthorized.". Deleting a webhook soft-deletes it: it stops sending but is
+still listed, archived (``WebhookController::destroy`` → ``SoftDeletes``; the list is ``withTrashed``).
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ EVENT_IDS: dict[str, int] = {
 # WebhookSingle backoff (lower bounds of each window), seconds before attempts 2..5
 RETRY_BACKOFF = (10.0, 30.0, 60.0, 160.0)
 INVALID = "The given data was invalid."
+UNAUTHORIZED = "This action is unauthorized."
+TOKEN = "sim.invoiceninja.token"  # where authenticate() leaves the request's token
 
 
 class InvoiceNinjaSimulator(Simulator):
@@ -73,6 +82,9 @@ class InvoiceNinjaSimulator(Simulator):
 
     def __init__(self, clock: Clock | None = None, tokens: tuple[str, ...] = ("TOKEN",)) -> None:
         self.tokens = set(tokens)  # "TOKEN" is the demo server's documented key
+        self.permissions: dict[
+            str, set[str]
+        ] = {}  # token -> its user's permissions; absent: an administrator
         self._seeding = False
         super().__init__(clock)
 
@@ -80,8 +92,24 @@ class InvoiceNinjaSimulator(Simulator):
 
     def authenticate(self, request: Request) -> Response | None:
         if request.headers.get("X-API-TOKEN") in self.tokens:
+            request.environ[TOKEN] = request.headers["X-API-TOKEN"]
             return None
         return self.json({"message": "Invalid token", "errors": {}}, status=403)  # TokenAuth.php
+
+    def add_token(self, token: str, permissions: str | None = None) -> None:
+        """A token of a user who is not an administrator, with these comma-separated permissions."""
+        self.tokens.add(token)
+        if permissions is not None:
+            self.permissions[token] = {p.strip() for p in permissions.split(",") if p.strip()}
+
+    def _authorize(self, request: Request, action: str, kind: str) -> None:
+        """``User::hasPermission``: admins may do anything; others need ``<action>_<entity>`` or
+        ``<action>_all``; webhooks only an admin may change."""
+        held = self.permissions.get(request.environ.get(TOKEN, ""))
+        if held is None or (kind == "webhooks" and action == "view"):
+            return
+        if kind == "webhooks" or not {f"{action}_{SINGULAR[kind]}", f"{action}_all"} & held:
+            raise Abort(self.json({"message": UNAUTHORIZED}, status=403))
 
     def error_response(self, status: int, message: str) -> Response:
         return self.json({"message": message}, status=status)
@@ -132,7 +160,7 @@ class InvoiceNinjaSimulator(Simulator):
             sub = delivery.target.get("subscription_id")
             with self.lock:
                 if sub in self.db["webhooks"]:
-                    del self.db["webhooks"][sub]
+                    self._trash_webhook(self.db["webhooks"][sub])
             return None
         if delivery.attempt > self.webhook_retries:
             return None
@@ -222,9 +250,16 @@ class InvoiceNinjaSimulator(Simulator):
 
     # ---- list -------------------------------------------------------------------------------------
 
+    @route("GET", "/api/v1/ping")
+    def ping(self, request: Request) -> Response:
+        """``PingController``: the token's company and user, by name."""
+        return self.json({"company_name": "Simulated Company", "user_name": "Sim User"})
+
     @route("GET", "/api/v1/{kind}")
     def list_entities(self, request: Request, kind: str) -> Response:
-        return self._list(request, "webhooks" if kind == "webhooks" else self._kind(kind))
+        kind = "webhooks" if kind == "webhooks" else self._kind(kind)
+        self._authorize(request, "view", kind)
+        return self._list(request, kind)
 
     def _list(self, request: Request, kind: str) -> Response:
         args = request.args
@@ -296,11 +331,24 @@ class InvoiceNinjaSimulator(Simulator):
     @route("GET", "/api/v1/{kind}/{entity_id}")
     def show(self, request: Request, kind: str, entity_id: str) -> Response:
         kind = "webhooks" if kind == "webhooks" else self._kind(kind)
+        if entity_id == "create":  # `Create<Entity>Request`: a blank entity for a create form, nothing saved
+            self._authorize(request, "create", kind)
+            return self._wrap(request, self.out(kind, m.new_record(kind)))
+        self._authorize(request, "view", kind)
         include = set(filter(None, request.args.get("include", "").split(",")))
         return self._wrap(request, self.out(kind, self._get(kind, entity_id), include))
 
+    @route("GET", "/api/v1/{kind}/{entity_id}/edit")
+    def edit_form(self, request: Request, kind: str, entity_id: str) -> Response:
+        """`Edit<Entity>Request`: the entity for an edit form, if the user may edit it."""
+        kind = "webhooks" if kind == "webhooks" else self._kind(kind)
+        record = self._get(kind, entity_id)
+        self._authorize(request, "edit", kind)
+        return self._wrap(request, self.out(kind, record))
+
     @route("POST", "/api/v1/{kind}")
     def create(self, request: Request, kind: str) -> Response:
+        self._authorize(request, "create", "webhooks" if kind == "webhooks" else self._kind(kind))
         if kind == "webhooks":
             return self._wrap(request, self.out("webhooks", self._save_webhook(request, None)))
         kind = self._kind(kind)
@@ -309,6 +357,7 @@ class InvoiceNinjaSimulator(Simulator):
 
     @route("PUT", "/api/v1/{kind}/{entity_id}")
     def update(self, request: Request, kind: str, entity_id: str) -> Response:
+        self._authorize(request, "edit", "webhooks" if kind == "webhooks" else self._kind(kind))
         if kind == "webhooks":
             hook = self._save_webhook(request, self._get("webhooks", entity_id))
             return self._wrap(request, self.out("webhooks", hook))
@@ -325,9 +374,10 @@ class InvoiceNinjaSimulator(Simulator):
 
     @route("DELETE", "/api/v1/{kind}/{entity_id}")
     def delete(self, request: Request, kind: str, entity_id: str) -> Response:
+        self._authorize(request, "edit", "webhooks" if kind == "webhooks" else self._kind(kind))
         if kind == "webhooks":
             hook = self._get("webhooks", entity_id)
-            del self.db["webhooks"][entity_id]
+            self._trash_webhook(hook)
             return self._wrap(request, self.out("webhooks", hook))
         kind = self._kind(kind)
         record = self._get(kind, entity_id)
@@ -338,6 +388,7 @@ class InvoiceNinjaSimulator(Simulator):
     def bulk(self, request: Request, kind: str) -> Response:
         """``{"action": "archive|restore|delete" (+ invoices: mark_paid|mark_sent), "ids": [...]}``."""
         kind_ = "webhooks" if kind == "webhooks" else self._kind(kind)
+        self._authorize(request, "edit", kind_)
         body = self._body(request)
         action, ids = body.get("action"), body.get("ids")
         allowed = {"archive", "restore", "delete"}
@@ -357,6 +408,7 @@ class InvoiceNinjaSimulator(Simulator):
     def invoice_action(self, request: Request, entity_id: str, action: str) -> Response:
         if action not in ("mark_paid", "mark_sent", "archive", "restore", "delete"):
             return self.error_response(400, "Action not supported")
+        self._authorize(request, "edit", "invoices")
         record = self._get("invoices", entity_id)
         self._action("invoices", record, action)
         return self._wrap(request, self.out("invoices", record))
@@ -580,6 +632,11 @@ class InvoiceNinjaSimulator(Simulator):
             client["paid_to_date"] = round(client["paid_to_date"] - payment["amount"], 2)
 
     # ---- webhook subscriptions --------------------------------------------------------------------
+
+    def _trash_webhook(self, hook: dict[str, Any]) -> None:
+        """``$webhook->delete()`` with SoftDeletes: ``deleted_at`` (``archived_at`` in the API) is set; the
+        row stays, listed, and sends nothing."""
+        hook["archived_at"] = hook["archived_at"] or self._ts()
 
     def _save_webhook(self, request: Request, hook: dict[str, Any] | None) -> dict[str, Any]:
         data = self._body(request)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 SYSTEMS = ["invoiceninja", "erpnext", "mautic", "directus", "revolut"]
+NO_RECEIVER = "say where the vendors reach us: --url https://… or SYNCENGINE_PUBLIC_URL"
 
 
 def cmd_flower(_args: argparse.Namespace) -> int:
@@ -21,52 +23,35 @@ def cmd_flower(_args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
+    """Exit 1 when a vendor failed (install) or anything is missing, outdated, stale or duplicated (check)."""
     from .settings import get_settings
     from .subscriptions import reconcile
 
     receiver = args.url or get_settings().public_url
     if not receiver:
-        print("say where the vendors reach us: --url https://… or SYNCENGINE_PUBLIC_URL", file=sys.stderr)
+        print(NO_RECEIVER, file=sys.stderr)
         return 2
-    systems = [args.system] if args.system else None
-    changes = reconcile(receiver, apply=args.action == "install", systems=systems)
+    changes = reconcile(receiver, apply=args.action == "install", systems=_systems(args))
     for change in changes:
         print(change)
-    if any(c.action == "error" for c in changes):
-        return 1
-    if args.action == "check":
-        return 1 if any(c.action in ("missing", "outdated") for c in changes) else 0
-    return 0
-
-
-# A subscription's state in `webhooks install|check`, as a setup finding's status.
-_HOOK_STATUS = {"unchanged": "ok", "outdated": "wrong"}
+    return 1 if any(c.problem for c in changes) else 0
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Each vendor's side (schema, permissions), then our webhook subscriptions; exit 1 while anything
-    is still wrong, so a deploy script can stop on it."""
-    from connectors.setup import SETUPS, Finding, run
+    is still wrong, so a deploy script can stop on it. A vendor that is down or refuses us is one line and
+    its webhooks are not tried; the others are still set up."""
+    from connectors.setup import SETUPS, run
 
     from .settings import get_settings
-    from .subscriptions import reconcile
 
-    apply = not args.check
-    systems = [args.system] if args.system else None
+    apply, systems = not args.check, _systems(args)
     findings = run(apply=apply, systems=[s for s in systems or SETUPS if s in SETUPS])
+    # Left out of the webhooks: a vendor that is down, refuses us, or is not configured (already said).
+    unreachable = {f.system for f in findings if f.subject == "-" and (f.problem or f.status == "skipped")}
     receiver = args.url or get_settings().public_url
-    if receiver:
-        for change in reconcile(receiver, apply=apply, systems=systems):
-            status = _HOOK_STATUS.get(change.action, change.action)
-            fix = "run `syncengine setup`" if status in ("missing", "wrong") else ""
-            findings.append(
-                Finding(change.system, f"webhook {change.subscription}", status, change.detail, fix)
-            )
-    else:
-        findings.append(
-            Finding("webhooks", "-", "skipped", "no receiver URL: pass --url or set SYNCENGINE_PUBLIC_URL")
-        )
-    for finding in findings:
+    findings += _webhook_findings(receiver, apply, [s for s in systems or SYSTEMS if s not in unreachable])
+    for finding in sorted(findings, key=lambda f: _order(f.system)):
         print(finding)
     problems = [f for f in findings if f.problem]
     if all(f.status == "skipped" for f in findings):
@@ -76,6 +61,31 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _webhook_findings(receiver: str | None, apply: bool, systems: list[str]) -> list[Any]:
+    """`webhooks install|check` as setup findings, one per subscription."""
+    from connectors.setup import Finding
+
+    from .subscriptions import reconcile
+
+    if not receiver:
+        return [Finding("webhooks", "-", "skipped", f"no receiver URL: {NO_RECEIVER}")]
+    findings = []
+    for change in reconcile(receiver, apply=apply, systems=systems):
+        status = "ok" if change.action == "unchanged" else change.action
+        fix = change.fix or (f"run `syncengine setup --system {change.system}`" if change.problem else "")
+        subject = "webhooks" if change.subscription == "-" else f"webhook {change.subscription}"
+        findings.append(Finding(change.system, subject, status, change.detail, fix))
+    return findings
+
+
+def _systems(args: argparse.Namespace) -> list[str] | None:
+    return list(dict.fromkeys(args.system)) if args.system else None
+
+
+def _order(system: str) -> int:
+    return SYSTEMS.index(system) if system in SYSTEMS else len(SYSTEMS)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("flower", help="Flower, refused without FLOWER_BASIC_AUTH or Flower's OAuth").set_defaults(
         func=cmd_flower
@@ -83,7 +93,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     hooks = sub.add_parser("webhooks", help="create (install) or compare (check) our vendor subscriptions")
     hooks.add_argument("action", choices=["install", "check"])
     hooks.add_argument("--url", help="the receiver's public base URL (default SYNCENGINE_PUBLIC_URL)")
-    hooks.add_argument("--system", choices=SYSTEMS, help="only this one")
+    hooks.add_argument("--system", choices=SYSTEMS, action="append", help="only this one (repeatable)")
     hooks.set_defaults(func=cmd_webhooks)
     setup = sub.add_parser(
         "setup",
@@ -92,7 +102,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     setup.add_argument(
         "--check", action="store_true", help="change nothing; one line per problem with its fix"
     )
-    setup.add_argument("--system", choices=SYSTEMS, help="only this one (default: every configured one)")
+    setup.add_argument(
+        "--system", choices=SYSTEMS, action="append", help="only this one (repeatable; default: all)"
+    )
     setup.add_argument(
         "--url", help="the receiver's public base URL for the webhooks (default SYNCENGINE_PUBLIC_URL)"
     )

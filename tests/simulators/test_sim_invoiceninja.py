@@ -280,7 +280,12 @@ def test_webhook_subscription_delivers_bare_entity_with_custom_headers(ninja, ho
     client(url, "Second")
     assert sim.flush_webhooks(5) and hook_receiver.received[-1]["method"] == "PUT"
     assert requests.delete(f"{url}/webhooks/{hook['id']}", headers=H, timeout=5).status_code == 200
-    assert requests.get(f"{url}/webhooks", headers=H, timeout=5).json()["data"] == []
+    # A soft delete (SoftDeletes): still listed (the list is withTrashed), archived, and silent.
+    [gone] = requests.get(f"{url}/webhooks", headers=H, timeout=5).json()["data"]
+    assert gone["id"] == hook["id"] and gone["archived_at"] > 0 and gone["is_deleted"] is False
+    client(url, "Third")
+    sim.flush_webhooks(5)
+    assert len(hook_receiver.received) == 2
 
 
 def test_invoice_and_payment_events_include_client(ninja, hook_receiver):
@@ -314,10 +319,14 @@ def test_webhook_retry_policy(ninja, hook_receiver):
     post(url, "/products", {"product_key": "B"})
     assert sim.flush_webhooks(5) and [e["status"] for e in sim.webhook_log][-1] == 500
     assert len(hook_receiver.received) == 4
-    hook_receiver.statuses = [410]  # 404/405/410: the subscription is deleted
+    hook_receiver.statuses = [410]  # 404/405/410: the subscription is (soft-)deleted, "suspended"
     post(url, "/products", {"product_key": "C"})
     assert sim.flush_webhooks(5)
-    assert requests.get(f"{url}/webhooks", headers=H, timeout=5).json()["data"] == []
+    [suspended] = requests.get(f"{url}/webhooks", headers=H, timeout=5).json()["data"]
+    assert suspended["archived_at"] > 0
+    post(url, "/products", {"product_key": "D"})
+    sim.flush_webhooks(5)
+    assert len(hook_receiver.received) == 5
 
 
 def test_rate_limit_fault_uses_laravel_headers(ninja):
