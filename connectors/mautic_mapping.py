@@ -20,12 +20,13 @@ from typing import Any
 from syncengine.errors import Permanent
 from syncengine.idempotency import Attempt
 from syncengine.records import Change
+from syncengine.vendors.mautic import CONSENT_FIELD as CONSENT
 
 from . import countries
 from .mapping import Refs, from_iso, register
 from .normalise import blank, canonical, flag
 
-CONSENT_FIELD = "marketing_consent"  # alias of the boolean contact field, where the site has one
+CONSENT_FIELD = CONSENT.alias  # the boolean contact field `setup` creates (syncengine.vendors.mautic)
 ALIASES = {
     "first_name": "firstname",
     "last_name": "lastname",

@@ -16,14 +16,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from syncengine.errors import SyncError
+from syncengine.errors import AuthExpired, SyncError
 from syncengine.redaction import redact
 from syncengine.settings import Settings, get_settings
 
-OK, CREATED, UPDATED = "ok", "created", "updated"
+OK, CREATED, UPDATED, REMOVED = "ok", "created", "updated", "removed"
 MISSING, WRONG, FORBIDDEN, ERROR = "missing", "wrong", "forbidden", "error"
 SKIPPED = "skipped"
-PROBLEMS = frozenset({MISSING, WRONG, FORBIDDEN, ERROR})
+# A webhook subscription's own words (syncengine.subscriptions): outdated, or ours left over (a duplicate,
+# or one sending to another URL).
+OUTDATED, STALE, DUPLICATE = "outdated", "stale", "duplicate"
+PROBLEMS = frozenset({MISSING, WRONG, FORBIDDEN, ERROR, OUTDATED, STALE, DUPLICATE})
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,10 @@ class VendorSetup:
 
 # system -> "module:Class" of its VendorSetup; a vendor with nothing to set up on its side has no entry.
 # Named here rather than registered at import, so `setup` imports only the connectors it runs.
-SETUPS: dict[str, str] = {}
+SETUPS: dict[str, str] = {
+    "invoiceninja": "connectors.invoiceninja_setup:InvoiceNinjaSetup",
+    "mautic": "connectors.mautic_setup:MauticSetup",
+}
 
 
 def setup_for(system: str, settings: Settings) -> VendorSetup | None:
@@ -101,8 +107,8 @@ def run(
     *, apply: bool, systems: Iterable[str] | None = None, settings: Settings | None = None,
     setup: Callable[[str, Settings], VendorSetup | None] = setup_for,
 ) -> list[Finding]:  # fmt: skip
-    """Every configured system's schema, then its permissions; a vendor that fails stays one line and
-    the others are still checked."""
+    """Every configured system's schema, then its permissions; a vendor that is down, refuses us or fails
+    in any other way stays one line (subject "-") and the others are still checked."""
     settings = settings or get_settings()
     findings: list[Finding] = []
     for system in systems or SETUPS:
@@ -116,13 +122,22 @@ def run(
                 continue
             findings.extend(vendor.schema(apply))
             findings.extend(vendor.permissions())
-        except SyncError as exc:
-            findings.append(Finding(system, "-", ERROR, redact(str(exc))[:300], _fix_for(system, exc)))
+        except Exception as exc:  # one line per vendor, never a traceback
+            findings.append(failed(system, exc))
     return findings
 
 
-def _fix_for(system: str, exc: SyncError) -> str:
+def failed(system: str, exc: Exception) -> Finding:
+    """A vendor that could not be set up, as one line with what to do about it."""
+    detail = redact(f"{type(exc).__name__}: {exc}")[:300]
     status = getattr(exc, "status", None)
-    if status in (401, 403):
-        return f"check the credentials in {system.upper()}_* and what they may do (README: Connecting)"
-    return f"check {system.upper()}_URL and that the service answers"
+    if isinstance(exc, AuthExpired) or status in (401, 403):
+        fix = f"check {system.upper()}_* and what those credentials may do (README: Connecting)"
+        return Finding(system, "-", FORBIDDEN, detail, fix)
+    if isinstance(exc, SyncError):
+        return Finding(system, "-", ERROR, detail, f"check {system.upper()}_URL and that the service answers")
+    if isinstance(exc, ValueError):  # a connector refusing incomplete settings
+        return Finding(
+            system, "-", ERROR, detail, f"complete the {system.upper()}_* settings (README: Configuration)"
+        )
+    return Finding(system, "-", ERROR, detail, "this is a bug in syncengine: please report it")

@@ -1,9 +1,11 @@
-"""Point the simulators' webhooks at a receiver, as `webhooks install` subscribes them on real systems:
-Invoice Ninja one URL per event with our secret header, ERPNext signed per document event, Mautic signed
-batches, Directus a Flow adding our secret header, Revolut signed v2 webhooks. Used by the demo, the flow
-tests and the benchmarks, so they all run the same deployment. It uses the simulators' control surface
-rather than the vendor APIs `webhooks install` calls (tests/ops runs those), so it needs no vendor
-credentials or Revolut consent; the event lists are shared with syncengine.subscriptions."""
+"""A deployment over the simulators, as `syncengine setup` makes one on real systems: the vendor side each
+vendor's declaration asks for (`provision`: Mautic's custom contact field and template emails), then the
+webhooks pointed at a receiver (`subscribe`): Invoice Ninja one URL per event with our secret header, ERPNext
+signed per document event, Mautic signed batches, Directus a Flow adding our secret header, Revolut signed
+v2 webhooks. Used by the demo, the flow tests and the benchmarks, so they all run the same deployment. It
+uses the simulators' control surface rather than the vendor APIs `setup` calls (tests/ops runs those), so it
+needs no vendor credentials or Revolut consent; what it makes is declared once, in syncengine.vendors and
+syncengine.subscriptions."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from syncengine.subscriptions import (
     MAUTIC_EVENTS,
     REVOLUT_EVENTS,
 )
+from syncengine.vendors import mautic as mautic_needs
 
 DIRECTUS_EVENTS = (
     *(f"{collection}.{scope}" for collection in DIRECTUS_COLLECTIONS for scope in DIRECTUS_SCOPES),
@@ -26,7 +29,22 @@ DIRECTUS_EVENTS = (
 )
 
 
+def provision(sims: dict[str, Any]) -> None:
+    """What `setup` creates on a fresh vendor: Mautic's custom contact fields, and its template emails at
+    their default ids (a simulator that already has emails keeps them)."""
+    if "mautic" in sims:
+        mautic = sims["mautic"]
+        known = {f["alias"] for f in mautic.lead_fields}
+        fields = [f.body() for f in mautic_needs.CUSTOM_FIELDS if f.alias not in known]
+        mautic.seed({"fields": fields})
+        if not mautic.db["emails"]:
+            for email in mautic_needs.EMAILS:
+                mautic.add_email(email.name, email.subject, custom_html=email.html())
+
+
 def subscribe(sims: dict[str, Any], receiver: str, secrets: dict[str, str]) -> None:
+    """The deployment: `provision`, then our webhooks pointed at `receiver`."""
+    provision(sims)
     if "invoiceninja" in sims:
         for event in INVOICENINJA_EVENTS:
             sims["invoiceninja"].add_webhook_target(

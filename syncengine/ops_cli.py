@@ -52,12 +52,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
     receiver = args.url or get_settings().public_url
     findings += _webhook_findings(receiver, apply, [s for s in systems or SYSTEMS if s not in unreachable])
     for finding in sorted(findings, key=lambda f: _order(f.system)):
-        print(finding)
+        if args.verbose or finding.status != "ok":
+            print(finding)
     problems = [f for f in findings if f.problem]
     if all(f.status == "skipped" for f in findings):
         print("nothing was checked: configure a vendor first (README: Connecting the real systems)")
         return 2
-    print(f"{len(problems)} problem(s)" if problems else "everything the engine needs is in place")
+    fine = sum(f.status == "ok" for f in findings)
+    mended = sum(f.status in ("created", "updated", "removed") for f in findings)
+    if problems:
+        print(f"{len(problems)} problem(s); {fine} thing(s) already right, {mended} mended")
+    else:
+        print(f"everything the engine needs is in place: {fine} already right, {mended} mended")
     return 1 if problems else 0
 
 
@@ -108,4 +114,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     setup.add_argument(
         "--url", help="the receiver's public base URL for the webhooks (default SYNCENGINE_PUBLIC_URL)"
     )
+    setup.add_argument("--verbose", action="store_true", help="also list what is already in place")
     setup.set_defaults(func=cmd_setup)

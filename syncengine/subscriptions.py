@@ -495,4 +495,4 @@ def _correct(vendor: Vendor, keep: Held, want: Want, apply: bool) -> Change:
 
 
 def _label(key: str, url: str) -> str:
-    return f"{key} -> {url}"
+    return f"{key} at {url}"

@@ -27,10 +27,10 @@ from syncengine.idempotency import Effect, once
 from syncengine.matching import Decision, Incoming, OpenInvoice, match, money
 from syncengine.models import Record
 from syncengine.settings import get_settings
+from syncengine.vendors.mautic import RECEIPT_EMAIL
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RECEIPT_EMAIL_ID = 2
 DEFAULT_CURRENCY = "EUR"  # Invoice Ninja keeps currencies on client settings; none set = the company's
 # Invoice Ninja's currency ids (its `currencies` table) for the usual ones.
 IN_CURRENCIES = {"1": "USD", "2": "GBP", "3": "EUR", "5": "DKK", "7": "SEK", "12": "CAD", "17": "CHF"}
@@ -39,8 +39,7 @@ BANK_TRANSFER = "1"  # Invoice Ninja payment type_id
 
 def receipt_email_id() -> int:
     """MAUTIC_RECEIPT_EMAIL_ID: the Mautic email (template) sent once per booked payment."""
-    configured = get_settings().services["mautic"].options.get("receipt_email_id")
-    return int(configured) if configured else DEFAULT_RECEIPT_EMAIL_ID
+    return RECEIPT_EMAIL.email_id(get_settings().services["mautic"].options)
 
 
 def book(record_id: int) -> str:

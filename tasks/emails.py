@@ -20,10 +20,10 @@ from syncengine.errors import Permanent, Retryable
 from syncengine.idempotency import InProgress
 from syncengine.models import Link, Record
 from syncengine.settings import get_settings
+from syncengine.vendors.mautic import INVOICE_EMAIL
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INVOICE_EMAIL_ID = 1
 # Two events about one sent invoice defer two sends; the second finds the first holding the key and looks
 # again this soon (it then returns the stored result) rather than after the whole lease.
 RECHECK_SECONDS = 3.0
@@ -31,8 +31,7 @@ RECHECK_SECONDS = 3.0
 
 def invoice_email_id() -> int:
     """MAUTIC_INVOICE_EMAIL_ID: the Mautic email (template) an invoice is sent with."""
-    configured = get_settings().services["mautic"].options.get("invoice_email_id")
-    return int(configured) if configured else DEFAULT_INVOICE_EMAIL_ID
+    return INVOICE_EMAIL.email_id(get_settings().services["mautic"].options)
 
 
 @app.task(name="tasks.emails.send_invoice_email", bind=True, acks_late=True, max_retries=None)

@@ -12,11 +12,31 @@ from simulators.base import Abort, RunningServer, Simulator
 from simulators.mautic.fields import Row, db_time
 
 NOT_FOUND = "Item was not found."
+ACCESS_DENIED = "You do not have access to the requested area/action."  # mautic.core.error.accessdenied
+USER = "sim.mautic.user"  # where authenticate() leaves the Basic-auth user for the handlers
 
 
 class MauticBase(Simulator):
     vendor = "mautic"
     site_url = "http://127.0.0.1"  # X-Origin-Base-URL; serve() sets the real one
+    # user -> the permissions of their role; a user not listed is an administrator (every permission).
+    roles: dict[str, frozenset[str]]
+
+    def is_admin(self, request: Request) -> bool:
+        return request.environ.get(USER) not in self.roles
+
+    def granted(self, user: str | None, permission: str) -> bool:
+        """``CorePermissions::isGranted`` for one ``bundle:level:permission``: administrators have every
+        one, and ``full`` on a level grants all of that level."""
+        if user not in self.roles:
+            return True
+        bundle, level, _ = permission.split(":", 2)
+        return bool({permission, f"{bundle}:{level}:full"} & self.roles[user])
+
+    def require(self, request: Request, *permissions: str) -> None:
+        """``accessDenied()``: 403 unless the caller holds every permission."""
+        if not all(self.granted(request.environ.get(USER), p) for p in permissions):
+            raise self.fail(403, ACCESS_DENIED)
 
     def fail(self, status: int, message: str, details: Any = None, type_: str | None = None) -> Abort:
         """``FetchCommonApiController::returnError``: ``{"errors": [{code, message, details, type}]}``."""

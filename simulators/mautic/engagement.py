@@ -37,6 +37,7 @@ class MauticEngagement(MauticContacts):
             "emailType": email.get("emailType", "template"),
             "language": "en",
             "customHtml": email.get("customHtml"),
+            "plainText": email.get("plainText"),
             "sentCount": email.get("sent_count", 0),
             "readCount": email.get("read_count", 0),
         }
@@ -47,6 +48,7 @@ class MauticEngagement(MauticContacts):
         subject: str | None = None,
         email_type: str = "template",
         custom_html: str | None = None,
+        published: bool = True,
     ) -> Row:
         email = {
             "id": self.db.next_id("emails"),
@@ -54,7 +56,7 @@ class MauticEngagement(MauticContacts):
             "subject": subject or name,
             "emailType": email_type,
             "customHtml": custom_html,
-            "isPublished": True,
+            "isPublished": published,
             "date_added": self.db_now(),
         }
         self.db["emails"][email["id"]] = email
@@ -69,6 +71,19 @@ class MauticEngagement(MauticContacts):
             if needle in e["name"].lower()
         ]
         return self.envelope("emails", rows, request.args, self.email_json)
+
+    @route("POST", "/api/emails/new")
+    def new_email(self, request: Request) -> Response:
+        """``CommonApiController::newEntityAction``: 201 with the email; a name is required."""
+        self.require(request, "email:emails:create")
+        data = self.body(request) or {}
+        if not data.get("name"):
+            raise self.fail(400, "name: A value is required.", details={"name": ["A value is required."]})
+        email = self.add_email(
+            str(data["name"]), data.get("subject"), str(data.get("emailType") or "template"),
+            data.get("customHtml"), data.get("isPublished", True) not in (False, 0, "0"),
+        )  # fmt: skip
+        return self.json({"email": self.email_json(email)}, status=201)
 
     @route("GET", "/api/emails/{email_id}")
     def get_email(self, request: Request, email_id: str) -> Response:

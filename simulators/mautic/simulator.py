@@ -19,15 +19,16 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from simulators.base import Abort, Clock, route
+from simulators.mautic.admin import MauticAdmin
+from simulators.mautic.common import USER
 from simulators.mautic.fields import Row, api_time, default_company_fields, default_lead_fields
 from simulators.mautic.listing import search_contact
-from simulators.mautic.stats import MauticStats
 
 TOKEN_TTL = 3600.0
 UNAUTHORIZED = "API authorization denied."
 
 
-class MauticSimulator(MauticStats):
+class MauticSimulator(MauticAdmin):
     """Mautic 5 REST API (``/api``), OAuth2 token endpoint and the public tracking/form endpoints."""
 
     def __init__(
@@ -40,6 +41,7 @@ class MauticSimulator(MauticStats):
     ) -> None:
         super().__init__(clock)
         self.users = {username: password}
+        self.roles: dict[str, frozenset[str]] = {}  # users not listed are administrators
         self.oauth_clients = dict(oauth_clients or {})
         self.lead_fields = default_lead_fields()
         self.company_fields = default_company_fields()
@@ -57,6 +59,7 @@ class MauticSimulator(MauticStats):
                 user = password = ""
             known = self.users.get(user)
             if known is not None and hmac.compare_digest(known.encode(), password.encode()):
+                request.environ[USER] = user
                 return None
         elif scheme.lower() == "bearer":
             with self.lock:
@@ -168,12 +171,14 @@ class MauticSimulator(MauticStats):
     # ---- seeding ----------------------------------------------------------------------------------
 
     def seed(self, data: Any) -> Any:
-        """Keys: users ({name: password}), oauth_clients ({id: secret}), fields (custom contact fields),
+        """Keys: users ({name: password}), roles ({user: [permissions]}: a user given a role is no longer an
+        administrator), oauth_clients ({id: secret}), fields (custom contact fields),
         contacts (flat aliases, optional date_added/date_modified; no webhooks), companies, segments,
         emails, forms, hooks (API bodies)."""
         data = dict(data or {})
         known = {
             "users",
+            "roles",
             "oauth_clients",
             "fields",
             "contacts",
@@ -188,6 +193,7 @@ class MauticSimulator(MauticStats):
         out: dict[str, Any] = {}
         with self.lock:
             self.users.update(data.get("users", {}))
+            self.roles.update({user: frozenset(held) for user, held in data.get("roles", {}).items()})
             self.oauth_clients.update(data.get("oauth_clients", {}))
             for f in data.get("fields", []):
                 self.lead_fields.append(
@@ -200,6 +206,8 @@ class MauticSimulator(MauticStats):
                         "is_fixed": False,
                         "alias": f["alias"],
                         "is_unique_identifier": bool(f.get("is_unique_identifier")),
+                        "isPublished": f.get("isPublished", True),
+                        "properties": f.get("properties") or [],
                     }
                 )
                 for row in self.db["leads"].values():

@@ -8,7 +8,8 @@ Facts, from ``mautic/mautic`` (paths under ``app/bundles/``):
   ``where[i][expr]``, ``where[i][val]``, the contact list's clause format); answer ``{"total": n, "stats":
   [raw table rows]}``, or ``{"availableTables": [...], "tableColumns": {...}}`` for a table nobody serves;
   a query that fails (an unknown column) is caught and answered ``{"errors": [{message, code}]}`` with 200.
-- ``audit_log`` is served by ``CoreBundle/EventListener/StatsSubscriber`` to administrators only.
+- ``audit_log`` is served by ``CoreBundle/EventListener/StatsSubscriber`` to administrators only; anyone
+  else gets the table list.
 - A contact delete writes ``{bundle: lead, object: lead, objectId: <the deleted id>, action: delete,
   details: {name: <primary identifier>}}``; a save writes ``create``/``update`` with the changes
   (``LeadBundle/EventListener/LeadSubscriber::onLeadDelete`` / ``onLeadPostSave``). ``details`` is a
@@ -66,7 +67,7 @@ class MauticStats(MauticActivity):
 
     @route("GET", "/api/stats/{table}")
     def stats(self, request: Request, table: str) -> Response:
-        if table != "audit_log":
+        if table != "audit_log" or not self.is_admin(request):  # StatsSubscriber serves it to admins only
             return self.json({"availableTables": ["audit_log"], "tableColumns": {"audit_log": AUDIT_COLUMNS}})
         args = request.args
         start, limit = self.page(args) if "limit" in args else (self.page(args)[0], 100)

@@ -1,4 +1,5 @@
-"""Mautic webhooks: ``/api/hooks`` CRUD and deliveries as ``WebhookBundle`` sends them (immediate mode).
+"""Mautic webhooks: ``/api/hooks`` CRUD (``webhook:webhooks:*`` permissions) and deliveries as
+``WebhookBundle`` sends them (immediate mode).
 
 Body ``{"<event key>": [{…payload…, "timestamp": "…+00:00"}]}`` encoded like PHP's ``json_encode``;
 headers ``Content-Type: application/json``, ``X-Origin-Base-URL`` and ``Webhook-Signature`` =
@@ -72,6 +73,7 @@ class MauticWebhooks(MauticBase):
 
     @route("GET", "/api/hooks")
     def list_hooks(self, request: Request) -> Response:
+        self.require(request, "webhook:webhooks:viewother")
         hooks = sorted(self.db["hooks"].values(), key=lambda h: h["id"])
         return self.envelope("hooks", hooks, request.args, self.hook_json)
 
@@ -81,10 +83,12 @@ class MauticWebhooks(MauticBase):
 
     @route("GET", "/api/hooks/{hook_id}")
     def get_hook(self, request: Request, hook_id: str) -> Response:
+        self.require(request, "webhook:webhooks:viewother")
         return self.json({"hook": self.hook_json(self.entity("hooks", hook_id))})
 
     @route("POST", "/api/hooks/new")
     def new_hook(self, request: Request) -> Response:
+        self.require(request, "webhook:webhooks:create")
         hook = {"id": self.db.next_id("hooks"), "date_added": self.db_now(), "isPublished": True, "log": []}
         self._apply_hook(hook, self.body(request) or {}, replace=True)
         self.db["hooks"][hook["id"]] = hook
@@ -93,6 +97,7 @@ class MauticWebhooks(MauticBase):
     @route("PATCH", "/api/hooks/{hook_id}/edit")
     @route("PUT", "/api/hooks/{hook_id}/edit")
     def edit_hook(self, request: Request, hook_id: str) -> Response:
+        self.require(request, "webhook:webhooks:editother")
         hook = self.entity("hooks", hook_id)
         trial = dict(hook)
         self._apply_hook(trial, self.body(request) or {}, replace=request.method == "PUT")
@@ -101,6 +106,7 @@ class MauticWebhooks(MauticBase):
 
     @route("DELETE", "/api/hooks/{hook_id}/delete")
     def delete_hook(self, request: Request, hook_id: str) -> Response:
+        self.require(request, "webhook:webhooks:deleteother")
         hook = self.entity("hooks", hook_id)
         del self.db["hooks"][hook["id"]]
         return self.json({"hook": self.hook_json(hook)})

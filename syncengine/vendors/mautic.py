@@ -1,0 +1,92 @@
+"""What the engine needs in Mautic, declared once: `syncengine setup` checks and creates it
+(connectors.mautic_setup), the contact mapping and the email tasks read their names from here, and the
+simulators are seeded with it (simulators.wiring).
+
+- Contact fields: the core fields the mapping writes (present in every Mautic; they must be published),
+  and the custom boolean `marketing_consent`, read (never written) as the contact's consent.
+- Two template emails, sent through the API to one contact each (`POST /api/emails/{id}/contact/{id}/send`
+  with tokens): the invoice email (F4) and the payment receipt (F5).
+- The role permissions the engine's calls need (Mautic's `bundle:level:permission` names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ContactField:
+    """A custom contact field as `POST /api/fields/contact/new` takes it."""
+
+    alias: str
+    label: str
+    type: str
+    properties: tuple[tuple[str, str], ...] = ()
+
+    def body(self) -> dict[str, object]:
+        return {"label": self.label, "alias": self.alias, "type": self.type, "group": "core",
+                "isPublished": True, "properties": dict(self.properties)}  # fmt: skip
+
+
+# A boolean field needs its two labels (LeadBundle FormFieldHelper: `yes` and `no` are required).
+CONSENT_FIELD = ContactField(
+    "marketing_consent", "Marketing consent", "boolean", (("no", "No"), ("yes", "Yes"))
+)
+CUSTOM_FIELDS = (CONSENT_FIELD,)
+# The core contact fields the mapping reads and writes, by alias.
+CORE_FIELDS = (
+    "firstname", "lastname", "email", "phone", "company",
+    "address1", "address2", "city", "zipcode", "country",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TemplateEmail:
+    """An email we send with tokens: which setting names it, its default id, and the starter template
+    `setup` creates when there is none (an operator edits its text in Mautic)."""
+
+    option: str  # the key in the Mautic settings' options
+    variable: str  # the environment variable an operator sets
+    default_id: int
+    name: str
+    subject: str
+    tokens: tuple[str, ...]
+
+    def email_id(self, options: Mapping[str, str]) -> int:
+        configured = options.get(self.option)
+        return int(configured) if configured else self.default_id
+
+    def html(self) -> str:
+        rows = "".join(f"<li>{token.replace('_', ' ')}: {{{token}}}</li>" for token in self.tokens)
+        return f"<html><body><p>{self.subject}</p><ul>{rows}</ul></body></html>"
+
+    def body(self) -> dict[str, object]:
+        """`POST /api/emails/new`: a published template email (the kind sent one contact at a time)."""
+        return {"name": self.name, "subject": self.subject, "emailType": "template", "isPublished": True,
+                "customHtml": self.html()}  # fmt: skip
+
+
+INVOICE_EMAIL = TemplateEmail(
+    "invoice_email_id", "MAUTIC_INVOICE_EMAIL_ID", 1, "syncengine: invoice", "Your invoice {invoice_number}",
+    ("invoice_number", "invoice_total", "invoice_currency", "invoice_due_date"),
+)  # fmt: skip
+RECEIPT_EMAIL = TemplateEmail(
+    "receipt_email_id", "MAUTIC_RECEIPT_EMAIL_ID", 2, "syncengine: payment receipt",
+    "We received your payment for invoice {invoice_number}",
+    ("invoice_number", "payment_amount", "payment_currency", "payment_date"),
+)  # fmt: skip
+EMAILS = (INVOICE_EMAIL, RECEIPT_EMAIL)
+
+# Role permissions behind the engine's writes; reads are tried for real by `setup`. Sending an email
+# checks view access to the email and edit access to the contact (EmailApiController::sendLeadAction).
+PERMISSIONS = {
+    "lead:leads:viewother": "read every contact",
+    "lead:leads:create": "create contacts",
+    "lead:leads:editother": "edit contacts and send them emails",
+    "email:emails:viewother": "send the invoice and receipt emails",
+    "webhook:webhooks:viewother": "list webhooks",
+    "webhook:webhooks:create": "create our webhook",
+    "webhook:webhooks:editother": "correct our webhook",
+    "webhook:webhooks:deleteother": "remove duplicates of our webhook",
+}
