@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from syncengine.errors import AuthExpired, SyncError
-from syncengine.redaction import redact
 from syncengine.settings import Settings, get_settings
 
 OK, CREATED, UPDATED, REMOVED = "ok", "created", "updated", "removed"
@@ -129,15 +127,10 @@ def run(
 
 def failed(system: str, exc: Exception) -> Finding:
     """A vendor that could not be set up, as one line with what to do about it."""
-    detail = redact(f"{type(exc).__name__}: {exc}")[:300]
-    status = getattr(exc, "status", None)
-    if isinstance(exc, AuthExpired) or status in (401, 403):
-        fix = f"check {system.upper()}_* and what those credentials may do (README: Connecting)"
-        return Finding(system, "-", FORBIDDEN, detail, fix)
-    if isinstance(exc, SyncError):
-        return Finding(system, "-", ERROR, detail, f"check {system.upper()}_URL and that the service answers")
-    if isinstance(exc, ValueError):  # a connector refusing incomplete settings
-        return Finding(
-            system, "-", ERROR, detail, f"complete the {system.upper()}_* settings (README: Configuration)"
-        )
-    return Finding(system, "-", ERROR, detail, "this is a bug in syncengine: please report it")
+    from syncengine.subscriptions import VENDORS, failure
+
+    credentials = VENDORS[system].credentials if system in VENDORS else f"{system.upper()}_*"
+    line = failure(
+        system, exc, f"check {credentials} and what they may do (README: Connecting the real systems)"
+    )
+    return Finding(system, "-", line.action, line.detail, line.fix)

@@ -367,7 +367,7 @@ class RevolutHooks(Vendor):
 
     system = "revolut"
     credentials = "the Revolut consent (`syncengine revolut consent`)"
-    forbidden_fix = "run `syncengine revolut consent` again and approve the access the app asks for"
+    forbidden_fix = "run `syncengine revolut consent` again with the WRITE scope (webhooks need it)"
 
     def wanted(self) -> list[Want]:
         url = f"{self.receiver}/webhooks/revolut"
@@ -437,18 +437,23 @@ def reconcile(
     return changes
 
 
-def failure(system: str, exc: Exception) -> Change:
-    """A vendor's failure as one line: refused credentials say what to grant, anything else what broke."""
+def failure(system: str, exc: Exception, refused: str | None = None) -> Change:
+    """A vendor's failure as one line with what to do: refused credentials (401) say which settings to check,
+    a refused call (403) what to grant (`refused`, else what managing webhooks needs), anything else what
+    broke. Shared with `setup`."""
     detail = redact(f"{type(exc).__name__}: {exc}")[:300]
-    vendor = VENDORS[system]
-    if isinstance(exc, AuthExpired) or getattr(exc, "status", None) == 401:
+    vendor, status = VENDORS[system], getattr(exc, "status", None)
+    if isinstance(exc, AuthExpired) or status == 401:
         return Change(system, "-", "forbidden", detail, f"check {vendor.credentials}")
-    if getattr(exc, "status", None) == 403:
-        return Change(system, "-", "forbidden", detail, vendor.forbidden_fix)
-    fix = "" if isinstance(exc, SyncError) else "this is a bug in syncengine: please report it"
-    return Change(
-        system, "-", "error", detail, fix or f"check {system.upper()}_URL and that the service answers"
-    )
+    if status == 403:
+        return Change(system, "-", "forbidden", detail, refused or vendor.forbidden_fix)
+    if isinstance(exc, SyncError):
+        fix = f"check {system.upper()}_URL and that the service answers"
+    elif isinstance(exc, ValueError):  # a connector refusing incomplete settings
+        fix = f"complete the {system.upper()}_* settings (README: Configuration)"
+    else:
+        fix = "this is a bug in syncengine: please report it"
+    return Change(system, "-", "error", detail, fix)
 
 
 def _reconcile_one(vendor: Vendor, apply: bool) -> list[Change]:
