@@ -285,7 +285,9 @@ def test_erpnext_peer_install_is_idempotent_and_delivers(erpnext_env):
     peer, receiver = peers.erpnext(), erpnext_env["SYNCENGINE_PUBLIC_URL"]
     first = webhooks("install", erpnext_env, "--system", "erpnext")
     assert first.returncode == 0, first.stdout
-    assert first.stdout.count(" created ") == len(ERPNEXT_EVENTS), first.stdout
+    # The shared site may hold another session's leftovers: those are ours elsewhere, moved here, not doubled.
+    made = [line for line in first.stdout.splitlines() if " created " in line or " updated " in line]
+    assert len(made) == len(ERPNEXT_EVENTS), first.stdout
     second = webhooks("install", erpnext_env, "--system", "erpnext")
     assert second.stdout.count(" unchanged ") == len(ERPNEXT_EVENTS), second.stdout
     assert webhooks("check", erpnext_env, "--system", "erpnext").returncode == 0
