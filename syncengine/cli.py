@@ -181,7 +181,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_revolut(args: argparse.Namespace) -> int:
-    """Print the consent URL; Revolut then redirects to the receiver's /oauth/revolut/callback."""
+    """Print the consent URL (with a signed state the callback requires); Revolut then redirects to the
+    receiver's /oauth/revolut/callback."""
+    from .oauth_state import LIFETIME
     from .tokens import NotConfigured, consent_url
 
     try:
@@ -191,7 +193,8 @@ def cmd_revolut(args: argparse.Namespace) -> int:
         return 1
     print(url)
     print(
-        "open it and approve; GET /oauth/revolut/callback (REVOLUT_REDIRECT_URI) then stores the tokens",
+        f"open it within {LIFETIME // 60} minutes and approve; GET /oauth/revolut/callback "
+        "(REVOLUT_REDIRECT_URI) then stores the tokens",
         file=sys.stderr,
     )
     return 0
