@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from . import counters
 from .models import MetricCounter
 from .shared_state import get_redis, state_session
 
@@ -53,15 +52,11 @@ def _count(limit: Limit, window: int) -> int:
         pipe.expire(key, limit.per + 1)
         return int(pipe.execute()[0])
     name = PREFIX + limit.name
-    with state_session() as session:
-        stale = delete(MetricCounter).where(MetricCounter.name == name, MetricCounter.labels != str(window))
-        session.execute(stale)
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-        statement = insert(MetricCounter).values(name=name, labels=str(window), value=1)
-        statement = statement.on_conflict_do_update(
-            index_elements=["name", "labels"], set_={"value": MetricCounter.value + 1}
+    with state_session() as session:  # only this window's count is kept
+        session.execute(
+            delete(MetricCounter).where(MetricCounter.name == name, MetricCounter.labels != str(window))
         )
-        return int(session.execute(statement.returning(MetricCounter.value)).scalar_one())
+    return counters.bump(name, str(window))
 
 
 def reset(limit: Limit) -> None:
