@@ -23,7 +23,7 @@ def _celery(*args: str) -> list[str]:
 
 def bind_host() -> str:
     """All interfaces (the PaaS contract); SYNCENGINE_BIND_HOST=127.0.0.1 keeps a local run on loopback."""
-    return os.environ.get("SYNCENGINE_BIND_HOST") or "0.0.0.0"
+    return get_settings().bind_host
 
 
 def web_command(port: int | None = None) -> list[str]:
