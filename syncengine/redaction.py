@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import traceback
 from collections import OrderedDict
 from collections.abc import Iterable
+
+from .log_lines import keep_lines, one_line, traceback_text
 
 MASK = "[REDACTED]"
 MIN_LENGTH = 4  # shorter values would blank out ordinary words
@@ -111,18 +112,21 @@ def redact(text: str) -> str:
 
 
 def _redacting_factory(base):  # type: ignore[no-untyped-def]
+    """Records whose message is redacted and kept on one line (syncengine.log_lines), and whose traceback
+    is redacted, when they are made."""
+
     def factory(*args, **kwargs) -> logging.LogRecord:  # type: ignore[no-untyped-def]
         record = base(*args, **kwargs)
         try:
-            record.msg = redact(record.getMessage())
+            record.msg = one_line(redact(record.getMessage()))
             record.args = None
         except Exception:  # a broken format string must not lose the line
-            record.msg = redact(str(record.msg))
+            record.msg = one_line(redact(str(record.msg)))
             record.args = None
         if record.exc_info and record.exc_info[0] is not None:
-            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+            record.exc_text = redact(traceback_text(record.exc_info))
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = keep_lines(redact(record.stack_info))
         return record
 
     factory.syncengine_redacting = True  # type: ignore[attr-defined]
