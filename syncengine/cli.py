@@ -68,19 +68,32 @@ def _safe_url() -> str:
     return make_url(get_settings().database_url).render_as_string(hide_password=True)
 
 
+def _redis_keeps_its_keys(role: str) -> bool:
+    """A Redis that may evict keys loses tasks and locks: refuse to start on it (syncengine.redis_policy)."""
+    from .redis_policy import check_at_start
+
+    return check_at_start(role)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     if os.environ.get("SYNCENGINE_WEB_ROLE") == "flower":  # a second app whose routed `web` is Flower
         from .ops_cli import cmd_flower
 
         return cmd_flower(args)
+    if not _redis_keeps_its_keys("web"):
+        return 2
     os.execv(sys.executable, web_command(args.port))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if not _redis_keeps_its_keys("worker"):
+        return 2
     os.execv(sys.executable, worker_command(args.queues, args.concurrency))
 
 
 def cmd_beat(_args: argparse.Namespace) -> int:
+    if not _redis_keeps_its_keys("beat"):
+        return 2
     os.execv(sys.executable, beat_command())
 
 
@@ -89,6 +102,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from . import migrate
 
     settings = get_settings()
+    if not _redis_keeps_its_keys("up"):
+        return 2
     settings.home.mkdir(parents=True, exist_ok=True)
     migrate.upgrade()
     mode = "embedded (SQLite file + SQLite broker)" if settings.embedded else "Postgres + Redis"

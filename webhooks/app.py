@@ -8,7 +8,7 @@ import logging
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
-from syncengine import redaction
+from syncengine import redaction, redis_policy
 from syncengine.celery_app import app as celery_app
 from syncengine.db import get_engine
 from syncengine.metrics import count_webhook
@@ -52,8 +52,10 @@ def create_app() -> Flask:
     @app.get("/readyz")
     def readyz() -> Response:
         """Ready or not for anyone (a platform's health check); which check failed only for those who may
-        read /metrics."""
-        checks = {"store": _store_ok(), "broker": _broker_ok()}
+        read /metrics. A Redis that may drop any key (maxmemory-policy allkeys-*) is not ready."""
+        checks = {
+            "store": _store_ok(), "broker": _broker_ok(), "redis_keeps_keys": redis_policy.verdict().ready,
+        }  # fmt: skip
         ready = all(checks.values())
         details = checks if metrics_view.details_allowed(settings) else {}
         response = jsonify({"status": "ok" if ready else "unavailable", **details})
