@@ -42,6 +42,9 @@ UPRIGHT = {
     6: PILImage.Transpose.ROTATE_270, 7: PILImage.Transpose.TRANSVERSE, 8: PILImage.Transpose.ROTATE_90,
 }  # fmt: skip
 PASSTHROUGH = ("image/jpeg", "image/png", "image/webp")  # types the model accepts as they are
+# The only Pillow decoders an upload may reach (the bytes were sniffed first): none of the others' flaws
+# (PSD, FITS, …) are within a stranger's reach.
+DECODERS = ("JPEG", "PNG", "WEBP", "HEIF")
 
 
 class Unreadable(ValueError):
@@ -158,7 +161,8 @@ def _header(data: bytes) -> PILImage.Image:
     """The image opened without decoding a pixel (Pillow reads the header only until `load`)."""
     heic_supported()
     try:
-        return PILImage.open(io.BytesIO(data))
+        PILImage.init()  # every decoder registered: one absent (HEIF without pillow-heif) is then known
+        return PILImage.open(io.BytesIO(data), formats=[name for name in DECODERS if name in PILImage.ID])
     except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
         raise Unreadable(f"the image could not be decoded: {type(exc).__name__}") from None
 
