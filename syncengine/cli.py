@@ -23,7 +23,7 @@ def _celery(*args: str) -> list[str]:
 
 def bind_host() -> str:
     """All interfaces (the PaaS contract); SYNCENGINE_BIND_HOST=127.0.0.1 keeps a local run on loopback."""
-    return os.environ.get("SYNCENGINE_BIND_HOST") or "0.0.0.0"
+    return get_settings().bind_host
 
 
 def web_command(port: int | None = None) -> list[str]:
@@ -68,19 +68,32 @@ def _safe_url() -> str:
     return make_url(get_settings().database_url).render_as_string(hide_password=True)
 
 
+def _redis_keeps_its_keys(role: str) -> bool:
+    """A Redis that may evict keys loses tasks and locks: refuse to start on it (syncengine.redis_policy)."""
+    from .redis_policy import check_at_start
+
+    return check_at_start(role)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     if os.environ.get("SYNCENGINE_WEB_ROLE") == "flower":  # a second app whose routed `web` is Flower
         from .ops_cli import cmd_flower
 
         return cmd_flower(args)
+    if not _redis_keeps_its_keys("web"):
+        return 2
     os.execv(sys.executable, web_command(args.port))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if not _redis_keeps_its_keys("worker"):
+        return 2
     os.execv(sys.executable, worker_command(args.queues, args.concurrency))
 
 
 def cmd_beat(_args: argparse.Namespace) -> int:
+    if not _redis_keeps_its_keys("beat"):
+        return 2
     os.execv(sys.executable, beat_command())
 
 
@@ -89,6 +102,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from . import migrate
 
     settings = get_settings()
+    if not _redis_keeps_its_keys("up"):
+        return 2
     settings.home.mkdir(parents=True, exist_ok=True)
     migrate.upgrade()
     mode = "embedded (SQLite file + SQLite broker)" if settings.embedded else "Postgres + Redis"
@@ -181,7 +196,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_revolut(args: argparse.Namespace) -> int:
-    """Print the consent URL; Revolut then redirects to the receiver's /oauth/revolut/callback."""
+    """Print the consent URL (with a signed state the callback requires); Revolut then redirects to the
+    receiver's /oauth/revolut/callback."""
+    from .oauth_state import LIFETIME
     from .tokens import NotConfigured, consent_url
 
     try:
@@ -191,7 +208,8 @@ def cmd_revolut(args: argparse.Namespace) -> int:
         return 1
     print(url)
     print(
-        "open it and approve; GET /oauth/revolut/callback (REVOLUT_REDIRECT_URI) then stores the tokens",
+        f"open it within {LIFETIME // 60} minutes and approve; GET /oauth/revolut/callback "
+        "(REVOLUT_REDIRECT_URI) then stores the tokens",
         file=sys.stderr,
     )
     return 0

@@ -14,7 +14,9 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .models import MetricCounter
 from .shared_state import get_redis, state_session
@@ -46,6 +48,32 @@ def add(name: str, counts: Mapping[tuple[str, ...], int]) -> None:
                 session.flush()
             else:
                 row.value += n
+
+
+def bump(name: str, *labels: str) -> int:
+    """Add one to a single cell of `name` and return its new value, atomically across processes."""
+    key = SEP.join(labels)
+    client = get_redis()
+    if client is not None:
+        return int(client.hincrby(PREFIX + name, key, 1))
+    with state_session() as session:
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
+        statement = insert(MetricCounter).values(name=name, labels=key, value=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=["name", "labels"], set_={"value": MetricCounter.value + 1}
+        )
+        return int(session.execute(statement.returning(MetricCounter.value)).scalar_one())
+
+
+def forget(name: str, *labels: str) -> None:
+    """Drop one cell of `name` (a count about something that is settled)."""
+    key = SEP.join(labels)
+    client = get_redis()
+    if client is not None:
+        client.hdel(PREFIX + name, key)
+        return
+    with state_session() as session:
+        session.execute(delete(MetricCounter).where(MetricCounter.name == name, MetricCounter.labels == key))
 
 
 def read(name: str) -> dict[tuple[str, ...], int]:

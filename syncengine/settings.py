@@ -5,6 +5,7 @@ The variable names are a contract with deployments (Heroku config vars, Dokku, a
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -132,6 +133,18 @@ class Settings:
     openai_detail: str = "high"  # image detail sent to the model: low, high or auto
     ocr_max_side: int = 2048  # pages are downscaled to this longest side before OCR
     ocr_engine: str = "auto"  # auto (OpenAI when configured and its breaker closed), openai, tesseract
+    bind_host: str = "0.0.0.0"  # the interface web and flower bind: all of them, the PaaS contract
+
+    @property
+    def on_loopback(self) -> bool:
+        """True when web binds a loopback address only (a local run): nobody else can reach it."""
+        host = self.bind_host.strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def embedded(self) -> bool:
@@ -182,6 +195,7 @@ class Settings:
             openai_detail=env.get("OPENAI_DETAIL", "high"),
             ocr_max_side=int(env.get("SYNCENGINE_OCR_MAX_SIDE", 2048)),
             ocr_engine=env.get("SYNCENGINE_OCR_ENGINE", "auto").lower(),
+            bind_host=env.get("SYNCENGINE_BIND_HOST") or "0.0.0.0",
         )
 
 

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import redaction
+from . import oauth_state, redaction
 from .db import engine_for
 from .models import OAuthToken
 from .redis_tls import client_kwargs
@@ -203,15 +203,25 @@ def client_assertion(config: RevolutConfig, now: float) -> str:
 
 
 def consent_url(settings: Settings | None = None, scope: str | None = None) -> str:
-    """Where a human approves our access; Revolut then redirects to REVOLUT_REDIRECT_URI with a code.
-    The whole configuration is checked first: a code issued now is worthless 2 minutes later."""
+    """Where a human approves our access; Revolut then redirects to REVOLUT_REDIRECT_URI with a code and
+    our signed `state`. The whole configuration is checked first: a code issued now is worthless 2 minutes
+    later."""
     settings = settings or get_settings()
     config = RevolutConfig.from_settings(settings)
     _fernet(settings)
-    params = {"client_id": config.client_id, "redirect_uri": config.redirect_uri, "response_type": "code"}
+    params = {
+        "client_id": config.client_id, "redirect_uri": config.redirect_uri, "response_type": "code",
+        "state": oauth_state.issue(_secret_key(settings), PROVIDER, _default_now()),
+    }  # fmt: skip
     if scope:
         params["scope"] = scope
     return f"{consent_base(config.api_url)}/app-confirm?{urlencode(params)}"
+
+
+def check_state(state: str, settings: Settings | None = None) -> None:
+    """Raise oauth_state.InvalidState unless `state` came from our consent URL minutes ago (the callback's
+    first step: nothing is read, locked or sent before it passes); NotConfigured without a secret key."""
+    oauth_state.check(state, _secret_key(settings or get_settings()), PROVIDER, _default_now())
 
 
 # ---- encryption at rest ------------------------------------------------------------------------------
@@ -231,10 +241,14 @@ def fernet_for(secret_key: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
-def _fernet(settings: Settings) -> Fernet:
+def _secret_key(settings: Settings) -> str:
     if not settings.secret_key:
         raise NotConfigured("set SYNCENGINE_SECRET_KEY to store Revolut tokens (they are encrypted at rest)")
-    return fernet_for(settings.secret_key.reveal())
+    return settings.secret_key.reveal()
+
+
+def _fernet(settings: Settings) -> Fernet:
+    return fernet_for(_secret_key(settings))
 
 
 @dataclass(frozen=True)
@@ -299,8 +313,8 @@ class RevolutTokens:
         return self._single_flight(lambda t: t.lasts(self.now()) > REFRESH_EVERY)[1]
 
     def exchange_code(self, code: str) -> datetime:
-        """Trade a consent code (valid 2 minutes, single use) for tokens; store them; say when they expire."""
-        redaction.install([code])
+        """Trade a consent code (valid 2 minutes, single use) for tokens; store them; say when they expire.
+        The caller has checked the callback's signed state first: no lock is taken for an unchecked code."""
         with self._exclusive() as session:
             self._row(session, for_update=True)
             body = self._token_request({"grant_type": "authorization_code", "code": code})
@@ -385,7 +399,7 @@ class RevolutTokens:
             ) from None
         body = _json(response)
         if response.status_code == 200 and body.get("access_token"):
-            redaction.install([str(body["access_token"]), str(body.get("refresh_token") or "")])
+            redaction.register_secrets([str(body["access_token"]), str(body.get("refresh_token") or "")])
             return body
         raise _endpoint_error(response.status_code, body, form["grant_type"])
 
@@ -413,7 +427,7 @@ class RevolutTokens:
                 "stored Revolut tokens do not decrypt with SYNCENGINE_SECRET_KEY (was it changed?): "
                 "run `syncengine revolut consent` again"
             ) from None
-        redaction.install([access, refresh])
+        redaction.register_secrets([access, refresh])
         return StoredToken(access, refresh, row.expires_at.timestamp())
 
     def _save(self, session: Session, access: str, refresh: str, expires_in: Any) -> StoredToken:

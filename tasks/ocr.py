@@ -6,8 +6,10 @@ configured or its breaker is open; either way only a reading that passes every c
 
 Document status: received → reading → extracted → booked, or → review (a Directus `reviews` item says why).
 `read_document` claims the row under a row lock (received → reading), so two tasks never read a document
-twice; a claim older than READING_LEASE is taken over (a worker killed mid-read). Each effect runs once under
-a key derived from the document's sha256:
+twice; a claim older than READING_LEASE is taken over (a worker killed mid-read). A document whose reader
+was lost (killed, out of memory, past its hard time limit) or ran out of time READER_LOSS_LIMIT times goes
+to review instead of being handed out again forever. Each effect runs once under a key derived from the
+document's sha256:
 
 ocr:expense:invoiceninja:<sha>   the Invoice Ninja expense (number DOC-<sha[:16]>)
 ocr:purchase:erpnext:<sha>       the ERPNext Purchase Invoice draft (remarks tag [syncengine:doc:<sha[:16]>])
@@ -34,6 +36,7 @@ from connectors import tesseract_ocr
 from connectors.openai_ocr import Extraction, OpenAIOcr
 from connectors.registry import connector_for
 from connectors.tesseract_ocr import TesseractOcr
+from syncengine import counters
 from syncengine.breaker import OPEN, breaker_for
 from syncengine.celery_app import MAX_COUNTDOWN, app
 from syncengine.db import session_scope
@@ -54,6 +57,10 @@ OCR_TIME_LIMIT = 180
 OCR_REQUEST_TIMEOUT = 45.0
 READING_LEASE = timedelta(seconds=OCR_TIME_LIMIT + 60)
 MAX_RETRIES = 8
+# Readings that died or ran out of time before the document goes to review: one bad file must not crash
+# workers forever; a deploy's restart or a slow API call now and then must not send a good one to review.
+READER_LOSS_LIMIT = 3
+READER_LOSSES = "ocr_reader_losses"  # a shared count per document (syncengine.counters)
 EXPENSE_ITEM = "OCR Expense"  # the ERPNext Item on every Purchase Invoice row made from a document
 ITEM_DEFAULTS = {"item_group": "Products", "stock_uom": "Nos", "is_stock_item": 0}
 # Invoice Ninja currency ids (its `currencies` table) for the usual ones.
@@ -106,6 +113,8 @@ def read_document(self, document_id: int) -> str:  # type: ignore[no-untyped-def
         outcome = read(document_id)
     except (Retryable, SoftTimeLimitExceeded) as exc:
         reason = redact(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, SoftTimeLimitExceeded) and _lost_reader(document_id) >= READER_LOSS_LIMIT:
+            return _to_review(document_id, [_gave_up(f"ran out of its {OCR_SOFT_TIME_LIMIT} s")])
         if self.request.retries >= MAX_RETRIES:
             _to_review(document_id, [f"OCR failed after {MAX_RETRIES} retries: {reason}"])
             return REVIEW
@@ -159,7 +168,9 @@ def read(document_id: int, today: date | None = None) -> str:
     claimed = _claim(document_id)
     if claimed is None:
         return "skipped"
-    _content_type, blob = claimed
+    blob, losses = claimed
+    if losses >= READER_LOSS_LIMIT:
+        return _to_review(document_id, [_gave_up("was killed or stopped mid-read")])
     if not blob:
         return _to_review(document_id, ["the document has no stored bytes"])
     try:
@@ -185,7 +196,20 @@ def _extract(engine: OpenAIOcr | TesseractOcr, blob: bytes) -> Extraction:
         return offline_engine().extract_document(blob)
 
 
-def _claim(document_id: int) -> tuple[str, bytes] | None:
+def _lost_reader(document_id: int) -> int:
+    """Count one reading of the document that died or ran out of time; the total so far."""
+    return counters.bump(READER_LOSSES, str(document_id))
+
+
+def _gave_up(how: str) -> str:
+    return (
+        f"the OCR reader {how} {READER_LOSS_LIMIT} times on this document without finishing (too large or "
+        "malformed?): it is not read again; check the file and upload a smaller or cleaner copy"
+    )
+
+
+def _claim(document_id: int) -> tuple[bytes, int] | None:
+    """(the bytes, how many readings were lost so far) once claimed; None when another task has it."""
     with session_scope() as session:
         doc = session.execute(
             select(Document).where(Document.id == document_id).with_for_update()
@@ -199,7 +223,9 @@ def _claim(document_id: int) -> tuple[str, bytes] | None:
             return None
         doc.status = READING
         doc.updated_at = utcnow()
-        return doc.content_type, bytes(doc.blob or b"")
+        blob = bytes(doc.blob or b"")
+    # A stale claim is a reader that never came back: it counts, in a store that outlives the worker.
+    return blob, _lost_reader(document_id) if stale else 0
 
 
 def _release(document_id: int, reason: str) -> None:
@@ -234,6 +260,7 @@ def _judge(document_id: int, extraction: Extraction, today: date) -> str:
         doc = session.get(Document, document_id, with_for_update=True)
         assert doc is not None
         doc.status, doc.error = EXTRACTED, None
+    counters.forget(READER_LOSSES, str(document_id))
     log.info("document %s extracted by %s, confidence %.2f", document_id, extraction.engine,
              validation.confidence)  # fmt: skip
     return EXTRACTED
@@ -262,6 +289,7 @@ def _to_review(document_id: int, reasons: list[str]) -> str:
         doc = session.get(Document, document_id, with_for_update=True)
         assert doc is not None
         doc.status, doc.error = REVIEW, "; ".join(reasons)[:2000]
+    counters.forget(READER_LOSSES, str(document_id))
     log.info("document %s sent to review: %s", document_id, "; ".join(reasons))
     return REVIEW
 

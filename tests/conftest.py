@@ -34,6 +34,7 @@ TEST_ENV = {
     "SYNCENGINE_SECRET_KEY": "test-fernet-key-not-real",
     "INVOICENINJA_TOKEN": "in-api-token-9911",
     "LOG_LEVEL": "INFO",
+    "SYNCENGINE_BIND_HOST": "127.0.0.1",  # every server a test starts binds loopback
     **{f"{name.upper()}_WEBHOOK_SECRET": secret for name, secret in SECRETS.items()},
 }
 for _var in [v for v in os.environ if v.endswith(("_URL", "_WEBHOOK_SECRET", "_TOKEN"))]:

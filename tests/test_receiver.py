@@ -14,6 +14,8 @@ from syncengine.models import InboxEvent
 from syncengine.settings import get_settings
 from tests.support import SECRETS, dumps, free_port, sample, sign
 
+ALL_READY = {"status": "ok", "store": True, "broker": True, "redis_keeps_keys": True}
+
 
 def total_rows() -> int:
     with session_scope() as s:
@@ -164,7 +166,7 @@ def test_store_unreachable_left_no_row_behind(client):
 def test_readyz_reports_store_and_broker(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "store": True, "broker": True}
+    assert response.json == ALL_READY
 
 
 def test_readyz_is_503_when_store_is_down(client, store_down):

@@ -68,3 +68,23 @@ def test_redaction_leaves_ordinary_text_alone():
     assert redaction.redact("inbox 12 done: mautic mautic.lead_post_save_new in 3 ms") == (
         "inbox 12 done: mautic mautic.lead_post_save_new in 3 ms"
     )
+
+
+def test_run_time_tokens_are_remembered_in_a_bounded_set():
+    """Tokens rotate (Revolut's every 40 minutes): the newest are masked, and the set stops growing."""
+    redaction.install(["configured-forever-value"])
+    start = redaction.known_count()
+    for i in range(5000):
+        redaction.register_secrets([f"rotating-token-{i:05d}"])
+    assert redaction.known_count() <= start + redaction.RECENT_LIMIT
+    assert redaction.redact("now rotating-token-04999, then configured-forever-value") == (
+        "now [REDACTED], then [REDACTED]"
+    )
+    assert "rotating-token-00000" in redaction.redact("long gone rotating-token-00000")
+
+
+def test_authorization_codes_are_masked_by_their_shape():
+    line = 'GET /oauth/revolut/callback?code=oa_sand_Xy9&state=revolut.1.n.s "code=anything"'
+    masked = redaction.redact(line)
+    assert "oa_sand_Xy9" not in masked and "anything" not in masked and "state=revolut.1.n.s" in masked
+    assert redaction.redact("bare oa_prod_AbC-12_x token") == "bare [REDACTED] token"

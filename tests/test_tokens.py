@@ -30,12 +30,13 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from simulators.revolut import RevolutSimulator
-from syncengine import tokens
+from syncengine import rate_limit, tokens
 from syncengine.db import engine_for, get_engine
 from syncengine.models import Base
 from syncengine.settings import Settings, get_settings
 from tests import revolut_keys
 from tests.support import ROOT, free_port
+from webhooks import oauth
 
 CLIENT_ID = "cid-syncengine-test"
 FORTY_ONE_MINUTES = 41 * 60
@@ -99,6 +100,7 @@ def revolut(monkeypatch: pytest.MonkeyPatch, key_pem: str, certificate: str) -> 
     get_settings.cache_clear()
     tokens.set_clock(sim.clock.now)
     _clear_store()
+    rate_limit.reset(oauth.EXCHANGES)  # each test starts with the callback's full allowance
     from webhooks.app import create_app
 
     web = make_server("127.0.0.1", port, create_app(), threaded=True)
@@ -112,13 +114,17 @@ def revolut(monkeypatch: pytest.MonkeyPatch, key_pem: str, certificate: str) -> 
     get_settings.cache_clear()
 
 
-def consent_code(rev: Revolut) -> str:
-    """The browser's first step: the consent page answers with a redirect carrying the code."""
+def consent_redirect(rev: Revolut) -> dict[str, str]:
+    """The browser's first step: the consent page answers with a redirect carrying the code and our state."""
     r = requests.get(tokens.consent_url(), allow_redirects=False, timeout=5)
     assert r.status_code == 302, r.text
     location = urlsplit(r.headers["Location"])
     assert f"{location.scheme}://{location.netloc}{location.path}" == rev.callback
-    return parse_qs(location.query)["code"][0]
+    return {name: values[0] for name, values in parse_qs(location.query).items()}
+
+
+def consent_code(rev: Revolut) -> str:
+    return consent_redirect(rev)["code"]
 
 
 def connect(rev: Revolut) -> requests.Response:
@@ -161,11 +167,9 @@ def test_consent_url_points_at_the_consent_page(revolut: Revolut):
     url = urlsplit(tokens.consent_url())
     assert f"{url.scheme}://{url.netloc}" == revolut.api_url.removesuffix("/api/1.0")
     assert url.path == "/app-confirm"
-    assert parse_qs(url.query) == {
-        "client_id": [CLIENT_ID],
-        "redirect_uri": [revolut.callback],
-        "response_type": ["code"],
-    }
+    query = parse_qs(url.query)
+    assert query.pop("state")[0].startswith("revolut.")
+    assert query == {"client_id": [CLIENT_ID], "redirect_uri": [revolut.callback], "response_type": ["code"]}
     assert "scope=READ%2CWRITE" in tokens.consent_url(scope="READ,WRITE")
     assert tokens.consent_base("https://b2b.revolut.com/api/1.0") == "https://business.revolut.com"
     assert (
@@ -178,7 +182,12 @@ def test_cli_prints_the_consent_url(revolut: Revolut):
     run = [sys.executable, "-m", "syncengine", "revolut", "consent"]
     result = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == tokens.consent_url()
+    printed = urlsplit(result.stdout.strip())
+    expected = urlsplit(tokens.consent_url())
+    assert printed._replace(query="") == expected._replace(query="")
+    state = parse_qs(printed.query)["state"][0]
+    tokens.check_state(state)  # the state the CLI signed is one the callback accepts
+    assert "15 minutes" in result.stderr
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVOLUT_")}
     result = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
@@ -208,8 +217,8 @@ def test_consent_callback_stores_tokens_encrypted(revolut: Revolut):
 
 
 def test_callback_page_for_a_browser_shows_no_token(revolut: Revolut):
-    code = consent_code(revolut)
-    r = requests.get(revolut.callback, params={"code": code}, headers={"Accept": "text/html"}, timeout=10)
+    r = requests.get(revolut.callback, params=consent_redirect(revolut), headers={"Accept": "text/html"},
+                     timeout=10)  # fmt: skip
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
     assert "Revolut connected" in r.text
     stored = tokens.default_tokens().stored()
@@ -221,13 +230,16 @@ def test_callback_errors_are_clear(revolut: Revolut):
         return requests.get(revolut.callback, params=params, timeout=10)
 
     missing = call()
-    assert missing.status_code == 400 and "no authorization code" in missing.json()["message"]
+    assert missing.status_code == 400 and "no state" in missing.json()["message"]
+    assert "syncengine revolut consent" in missing.json()["message"]
     denied = call(error="access_denied")
     assert denied.status_code == 400 and "access_denied" in denied.json()["message"]
 
-    code = consent_code(revolut)
+    no_code = call(state=parse_qs(urlsplit(tokens.consent_url()).query)["state"][0])
+    assert no_code.status_code == 400 and "no authorization code" in no_code.json()["message"]
+    redirect = consent_redirect(revolut)
     revolut.advance(121)  # codes live 2 minutes
-    late = call(code=code)
+    late = call(**redirect)
     assert late.status_code == 400 and late.json()["status"] == "error"
     assert "invalid_grant" in late.json()["message"] and "2 minutes" in late.json()["message"]
     with get_engine().connect() as conn:
@@ -490,8 +502,9 @@ def test_refresh_task(revolut: Revolut):
 
 def test_no_token_code_or_private_key_in_logs(revolut: Revolut, key_pem: str, caplog):
     caplog.set_level(logging.DEBUG)
-    code = consent_code(revolut)
-    r = requests.get(revolut.callback, params={"code": code}, timeout=10)
+    redirect = consent_redirect(revolut)
+    code = redirect["code"]
+    r = requests.get(revolut.callback, params=redirect, timeout=10)
     assert r.status_code == 200
     stored = tokens.default_tokens().stored()
     assert stored is not None

@@ -8,7 +8,7 @@ import logging
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
-from syncengine import redaction
+from syncengine import redaction, redis_policy
 from syncengine.celery_app import app as celery_app
 from syncengine.db import get_engine
 from syncengine.metrics import count_webhook
@@ -32,6 +32,7 @@ def create_app() -> Flask:
     app.register_blueprint(oauth.blueprint)  # GET /oauth/revolut/callback stores Revolut's tokens
     app.register_blueprint(documents.blueprint)  # POST /documents: receipts and invoices for OCR (F6)
     app.register_blueprint(metrics_view.blueprint)  # GET /metrics for Prometheus
+    metrics_view.warn_if_closed(settings)
 
     @app.post("/webhooks/<sender>")
     @app.post("/webhooks/<sender>/<event>")
@@ -50,9 +51,15 @@ def create_app() -> Flask:
 
     @app.get("/readyz")
     def readyz() -> Response:
-        checks = {"store": _store_ok(), "broker": _broker_ok()}
-        response = jsonify({"status": "ok" if all(checks.values()) else "unavailable", **checks})
-        response.status_code = 200 if all(checks.values()) else 503
+        """Ready or not for anyone (a platform's health check); which check failed only for those who may
+        read /metrics. A Redis that may drop any key (maxmemory-policy allkeys-*) is not ready."""
+        checks = {
+            "store": _store_ok(), "broker": _broker_ok(), "redis_keeps_keys": redis_policy.verdict().ready,
+        }  # fmt: skip
+        ready = all(checks.values())
+        details = checks if metrics_view.details_allowed(settings) else {}
+        response = jsonify({"status": "ok" if ready else "unavailable", **details})
+        response.status_code = 200 if ready else 503
         return response
 
     @app.errorhandler(413)

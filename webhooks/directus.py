@@ -4,13 +4,25 @@ except for deletes, which are keyed per deleted key (syncengine.change_keys.dire
 
 from __future__ import annotations
 
+import re
+
 from syncengine.change_keys import directus_deleted_key
 from syncengine.inbox import NewEvent
+from syncengine.subscriptions import DIRECTUS_SCOPES, DIRECTUS_UPLOADS
 
-from .sender import Incoming, Sender, body_digest, require
+from .sender import Incoming, Sender, UnknownEvent, body_digest, require
 from .signatures import shared_secret
 
 SECRET_HEADER = "X-Webhook-Secret"  # noqa: S105 - a header name, not a secret
+# What our Flows trigger on: `<collection>.items.create|update|delete` for any collection a Flow names (a
+# Directus collection name: letters, digits, _ or -), and file uploads.
+ITEM_EVENT = re.compile(rf"[A-Za-z0-9_-]{{1,64}}\.(?:{'|'.join(map(re.escape, DIRECTUS_SCOPES))})")
+
+
+def known(event: object) -> str:
+    if isinstance(event, str) and (event in DIRECTUS_UPLOADS or ITEM_EVENT.fullmatch(event)):
+        return event
+    raise UnknownEvent("directus", event, in_path=False)
 
 
 def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
@@ -18,7 +30,7 @@ def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
 
 
 def parse(incoming: Incoming) -> list[NewEvent]:
-    event = require(incoming.payload, "event", "event name")
+    event = known(require(incoming.payload, "event", "event name"))
     keys = incoming.payload.get("keys", incoming.payload.get("key", ""))
     if str(event).endswith(".items.delete") and isinstance(keys, list) and keys:
         # One event per deleted key, keyed as the activity sweep keys it, so a delete seen both ways (or

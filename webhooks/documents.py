@@ -2,7 +2,8 @@
 
 multipart/form-data with the file in the field `file` (the first file part is taken if it is named otherwise),
 `Authorization: Bearer <SYNCENGINE_DOCUMENTS_TOKEN>`. The type is sniffed from the bytes (JPEG, PNG, WebP,
-PDF, HEIC when pillow-heif is installed), never taken from the declared content type or the file name. The
+PDF, HEIC when pillow-heif is installed), never taken from the declared content type or the file name; a
+picture that would decode to more pixels than a reader decodes is refused at once (422), from its header. The
 bytes are kept in the `documents` row (syncengine.document_store), keyed by their sha256: the same file
 twice answers 200 with the first id and is not read again; a new file answers 202 and
 `tasks.ocr.read_document` is published on the "ocr" queue once the answer is sent.
@@ -22,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from syncengine.celery_app import app as celery_app
 from syncengine.db import session_scope, with_reconnect
 from syncengine.document_store import store
-from syncengine.ocr_prepare import accepted, sniff
+from syncengine.ocr_prepare import Unreadable, accepted, check_size, sniff
 from syncengine.publish import TaskPublisher
 from syncengine.settings import get_settings
 
@@ -67,10 +68,10 @@ def upload() -> Response:
     if not data:
         return error(400, "the file is empty")
     content_type = sniff(data)
-    if content_type == "image/heic" and not accepted(content_type):
-        return error(415, "HEIC photos need the optional pillow-heif package on this server")
-    if content_type is None:
-        return error(415, "not a JPEG, PNG, WebP, HEIC or PDF document (judged by its content)")
+    refusal = _refusal(data, content_type, settings.ocr_max_side)
+    if refusal is not None:
+        return refusal
+    assert content_type is not None
     digest = hashlib.sha256(data).hexdigest()
     filename = upload.filename or None
     try:
@@ -87,6 +88,19 @@ def upload() -> Response:
     response.status_code = 202
     response.call_on_close(lambda: publish(document_id))
     return response
+
+
+def _refusal(data: bytes, content_type: str | None, max_side: int) -> Response | None:
+    """Why the file is refused at once (its type, or a picture too large to decode), or None."""
+    if content_type == "image/heic" and not accepted(content_type):
+        return error(415, "HEIC photos need the optional pillow-heif package on this server")
+    if content_type is None:
+        return error(415, "not a JPEG, PNG, WebP, HEIC or PDF document (judged by its content)")
+    try:
+        check_size(data, max_side)  # from the header: nothing is decoded here
+    except Unreadable as exc:
+        return error(422, str(exc))
+    return None
 
 
 def _store(content_type: str, filename: str | None, data: bytes) -> tuple[int, bool]:

@@ -4,11 +4,22 @@ doc}; a plain field list works too with the event in the URL (/webhooks/erpnext/
 
 from __future__ import annotations
 
+import re
+
 from syncengine.change_keys import erpnext_key
 from syncengine.inbox import NewEvent
+from syncengine.subscriptions import ERPNEXT_EVENTS
 
-from .sender import Incoming, Sender, require
+from .sender import BadPayload, Incoming, Sender, known_event, require
 from .signatures import base64_hmac
+
+# The Doc Events a Frappe Webhook document can be set to (its webhook_docevent options); with every one we
+# subscribe.
+DOCEVENTS = frozenset(event.partition(":")[2] for event in ERPNEXT_EVENTS) | {
+    "after_insert", "on_update", "on_submit", "on_cancel", "on_trash", "on_update_after_submit", "on_change",
+}  # fmt: skip
+# A DocType's name as Frappe allows it: a letter first, then letters, digits, spaces, _ or -, 61 at most.
+DOCTYPE = re.compile(r"[A-Za-z][A-Za-z0-9 _-]{0,60}")
 
 
 def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
@@ -18,8 +29,13 @@ def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
 def parse(incoming: Incoming) -> list[NewEvent]:
     payload = incoming.payload
     doc = payload.get("doc") if isinstance(payload.get("doc"), dict) else payload
-    docevent = incoming.path_event or require(payload, "event", "event (docevent)")
+    if incoming.path_event:
+        docevent = known_event("erpnext", incoming.path_event, DOCEVENTS, in_path=True)
+    else:
+        docevent = known_event("erpnext", require(payload, "event", "event (docevent)"), DOCEVENTS)
     doctype = payload.get("doctype") or require(doc, "doctype", "doctype")
+    if not isinstance(doctype, str) or not DOCTYPE.fullmatch(doctype):
+        raise BadPayload(f"not a DocType name: {str(doctype)[:64]!r}")
     name = payload.get("name") or require(doc, "name", "document name")
     modified = payload.get("modified") or doc.get("modified", "")
     event_type = f"{doctype}:{docevent}"

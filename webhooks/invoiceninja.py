@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from syncengine.change_keys import invoiceninja_key
 from syncengine.inbox import NewEvent
+from syncengine.subscriptions import INVOICENINJA_EVENTS
 
-from .sender import BadPayload, Incoming, Sender, require
+from .sender import BadPayload, Incoming, Sender, known_event, require
 from .signatures import shared_secret
 
 SECRET_HEADER = "X-Webhook-Secret"  # noqa: S105 - a header name, not a secret
 
-# Event names of app/Models/Webhook.php, as used in the subscription URL.
-EVENTS = frozenset(
+# Event names of app/Models/Webhook.php, as used in the subscription URL; with every one we subscribe.
+EVENTS = frozenset(INVOICENINJA_EVENTS) | frozenset(
     {
         "create_client", "update_client", "delete_client", "archive_client", "restore_client",
         "create_invoice", "update_invoice", "delete_invoice", "archive_invoice", "restore_invoice",
@@ -30,9 +31,9 @@ def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
 
 
 def parse(incoming: Incoming) -> list[NewEvent]:
-    event = incoming.path_event
-    if not event:
+    if not incoming.path_event:
         raise BadPayload("Invoice Ninja names no event in its body: subscribe /webhooks/invoiceninja/<event>")
+    event = known_event("invoiceninja", incoming.path_event, EVENTS, in_path=True)
     entity_id = require(incoming.payload, "id", "entity id")
     # The change key collapses this with a sweep's listing of the same change (syncengine.change_keys).
     key = invoiceninja_key(event.partition("_")[2], incoming.payload)

@@ -10,9 +10,20 @@ from syncengine.change_keys import (
     mautic_deleted_key,
 )
 from syncengine.inbox import NewEvent
+from syncengine.subscriptions import MAUTIC_EVENTS
 
-from .sender import BadPayload, Incoming, Sender, body_digest
+from .sender import BadPayload, Incoming, Sender, UnknownEvent, body_digest
 from .signatures import base64_hmac
+
+# The webhook events Mautic's bundles register (their WebhookSubscribers; the developer docs' "Webhook events
+# and payloads" lists all but the segment change); with every one we subscribe.
+EVENTS = frozenset(MAUTIC_EVENTS) | {
+    "mautic.lead_post_save_new", "mautic.lead_post_save_update", "mautic.lead_points_change",
+    "mautic.lead_post_delete", "mautic.lead_channel_subscription_changed", "mautic.lead_company_change",
+    "mautic.lead_list_change",
+    "mautic.company_post_save", "mautic.company_post_delete", "mautic.email_on_send", "mautic.email_on_open",
+    "mautic.form_on_submit", "mautic.page_on_hit", "mautic.sms_on_send",
+}  # fmt: skip
 
 # The object that names what each event is about, by the key Mautic puts it under.
 _SUBJECT_KEYS = ("contact", "lead", "company", "submission", "stat", "hit", "email")
@@ -53,6 +64,8 @@ def parse(incoming: Incoming) -> list[NewEvent]:
     for event_type, items in incoming.payload.items():
         if not event_type.startswith("mautic.") or not isinstance(items, list):
             raise BadPayload(f"unexpected key {event_type[:64]!r}: Mautic sends {{'mautic.<event>': [...]}}")
+        if event_type not in EVENTS:
+            raise UnknownEvent("mautic", event_type, in_path=False)
         for item in items:
             if not isinstance(item, dict):
                 raise BadPayload(f"{event_type} item is not an object")

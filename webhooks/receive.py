@@ -87,7 +87,7 @@ def receive(sender: Sender, path_event: str | None) -> Response:
         events = sender.parse(Incoming(request.headers, raw, parse_json(raw), path_event, time.time()))
         events = [_bounded(ev) for ev in events]
     except BadPayload as exc:
-        return error(400, str(exc))
+        return error(exc.status, str(exc))
 
     try:
         ids = with_reconnect(lambda: _store(events))

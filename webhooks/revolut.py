@@ -6,9 +6,15 @@ from __future__ import annotations
 from syncengine.change_keys import revolut_key
 from syncengine.inbox import NewEvent
 from syncengine.settings import get_settings
+from syncengine.subscriptions import REVOLUT_EVENTS
 
-from .sender import Incoming, Sender, require
+from .sender import Incoming, Sender, known_event, require
 from .signatures import revolut_v1
+
+# Business API v2 webhook event types (the spec's WebhookEventType); with every one we subscribe.
+EVENTS = frozenset(REVOLUT_EVENTS) | {
+    "TransactionCreated", "TransactionStateChanged", "PayoutLinkCreated", "PayoutLinkStateChanged",
+}  # fmt: skip
 
 
 def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
@@ -23,14 +29,14 @@ def verify(headers, body, secrets, now) -> None:  # type: ignore[no-untyped-def]
 
 
 def parse(incoming: Incoming) -> list[NewEvent]:
-    event = require(incoming.payload, "event", "event name")
+    event = known_event("revolut", require(incoming.payload, "event", "event name"), EVENTS)
     data = require(incoming.payload, "data", "data")
     tx_id = require(data, "id", "transaction id")
     # Revolut's retries repeat the same change; a new state is a new event.
     state = data.get("new_state") or data.get("state") or incoming.payload.get("timestamp", "")
     # Transactions keyed by state collapse with a sweep's listing of the same state (change_keys).
-    key = revolut_key(tx_id, state) if str(event).startswith("Transaction") else None
-    return [NewEvent("revolut", key or f"{event}:{tx_id}:{state}", str(event), incoming.payload)]
+    key = revolut_key(tx_id, state) if event.startswith("Transaction") else None
+    return [NewEvent("revolut", key or f"{event}:{tx_id}:{state}", event, incoming.payload)]
 
 
 SENDER = Sender("revolut", verify, parse)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,24 @@ from syncengine.settings import Secret
 
 class BadPayload(Exception):
     """The body is not something this sender sends (no event id, wrong shape): answer 400."""
+
+    status = 400
+
+
+class UnknownEvent(BadPayload):
+    """An event name this sender never sends: refused before anything is stored. 404 when the name is in
+    the URL (no such resource), 400 when the body names it."""
+
+    def __init__(self, sender: str, event: object, *, in_path: bool) -> None:
+        super().__init__(f"{sender} sends no event {str(event)[:64]!r}")
+        self.status = 404 if in_path else 400
+
+
+def known_event(sender: str, event: object, names: Container[str], *, in_path: bool = False) -> str:
+    """`event` as a string when it is one of `names`; raises UnknownEvent otherwise."""
+    if not isinstance(event, str) or event not in names:
+        raise UnknownEvent(sender, event, in_path=in_path)
+    return event
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,9 @@ class RevolutOAuth(RevolutBase):
             "expires": self.now() + CODE_TTL,
         }
         sep = "&" if "?" in client.redirect_uri else "?"
-        return Response(
-            status=302, headers={"Location": client.redirect_uri + sep + urlencode({"code": code})}
-        )
+        # The client's `state` comes back unchanged beside the code (RFC 6749 §4.1.2).
+        back = {"code": code, **({"state": args["state"]} if args.get("state") else {})}
+        return Response(status=302, headers={"Location": client.redirect_uri + sep + urlencode(back)})
 
     # ---- token endpoint ---------------------------------------------------------------------------
 

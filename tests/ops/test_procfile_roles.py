@@ -105,7 +105,12 @@ def test_web_publishes_ids_only(roles: Roles):
 def test_web_serves_health_and_metrics(roles: Roles):
     assert requests.get(roles.web + "/healthz", timeout=5).json() == {"status": "ok"}
     ready = requests.get(roles.web + "/readyz", timeout=5)
-    assert ready.status_code == 200 and ready.json() == {"status": "ok", "store": True, "broker": True}
+    assert ready.status_code == 200 and ready.json() == {
+        "status": "ok",
+        "store": True,
+        "broker": True,
+        "redis_keeps_keys": True,
+    }
     scrape = requests.get(roles.web + "/metrics", timeout=10)
     assert scrape.status_code == 200 and scrape.headers["Content-Type"].startswith("text/plain")
     for family in ("syncengine_inbox_events", "syncengine_breaker_state", "syncengine_queue_depth",
