@@ -110,16 +110,36 @@ def runtime_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="syncengine-tests-"))
 
 
-def claim_redis_db(base_url: str, first: int = 1, last: int = 13) -> int:
+def claim_redis_db(base_url: str, first: int = 1, last: int = 15) -> int:
     """A Redis database of its own for this test session (queues, locks and breakers are per database), so
-    sessions running side by side never flush or consume each other's keys. Claimed in db 0, for 2 hours."""
+    sessions running side by side never flush or consume each other's keys. Claimed in db 0, for 2 hours;
+    a claim whose session died without letting go (killed, timed out) is taken over at once."""
 
     admin = redis.Redis.from_url(f"{base_url}/0")
     for db in range(first, last + 1):
-        if admin.set(f"syncengine-tests:db:{db}", os.getpid(), nx=True, ex=7200):
-            atexit.register(admin.delete, f"syncengine-tests:db:{db}")
+        key = f"syncengine-tests:db:{db}"
+        if admin.set(key, os.getpid(), nx=True, ex=7200) or _take_over(admin, key):
+            atexit.register(admin.delete, key)
             return db
     raise RuntimeError("every Redis test database is claimed by another session")
+
+
+def _take_over(admin: redis.Redis, key: str) -> bool:
+    """The claim is ours if its holder's process is gone (claims are made on this machine)."""
+    holder = admin.get(key)
+    if holder is None or _alive(int(holder)):
+        return False
+    return admin.set(key, os.getpid(), xx=True, ex=7200, get=True) == holder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class PrivateRedis:
