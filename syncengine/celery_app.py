@@ -24,6 +24,7 @@ QUEUES = ("intake", "sync", "ocr", "sweeps")
 # must stay above it or Redis would hand the same task to a second worker while the first still waits.
 MAX_COUNTDOWN = 1800
 VISIBILITY_TIMEOUT = 2 * MAX_COUNTDOWN
+TASK_CLASS = "syncengine.outbox_task:OutboxTask"
 
 TASK_MODULES = [
     "tasks.dispatch", "tasks.tokens", "tasks.push", "tasks.clients", "tasks.products",
@@ -47,6 +48,11 @@ def _broker_options(embedded: bool) -> dict:
     }
 
 
+def _seconds(variable: str, default: int) -> int | None:
+    """A time limit from the environment; 0 switches it off."""
+    return int(os.environ.get(variable) or default) or None
+
+
 def _transport(broker_url: str) -> str | None:
     # rediss:// keeps kombu's own transport: its TLS set-up is keyed on that scheme name.
     return "syncengine.broker:Transport" if broker_url.startswith("redis://") else None
@@ -55,7 +61,8 @@ def _transport(broker_url: str) -> str | None:
 def make_celery() -> Celery:
     settings = get_settings()
     redaction.install(s.reveal() for s in settings.all_secrets())
-    app = Celery("syncengine", include=TASK_MODULES + _plugin_modules())
+    # Every task runs under the outbox's claim when the outbox carries it (syncengine.outbox_task).
+    app = Celery("syncengine", include=TASK_MODULES + _plugin_modules(), task_cls=TASK_CLASS)
     app.conf.update(
         broker_url=settings.broker_url,
         broker_transport=_transport(settings.broker_url),
@@ -84,8 +91,10 @@ def make_celery() -> Celery:
             "tasks.emails.*": {"queue": "sync"},
             "tasks.payments.*": {"queue": "sync"},
         },
-        task_time_limit=300,
-        task_soft_time_limit=240,
+        # Past the soft limit a task is retried; past the hard one its pool process is killed and the task
+        # retried all the same (syncengine.outbox_task). Neither is the end of a push.
+        task_time_limit=_seconds("SYNCENGINE_TASK_TIME_LIMIT", 300),
+        task_soft_time_limit=_seconds("SYNCENGINE_TASK_SOFT_TIME_LIMIT", 240),
         worker_max_tasks_per_child=1000,
         # Flower sees tasks from the worker's events; a 'sent' event per publish would double the
         # receiver's broker traffic for nothing.

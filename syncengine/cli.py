@@ -158,9 +158,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import replay
 
-    replayed = replay(args.event, failed=args.failed, source=args.source, event_type=args.type)
-    print(f"replayed {len(replayed)} event(s): {', '.join(map(str, replayed)) or 'none'}")
-    return 0 if replayed or args.failed else 1
+    done = replay(args.event, failed=args.failed, source=args.source, event_type=args.type, task=args.push)
+    events, tasks = (", ".join(map(str, ids)) or "none" for ids in (done.events, done.tasks))
+    print(f"replayed {len(done.events)} event(s): {events}; {len(done.tasks)} push(es) and task(s): {tasks}")
+    return 0 if done or args.failed else 1
 
 
 def _aware(value: datetime) -> datetime:
@@ -248,14 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     up.set_defaults(func=cmd_up)
 
-    status = sub.add_parser("status", help="events by status, oldest unprocessed, queue depths")
+    status = sub.add_parser("status", help="failures first (pushes, effects, events), then queues and sweeps")
     status.add_argument("--json", action="store_true")
     status.add_argument("--drift", action="store_true", help="the last daily drift report's differences")
     status.set_defaults(func=cmd_status)
 
-    replay = sub.add_parser("replay", help="process an event again (inbox id or source:event_id)")
+    replay = sub.add_parser(
+        "replay", help="process an event again (inbox id or source:event_id), with its failed pushes"
+    )
     replay.add_argument("event", nargs="?")
-    replay.add_argument("--failed", action="store_true", help="replay every failed event")
+    replay.add_argument("--failed", action="store_true", help="replay every failed event, push and task")
+    replay.add_argument("--push", type=int, metavar="ID", help="run one push or task again (its outbox id)")
     replay.add_argument("--source", help="with --failed: only this sender's events")
     replay.add_argument("--type", help="with --failed: only events of this type")
     replay.set_defaults(func=cmd_replay)
@@ -299,8 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "db" and args.revision is None:
         args.revision = "head" if args.action == "upgrade" else "-1"
-    if args.command == "replay" and not (args.event or args.failed):
-        build_parser().error("replay needs an event id or --failed")
+    if args.command == "replay" and not (args.event or args.failed or args.push):
+        build_parser().error("replay needs an event id, --push ID or --failed")
     return args.func(args) or 0
 
 

@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import select
 
-from . import counters, inbox
+from . import counters, inbox, outbox
 from .db import session_scope
 from .models import OAuthToken, SyncCursor, utcnow
 
@@ -58,6 +58,10 @@ class SyncEngineCollector(Collector):
 
     def _store(self) -> Iterator[Metric]:
         events = GaugeMetricFamily("syncengine_inbox_events", "Inbox events by status", labels=["status"])
+        tasks = GaugeMetricFamily(
+            "syncengine_outbox_tasks", "Pushes and other tasks not done yet, by state (failed: for good)",
+            labels=["state"],
+        )  # fmt: skip
         oldest = GaugeMetricFamily(
             "syncengine_oldest_unprocessed_event_age_seconds",
             "Age of the oldest received or processing event (0 when none waits)",
@@ -74,6 +78,8 @@ class SyncEngineCollector(Collector):
             with session_scope() as session:
                 for status, count in inbox.counts_by_status(session).items():
                     events.add_metric([status], count)
+                for state, count in outbox.counts_by_state(session).items():
+                    tasks.add_metric([state], count)
                 first = inbox.oldest_unprocessed(session)
                 oldest.add_metric([], (utcnow() - first).total_seconds() if first else 0.0)
                 for system, kind, at in session.execute(
@@ -87,7 +93,7 @@ class SyncEngineCollector(Collector):
         except Exception as exc:  # a scrape during a store outage still shows the counters
             log.warning("metrics: store unreadable: %s", type(exc).__name__)
             return
-        yield from (events, oldest, swept, expiry)
+        yield from (events, tasks, oldest, swept, expiry)
 
     def _breakers(self) -> Iterator[Metric]:
         from .status import breaker_states

@@ -136,6 +136,9 @@ class Link(Base):
     kind: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str] = mapped_column(String(255))
     remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The vendor's modification stamp of the answer to our last push there: a change from this system
+    # stamped before it is a state our push already replaced (records.merge), never an edit.
+    pushed_remote_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_pushed_hash: Mapped[str | None] = mapped_column(String(64))
     last_seen_hash: Mapped[str | None] = mapped_column(String(64))
     # Per field group, the hash of what this system last had (pushed or seen): the base of a merge.
@@ -244,9 +247,17 @@ class MetricCounter(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class TaskState:
+    PENDING = "pending"  # waiting for a worker: just staged, or retrying at `available_at`
+    RUNNING = "running"  # claimed by one worker, whose lease (`locked_at`) it renews while it works
+    FAILED = "failed"  # for good, with `last_error`: shown by `status`, run again by `replay`
+    ALL = (PENDING, RUNNING, FAILED)
+
+
 class OutboxTask(Base):
-    """A task a handler set off, written in the handler's own transaction and deleted once published: the
-    broker being down, or the worker dying, between that commit and the publish loses nothing."""
+    """A task a handler set off (a push, a booking, an email), written in the handler's own transaction and
+    kept until the task reports done (the row is deleted) or failed for good: neither the broker being
+    down, nor a worker killed or timed out mid-task, loses it (syncengine.outbox)."""
 
     __tablename__ = "outbox"
 
@@ -254,3 +265,20 @@ class OutboxTask(Base):
     task: Mapped[str] = mapped_column(String(128))
     args: Mapped[Any] = mapped_column(JSON)  # {"args": [...], "kwargs": {...}, "options": {...}}: ids only
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    state: Mapped[str] = mapped_column(String(16), default=TaskState.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # When it may run next (a retry's delay); NULL: at once.
+    available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a message for it was last handed to the broker; NULL when that failed (the broker was down).
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker running it ("host:pid:token") and its lease, renewed while it runs.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The inbox event whose handler set it off (`replay <event>` runs its failed tasks again).
+    inbox_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), index=True)
+    # Its positional arguments as compact JSON (`[12, "erpnext"]`): what it is about, for status and replay.
+    subject: Mapped[str | None] = mapped_column(String(255))
+    # How many times `replay` reopened it: a replayed push's effects run under new idempotency keys.
+    replays: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -76,6 +76,10 @@ def merge(session: Session, change: Change) -> Merged:
         # Our own push coming back (by webhook or sweep): nothing new, nothing to fan out.
         _note_seen(link, seen, change.remote_updated_at)
         return Merged(record.id, record.version, echo=True)
+    if older_than_our_push(link, change):
+        log.info("%s %s %s stamped %s, before our push's answer: not an edit", change.system, change.kind,
+                 change.external_id, change.remote_updated_at)  # fmt: skip
+        return Merged(record.id, record.version, echo=True)
     changed = _apply(record, link, change)
     if change.deleted and not stale:
         link.last_pushed_hash = GONE if change.gone else TOMBSTONE
@@ -109,6 +113,17 @@ def restores(record: Record, link: Link, change: Change) -> bool:
         and link.last_pushed_hash == TOMBSTONE
         and (link.remote_updated_at is None or change.remote_updated_at > link.remote_updated_at)
     )
+
+
+def older_than_our_push(link: Link, change: Change) -> bool:
+    """A live state of that system stamped before the answer to our last push there is one our push
+    already replaced (a webhook delivered late, an echo carrying values the vendor kept from before): not
+    an edit. The rule is strict, and the echo rule above (our own content) comes first: at the very
+    stamp of our answer, content other than what the vendor answered is an edit made in the same tick,
+    as vendors that stamp whole seconds (Invoice Ninja, Mautic) stamp an edit right after our push, and
+    is taken. A delete or archive is never dropped by it (our update did not undo it)."""
+    pushed = link.pushed_remote_at
+    return pushed is not None and not change.deleted and change.remote_updated_at < pushed
 
 
 def _behind(link: Link, change: Change) -> bool:
@@ -234,7 +249,7 @@ def _link(session: Session, record: Record, change: Change) -> Link:
             log.info("%s %s %s takes over from %s for record %s", change.system, change.kind,
                      change.external_id, existing.external_id, record.id)  # fmt: skip
             existing.external_id, existing.last_pushed_hash = change.external_id, TOMBSTONE
-            existing.remote_updated_at, existing.known = None, {}
+            existing.remote_updated_at, existing.pushed_remote_at, existing.known = None, None, {}
         elif existing.external_id != change.external_id:
             log.warning("%s %s %s already linked to %s; keeping the first", change.system, change.kind,
                         change.external_id, existing.external_id)  # fmt: skip
@@ -277,10 +292,12 @@ def record_id_for(session: Session | None, system: str, kind: str, external_id: 
 
 
 def record_pushed(
-    session: Session, record_id: int, system: str, kind: str, external_id: str, fields: dict[str, Any]
-) -> None:
-    """After a push: the link to what we created or updated, the hash of what we sent (echo suppression),
-    and per field group what that system now has (its base for the next three-way merge)."""
+    session: Session, record_id: int, system: str, kind: str, external_id: str, fields: dict[str, Any],
+    at: datetime | None = None,
+) -> None:  # fmt: skip
+    """After a push: the link to what we created or updated, the hash of what that system now holds (what
+    we sent, unless it kept other values: echo suppression), per field group what it has (its base for the
+    next three-way merge), and `at`, the stamp of its answer (the echo rule of `merge`)."""
     _release_reused_id(session, record_id, system, kind, external_id)
     link = session.execute(
         select(Link).where(Link.record_id == record_id, Link.system == system)
@@ -291,6 +308,7 @@ def record_pushed(
     link.external_id = external_id
     link.last_pushed_hash = content_hash(fields)
     link.known = {group: content_hash(values) for group, values in _groups(kind, fields).items()}
+    link.pushed_remote_at = at
 
 
 def _release_reused_id(session: Session, record_id: int, system: str, kind: str, external_id: str) -> None:

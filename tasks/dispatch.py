@@ -8,7 +8,6 @@ other systems is deferred with `ctx.defer(...)` and published only after that co
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from syncengine.celery_app import MAX_COUNTDOWN, app
 from syncengine.db import autocommit_engine, session_scope
 from syncengine.errors import Permanent, Retryable
 from syncengine.models import InboxEvent, InboxStatus
+from syncengine.outbox_task import backoff
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
 
@@ -53,25 +53,22 @@ def handles(source: str, *event_types: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter, capped below the broker's visibility timeout."""
-    return random.uniform(0, min(MAX_COUNTDOWN, 5 * 2 ** (attempt - 1)))
-
-
 def run_or_review(
     task: Task, work: Callable[[], str], review: Callable[[str], str], *, limit: int, what: str
 ) -> str:
     """Run a booking step by step: what may pass later is retried (up to `limit` times), what cannot is
-    filed for a person to review, with its reason."""
+    filed for a person to review, with its reason, and its outbox row fails with that reason too (`status`
+    shows it, `replay` runs it again)."""
     try:
         return work()
     except Retryable as exc:
         if task.request.retries >= limit:
-            return review(f"gave up after {task.request.retries} retries: {exc}")
+            reason = f"gave up after {task.request.retries} retries: {exc}"
+            return outbox.failed(f"{what}: {reason}", review(reason))
         raise retry_later(task, exc) from exc
     except Permanent as exc:
         log.error("%s: %s", what, exc)
-        return review(str(exc))
+        return outbox.failed(f"{what}: {exc}", review(str(exc)))
 
 
 def retry_later(task: Task, exc: Retryable) -> Exception:
@@ -119,7 +116,7 @@ def run(inbox_id: int) -> tuple[str, float | None]:
                 return InboxStatus.IGNORED, None
             ctx = HandlerContext(session, event)
             handler(ctx)
-            staged = outbox.stage(session, ctx.deferred)  # committed with the handler's writes
+            staged = outbox.stage(session, ctx.deferred, inbox_id)  # committed with the handler's writes
             inbox.close(event, InboxStatus.DONE)
     except Exception as exc:
         return _record_failure(inbox_id, claim_id, exc, settings.inbox_max_attempts)
@@ -150,7 +147,8 @@ def _record_failure(
 
 @app.task(name="tasks.dispatch.redeliver", acks_late=True)
 def redeliver(grace_seconds: float = 30.0) -> int:
-    """Publish again what the broker lost or a dead worker held; a duplicate publish is harmless."""
+    """Publish again what the broker lost or a dead worker held, inbox events and outbox tasks alike (a
+    task whose worker was killed or hit its time limit); a duplicate publish is harmless."""
     settings = get_settings()
     with session_scope() as session:
         ids = inbox.due_for_redelivery(
@@ -163,5 +161,5 @@ def redeliver(grace_seconds: float = 30.0) -> int:
     if ids:
         log.info("redelivered %s inbox events", len(ids))
     with session_scope() as session:
-        outbox.republish(session, app, grace=timedelta(seconds=grace_seconds))
+        outbox.republish(session, app, lease=outbox.LEASE, grace=timedelta(seconds=grace_seconds))
     return len(ids)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from connectors.normalise import gross_total, lines
 from connectors.registry import connector_for
+from syncengine import outbox
 from syncengine.celery_app import MAX_COUNTDOWN, app
 from syncengine.db import session_scope
 from syncengine.errors import Permanent, Retryable
@@ -45,7 +46,7 @@ def send_invoice_email(self, record_id: int) -> str:  # type: ignore[no-untyped-
         raise self.retry(countdown=min(countdown, MAX_COUNTDOWN), max_retries=None) from exc
     except Permanent as exc:  # EmailMaybeSent included: never sent twice, an operator decides
         log.error("invoice email for record %s not sent: %s", record_id, exc)
-        return "failed"
+        return outbox.failed(f"invoice email for record {record_id} not sent: {exc}")
 
 
 def send_invoice(record_id: int) -> str:

@@ -1,7 +1,14 @@
 """Push a record to one system: the fan-out half of every sync flow.
 
 Only what that system carries is sent, and only when it differs from what we last sent there; the effect
-runs under an idempotency key per record version, created once (vendor key, or look-up before create).
+runs under an idempotency key per record version (and per `replay` of the push), created once (vendor
+key, or look-up before create).
+
+A push is done when the vendor holds what we sent: the adapter reads its answer back into canonical
+fields, and `held_by` compares them with what we sent. A field the vendor kept from elsewhere (ERPNext
+takes a Customer's email and phone from its primary Contact) or dropped silently (an unknown Directus
+field) fails the push with a reason naming the system, record and fields; the link then records what the
+vendor holds, with the stamp of its answer, so neither the failed values nor its echo pass for an edit.
 
 F9: a tombstoned record is archived where it lives; a restored one is un-archived where we (or the system
 itself) archived it, once per restore version, and created again, after a look-up by its marker, where it
@@ -13,6 +20,8 @@ second copy.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -20,6 +29,8 @@ from sqlalchemy import and_, select, update
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
+from syncengine import outbox
+from syncengine.canonical import group_of, owner_of
 from syncengine.celery_app import app
 from syncengine.db import read_scope, session_scope
 from syncengine.errors import Permanent, Retryable, WaitingFor
@@ -33,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # A record waiting for another (an invoice for its contact) retries with the growing backoff: 10 tries
 # wait about half an hour in all; past that the other record is not coming, and retrying forever would
-# only hide it (the push is logged and counted as given up; the next change or sweep tries again).
+# only hide it (the push fails for good with that reason; the next change, a sweep or `replay` tries again).
 WAIT_RETRIES = 10
 
 
@@ -41,6 +52,10 @@ WAIT_RETRIES = 10
 # recreating it would bring back someone without consent or do-not-contact history. A restore elsewhere
 # leaves it deleted; the drift report lists it for a person to decide.
 NEVER_RECREATED = frozenset({"mautic"})
+
+
+class Refused(Permanent):
+    """The vendor answered the write but does not hold what we sent."""
 
 
 class _Refs:
@@ -59,18 +74,61 @@ def push(self, record_id: int, system: str) -> str:  # type: ignore[no-untyped-d
         return push_record(record_id, system)
     except WaitingFor as exc:
         if self.request.retries >= WAIT_RETRIES:
-            log.error("push of record %s to %s gave up after %s tries: %s", record_id, system,
-                      self.request.retries, exc)  # fmt: skip
-            return "gave up"
+            tries = self.request.retries
+            reason = f"push of record {record_id} to {system} gave up after {tries} tries: {exc}"
+            log.error("%s", reason)
+            return outbox.failed(reason, "gave up")
         raise retry_later(self, exc) from exc
     except Retryable as exc:
         raise retry_later(self, exc) from exc
     except Permanent as exc:
-        log.error("push of record %s to %s failed for good: %s", record_id, system, exc)
-        return "failed"
+        reason = str(exc) if isinstance(exc, Refused) else f"push of record {record_id} to {system}: {exc}"
+        log.error("push failed for good: %s", reason)
+        return outbox.failed(reason)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One record as one system should hold it, and what its link says that system has."""
+
+    record_id: int
+    system: str
+    kind: str
+    version: int
+    adapter: Any
+    fields: dict[str, Any]
+    external_id: str | None
+    pushed: str | None
+    current: bool
+    deleted: bool
+
+    def key(self, operation: str) -> str:
+        """The effect's idempotency key: once per record version, and once more per `replay` of the push."""
+        again = outbox.replay_round()
+        return f"{operation}:{self.system}:{self.kind}:{self.record_id}:v{self.version}" + (
+            f":replay{again}" if again else ""
+        )
 
 
 def push_record(record_id: int, system: str) -> str:
+    target = _target(record_id, system)
+    if isinstance(target, str):
+        return target
+    if target.deleted:
+        return _archive(target)
+    restored = ""
+    if target.pushed == TOMBSTONE and target.external_id is not None:
+        restored = _unarchive(target)
+    elif target.pushed == GONE:
+        if system in NEVER_RECREATED:
+            return "deleted there for good"
+        target = _replace(target, external_id=None, current=False)  # gone there: created there again
+    if target.pushed == content_hash(target.fields) or target.current:
+        return restored or "unchanged"
+    return _update(target) if target.external_id is not None else _create(target)
+
+
+def _target(record_id: int, system: str) -> Target | str:
     with read_scope() as session:
         found = session.execute(
             select(Record, Link)
@@ -83,63 +141,141 @@ def push_record(record_id: int, system: str) -> str:
         adapter = ADAPTERS.get((system, record.kind))
         if adapter is None:
             return "not carried"
-        kind, version, external_id = record.kind, record.version, link.external_id if link else None
-        pushed = link.last_pushed_hash if link else None
-        deleted = record.deleted_at is not None
         fields = adapter.carried(record.data or {})
-        current = link is not None and already_has(link, kind, fields)
-    if deleted:
-        return _archive(adapter, record_id, system, kind, version, external_id, pushed)
-    restored = ""
-    if pushed == TOMBSTONE and external_id is not None:
-        restored = _unarchive(adapter, record_id, system, kind, version, external_id, fields, current)
-    elif pushed == GONE:
-        if system in NEVER_RECREATED:
-            return "deleted there for good"
-        external_id, current = None, False  # that copy is no more: the record is created there again
-    if pushed == content_hash(fields) or current:
-        return restored or "unchanged"
-    body = adapter.to_vendor(fields, _Refs())
-    connector = connector_for(system)
-    effect = Effect(f"push:{system}:{kind}:{record_id}:v{version}", system, f"push_{kind}", body)
+        return Target(
+            record_id, system, record.kind, record.version, adapter, fields,
+            link.external_id if link else None, link.last_pushed_hash if link else None,
+            link is not None and already_has(link, record.kind, fields), record.deleted_at is not None,
+        )  # fmt: skip
 
-    def finish(session: Any, obj: dict[str, Any]) -> None:
-        record_pushed(session, record_id, system, kind, adapter.external_id(obj), fields)
 
-    if external_id is not None:
-        once(effect, lambda attempt: adapter.update(connector, external_id, body), on_finish=finish)
-        return "updated"
-    connector.create_once(
-        effect, marker=adapter.marker(fields), find=lambda: adapter.find(connector, fields),
-        create=lambda attempt: adapter.create(connector, body, attempt), on_finish=finish,
+def _replace(target: Target, **changes: Any) -> Target:
+    return Target(**{**target.__dict__, **changes})
+
+
+# --- the write, and what the vendor holds after it --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the vendor holds after our write: the carried fields we sent, but those it did not take as
+    it holds them; the stamp of that state; and each field it did not take: name -> (sent, held). (A
+    value it computes itself, in a group it owns, is left for its own change to bring into the hub.)"""
+
+    fields: dict[str, Any]
+    at: datetime | None
+    refused: dict[str, tuple[Any, Any]]
+
+
+def held_by(target: Target, answer: Any, *, creating: bool) -> Held:
+    """The one rule for every adapter: the vendor's answer, read back by the adapter into canonical fields
+    (normalised as every change is), against each field we sent. Compared are only fields that adapter
+    reports, outside field groups the target system owns (it computes them, we never write them there:
+    ERPNext's invoice totals, Mautic's consent); a create sends no blanks, so an empty field we hold is
+    not compared on a create. An answer the adapter cannot read (an Invoice Ninja note line) is taken as
+    it is: nothing to compare."""
+    try:
+        change = target.adapter.to_change(answer)
+    except (NotImplementedError, KeyError, TypeError, ValueError, AttributeError):
+        return Held(dict(target.fields), None, {})
+    reported = change.fields
+    refused = {
+        name: (value, reported[name])
+        for name, value in target.fields.items()
+        if name in reported and reported[name] != value and not (creating and value is None)
+        and owner_of(target.kind, group_of(target.kind, name) or "") != target.system
+    }  # fmt: skip
+    fields = {**target.fields, **{name: kept for name, (_sent, kept) in refused.items()}}
+    return Held(fields, change.remote_updated_at, refused)
+
+
+def refusal(target: Target, held: Held) -> str:
+    """ "erpnext kept email='old@x.test' (sent 'new@x.test') for contact 12" """
+    parts = [f"{name}={_short(kept)} (sent {_short(sent)})" for name, (sent, kept) in held.refused.items()]
+    return f"{target.system} kept {', '.join(parts)} for {target.kind} {target.record_id}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bookkeeping(target: Target, seen: list[Held], *, creating: bool) -> Any:
+    """The link, in the transaction that finishes the effect: what the vendor now holds and its stamp."""
+
+    def finish(session: Any, answer: Any) -> None:
+        held = held_by(target, answer, creating=creating)
+        seen.append(held)
+        external_id = target.adapter.external_id(answer)
+        record_pushed(session, target.record_id, target.system, target.kind, external_id, held.fields,
+                      held.at)  # fmt: skip
+
+    return finish
+
+
+def _update(target: Target) -> str:
+    body = target.adapter.to_vendor(target.fields, _Refs())
+    connector, seen = connector_for(target.system), []
+    effect = Effect(target.key("push"), target.system, f"push_{target.kind}", body)
+    answer = once(effect, lambda attempt: target.adapter.update(connector, target.external_id, body),
+                  on_finish=_bookkeeping(target, seen, creating=False))  # fmt: skip
+    held = seen[0] if seen else held_by(target, answer, creating=False)
+    if held.refused:
+        raise Refused(refusal(target, held))
+    return "updated"
+
+
+def _create(target: Target) -> str:
+    """Created (or found by its marker, made by an earlier try or by someone else); a found object that
+    holds other values is then updated once, as any push to it would."""
+    adapter = target.adapter
+    body = adapter.to_vendor(target.fields, _Refs())  # first: it may wait for another record
+    connector, seen = connector_for(target.system), []
+    effect = Effect(target.key("push"), target.system, f"push_{target.kind}", body)
+    answer = connector.create_once(
+        effect, marker=adapter.marker(target.fields), find=lambda: adapter.find(connector, target.fields),
+        create=lambda attempt: adapter.create(connector, body, attempt),
+        on_finish=_bookkeeping(target, seen, creating=True),
     )  # fmt: skip
+    held = seen[0] if seen else held_by(target, answer, creating=True)
+    if not held.refused:
+        return "created"
+    settle = _replace(target, external_id=adapter.external_id(answer))
+    log.info("%s; updating it", refusal(settle, held))
+    _settle(settle)
     return "created"
 
 
-def _archive(
-    adapter: Any,
-    record_id: int,
-    system: str,
-    kind: str,
-    version: int,
-    external_id: str | None,
-    pushed: str | None,
-) -> str:
+def _settle(target: Target) -> None:
+    body = target.adapter.to_vendor(target.fields, _Refs())
+    connector, seen = connector_for(target.system), []
+    effect = Effect(target.key("push") + ":settle", target.system, f"push_{target.kind}", body)
+    answer = once(effect, lambda attempt: target.adapter.update(connector, target.external_id, body),
+                  on_finish=_bookkeeping(target, seen, creating=False))  # fmt: skip
+    held = seen[0] if seen else held_by(target, answer, creating=False)
+    if held.refused:
+        raise Refused(refusal(target, held))
+
+
+# --- F9: archive and restore ------------------------------------------------------------------------------
+
+
+def _archive(target: Target) -> str:
     """F9: a deleted record is archived (never deleted) where the adapter knows how, once per tombstone;
     a system without `archive` (Mautic keeps a contact's marketing history) or without the object is
     left alone."""
-    archive = getattr(adapter, "archive", None)
-    if archive is None or external_id is None:
+    archive = getattr(target.adapter, "archive", None)
+    if archive is None or target.external_id is None:
         return "not archived"
-    if pushed in (TOMBSTONE, GONE):
-        return "archived already" if pushed == TOMBSTONE else "gone there"
-    connector = connector_for(system)
-    effect = Effect(f"archive:{system}:{kind}:{record_id}:v{version}", system, f"archive_{kind}", external_id)
+    if target.pushed in (TOMBSTONE, GONE):
+        return "archived already" if target.pushed == TOMBSTONE else "gone there"
+    connector, external_id = connector_for(target.system), target.external_id
+    effect = Effect(target.key("archive"), target.system, f"archive_{target.kind}", external_id)
 
     def finish(session: Any, _obj: Any) -> None:
         session.execute(
             update(Link)
-            .where(Link.record_id == record_id, Link.system == system)
+            .where(Link.record_id == target.record_id, Link.system == target.system)
             .values(last_pushed_hash=TOMBSTONE)
         )
 
@@ -147,34 +283,26 @@ def _archive(
     return "archived"
 
 
-def _unarchive(
-    adapter: Any,
-    record_id: int,
-    system: str,
-    kind: str,
-    version: int,
-    external_id: str,
-    fields: dict[str, Any],
-    current: bool,
-) -> str:
+def _unarchive(target: Target) -> str:
     """F9 reversed: the copy archived there comes back, once per restore version. Once it is live the link
     holds what the system has again (the content hash when it has every carried field, so the restore's
     own echo is known as one); a field that changed meanwhile is then pushed as any update is."""
-    restore = getattr(adapter, "restore", None)
-    pushed = content_hash(fields) if current else None
+    restore = getattr(target.adapter, "restore", None)
+    pushed = content_hash(target.fields) if target.current else None
 
     def finish(session: Any, _obj: Any) -> None:
         session.execute(
             update(Link)
-            .where(Link.record_id == record_id, Link.system == system, Link.last_pushed_hash == TOMBSTONE)
+            .where(Link.record_id == target.record_id, Link.system == target.system,
+                   Link.last_pushed_hash == TOMBSTONE)
             .values(last_pushed_hash=pushed)
-        )
+        )  # fmt: skip
 
     if restore is None:  # nothing was archived there (Mautic keeps its contacts): nothing to undo
         with session_scope() as session:
             finish(session, None)
         return "unchanged"
-    connector = connector_for(system)
-    effect = Effect(f"restore:{system}:{kind}:{record_id}:v{version}", system, f"restore_{kind}", external_id)
+    connector, external_id = connector_for(target.system), target.external_id
+    effect = Effect(target.key("restore"), target.system, f"restore_{target.kind}", external_id)
     once(effect, lambda attempt: restore(connector, external_id), on_finish=finish)
     return "restored"
