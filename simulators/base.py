@@ -9,13 +9,16 @@ Every non-``/_sim/`` request goes through: log -> latency -> outage -> 429 storm
 -> authenticate -> handler -> lose_response or after_request. Outages answer **503** in the vendor's error
 shape (the connection stays up; ``lose_response`` is the fault that drops connections, after the effect).
 Extra fault keys: ``seed`` (seeds the fault RNG), ``match_method``/``match_path`` (path prefix) to confine the
-request faults to some requests. Control surface: ``/_sim/{seed,faults,log,reset,webhooks,clock,webhook-log,
+request faults to some requests; ``ignore_fields`` (a test switch, no vendor fault) drops those top-level keys
+from a JSON write body before the vendor sees it, as a vendor that answers a write with the values it kept.
+Control surface: ``/_sim/{seed,faults,log,reset,webhooks,clock,webhook-log,
 flush}``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import math
@@ -50,6 +53,7 @@ FAULT_KEYS = frozenset(
         "seed",
         "match_method",
         "match_path",
+        "ignore_fields",
     }
 )
 
@@ -69,6 +73,15 @@ class Clock:
         with self._lock:
             self.offset += seconds
         return self.now()
+
+
+def _without_fields(request: Request, environ: dict[str, Any], names: set[str]) -> Request:
+    """The request with those top-level keys taken out of its JSON object body (other bodies as they are)."""
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        return request
+    data = json.dumps({key: value for key, value in body.items() if key not in names}).encode()
+    return Request({**environ, "wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))})
 
 
 class Abort(Exception):
@@ -300,6 +313,8 @@ class Simulator:
             time.sleep(float(faults["latency_ms"]) / 1000)
         response = self._fault_response(faults)
         if response is None:
+            if faults.get("ignore_fields") and request.method in ("POST", "PUT", "PATCH"):
+                request = _without_fields(request, environ, set(faults["ignore_fields"]))
             response = self.authenticate(request) or self._dispatch(request)
             lose = self._take_lose_response(faults)
             if lose is not None:

@@ -24,7 +24,7 @@ QUEUES = ("intake", "sync", "ocr", "sweeps")
 # must stay above it or Redis would hand the same task to a second worker while the first still waits.
 MAX_COUNTDOWN = 1800
 VISIBILITY_TIMEOUT = 2 * MAX_COUNTDOWN
-TASK_CLASS = "syncengine.outbox_task:OutboxTask"
+TASK_CLASS = "syncengine.outbox_task:ClaimingTask"
 
 TASK_MODULES = [
     "tasks.dispatch", "tasks.tokens", "tasks.push", "tasks.clients", "tasks.products",

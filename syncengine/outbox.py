@@ -25,7 +25,8 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,6 +49,7 @@ LEASE = timedelta(seconds=float(os.environ.get("SYNCENGINE_TASK_LEASE") or 30))
 # Where the claims of this process start: a worker on the same host may take over a claim whose process
 # is gone (a pool process killed, its message requeued at once) without waiting for the lease.
 HOST = socket.gethostname()[:24]
+_held: set[str] = set()  # the claims this process's running tasks hold
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,7 @@ def claim(row_id: int) -> Claim | None:
                 taken = _take(conn, row_id, token, _table.c.claimed_by == holder.claimed_by)
     if taken is None:
         return None
+    _held.add(token)
     return Claim(row_id, token, taken.attempts, taken.replays)
 
 
@@ -244,14 +247,14 @@ def _take(conn: Connection, row_id: int, token: str, condition: Any) -> Any:
 
 
 def _dead(claimed_by: str | None) -> bool:
-    """A claim of a process of this host that no longer runs it: gone, or this very process (a pool
-    process runs one task at a time, so a claim in its name from before is a predecessor's, same pid)."""
+    """A claim of a process of this host that no longer runs it: that process is gone, or it is this very
+    process and none of its running tasks holds the claim (a killed predecessor that had the same pid)."""
     host, _, rest = (claimed_by or "").partition(":")
     pid = rest.partition(":")[0]
     if host != HOST or not pid.isdigit():
         return False
     if int(pid) == os.getpid():
-        return True
+        return claimed_by not in _held
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -289,6 +292,18 @@ def release_after_time_limit(
 # --- what the task says about itself ----------------------------------------------------------------------
 
 _current: ContextVar[Claim | None] = ContextVar("outbox_claim", default=None)
+
+
+@contextmanager
+def running(claim_: Claim) -> Iterator[None]:
+    """The block is the claim's task: `current()`, `failed()` and `replay_round()` speak of it. Once it
+    ends (however), this process no longer runs the task: a later message for the row may take it over."""
+    token = _current.set(claim_)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+        _held.discard(claim_.token)
 
 
 def current() -> Claim | None:

@@ -56,7 +56,7 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(MAX_COUNTDOWN, 5 * 2 ** max(attempt - 1, 0)))
 
 
-class OutboxTask(Task):
+class ClaimingTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         row_id = outbox.row_of(self.request.id)
         if row_id is None:
@@ -65,12 +65,8 @@ class OutboxTask(Task):
         if claim is None:
             log.info("%s[%s]: done or held by another worker, skipped", self.name, self.request.id)
             return "skipped"
-        token = outbox._current.set(claim)
-        try:
-            with _heartbeat(claim):
-                result = self._run_claimed(claim, args, kwargs)
-        finally:
-            outbox._current.reset(token)
+        with outbox.running(claim), _heartbeat(claim):
+            result = self._run_claimed(claim, args, kwargs)
         if claim.failure is not None:
             claim.fail(claim.failure)
         else:

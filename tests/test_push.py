@@ -1,16 +1,18 @@
 """The push task's retry rule for a record waiting on another: it waits with a growing backoff, and gives
-up after WAIT_RETRIES instead of retrying forever when the other record never arrives."""
+up after WAIT_RETRIES instead of retrying forever when the other record never arrives. And the one rule that
+says whether the vendor holds what a push sent."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from celery.exceptions import Retry
 
 from syncengine.db import session_scope
 from syncengine.models import Record
-from tasks.push import WAIT_RETRIES, push
+from tasks.push import WAIT_RETRIES, Target, held_by, push, refusal
 
 
 @pytest.fixture()
@@ -39,3 +41,57 @@ def test_a_push_waiting_for_its_contact_retries_with_backoff_then_gives_up(invoi
 
     result = push.apply((invoice_without_its_contact, "invoiceninja"), retries=WAIT_RETRIES, throw=True)
     assert result.get() == "gave up"
+
+
+# --- a push is done when the vendor holds what we sent (tasks.push.held_by) ---------------------------
+
+
+def target(system: str, kind: str, fields: dict) -> Target:
+    from connectors.mapping import ADAPTERS
+
+    adapter = ADAPTERS[(system, kind)]
+    return Target(12, system, kind, 3, adapter, adapter.carried(fields), "x", None, False, False)
+
+
+def test_a_field_the_vendor_answers_otherwise_is_refused_with_system_record_and_field():
+    sent = target("erpnext", "contact", {"name": "Ann Lee", "email": "new@example.test", "phone": "+33 1"})
+    answer = {"name": "Ann Lee", "customer_name": "Ann Lee", "email_id": "OLD@example.test",
+              "mobile_no": "+33 1", "modified": "2026-11-25 10:00:00.123456"}  # fmt: skip
+    held = held_by(sent, answer, creating=False)
+    assert held.refused == {"email": ("new@example.test", "old@example.test")}
+    assert held.fields["email"] == "old@example.test" and held.fields["phone"] == "+33 1"
+    assert held.at == datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)
+    assert refusal(sent, held) == (
+        "erpnext kept email='old@example.test' (sent 'new@example.test') for contact 12"
+    )
+
+
+def test_values_compare_as_the_mappers_normalise_them_and_a_dropped_field_is_refused():
+    sent = target("directus", "product", {"sku": "SKU-1", "name": "Tea", "price": 12.5, "currency": "eur"})
+    answer = {
+        "id": 7,
+        "sku": " SKU-1 ",
+        "name": "Tea",
+        "price": "12.50",
+        "currency": "EUR",
+    }  # "12.50": a decimal
+    assert held_by(sent, answer, creating=False).refused == {}
+    sent = target("directus", "contact", {"email": "a@example.test", "city": "Gdansk"})
+    dropped = held_by(sent, {"id": 7, "email": "a@example.test"}, creating=False)  # an unknown field
+    assert dropped.refused == {"city": ("Gdansk", None)}
+
+
+def test_a_create_sends_no_blanks_and_a_group_the_target_owns_is_not_compared():
+    sent = target(
+        "mautic", "contact", {"email": "a@example.test", "first_name": "Ann", "marketing_consent": True}
+    )
+    answer = {"id": 5, "dateModified": "2026-11-25T10:00:00+00:00", "doNotContact": [{"channel": "email"}],
+              "fields": {"all": {"email": "a@example.test", "firstname": "Ann", "city": "Lyon"}}}  # fmt: skip
+    assert held_by(sent, answer, creating=True).refused == {}  # consent is Mautic's; no city sent on a create
+    assert held_by(sent, answer, creating=False).refused == {"city": (None, "Lyon")}  # an update clears it
+
+
+def test_an_answer_the_adapter_cannot_read_is_taken_as_sent():
+    sent = target("invoiceninja", "activity", {"ref": "r1", "contact_id": 3, "type": "open"})
+    held = held_by(sent, {"id": "c1:r1", "client_id": "c1"}, creating=True)
+    assert held.refused == {} and held.fields == sent.fields and held.at is None

@@ -320,3 +320,47 @@ def test_a_second_live_object_with_the_key_of_a_live_copy_does_not_take_its_link
         merge(s, contact("invoiceninja", "in-dup-" + email, email, T0 + timedelta(seconds=1), name="Hal"))
         link = link_of(s, first.record_id, "invoiceninja")
         assert link.external_id == "in-" + email
+
+
+def test_a_change_stamped_before_our_push_is_no_edit_but_one_in_the_same_tick_is():
+    """The answer to our push said the vendor's copy was stamped T0+10 s (held: Ann). An event stamped before
+    it (a late webhook) is no edit; at that very stamp our own content is the echo, and other content is an
+    edit made in the same whole second (Invoice Ninja stamps seconds), taken."""
+    email = f"{uuid.uuid4().hex}@example.test"
+    with session_scope() as s:
+        merged = merge(s, contact("mautic", "m-" + email, email, name="Ann"))
+        held = {"email": email, "name": "Ann"}
+        record_pushed(
+            s, merged.record_id, "invoiceninja", "contact", "in-" + email, held, T0 + timedelta(seconds=10)
+        )
+    with session_scope() as s:
+        late = merge(s, contact("invoiceninja", "in-" + email, email, T0 + timedelta(seconds=5), name="Old"))
+    assert late.echo and late.targets == [] and late.version == merged.version
+    with session_scope() as s:
+        assert s.get(Record, merged.record_id).data["name"] == "Ann"
+        echo = merge(s, contact("invoiceninja", "in-" + email, email, T0 + timedelta(seconds=10), name="Ann"))
+    assert echo.echo and echo.targets == []
+    with session_scope() as s:
+        same_second = merge(
+            s, contact("invoiceninja", "in-" + email, email, T0 + timedelta(seconds=10), name="Bo")
+        )
+    assert same_second.changed == ["name"] and "mautic" in same_second.targets
+    with session_scope() as s:
+        assert s.get(Record, merged.record_id).data["name"] == "Bo"
+
+
+def test_a_delete_stamped_before_our_push_is_still_a_delete():
+    email = f"{uuid.uuid4().hex}@example.test"
+    with session_scope() as s:
+        merged = merge(s, contact("mautic", "m-" + email, email, name="Ann"))
+        held = {"email": email, "name": "Ann"}
+        record_pushed(
+            s, merged.record_id, "directus", "contact", "d-" + email, held, T0 + timedelta(seconds=10)
+        )
+    with session_scope() as s:
+        gone = merge(
+            s, Change("directus", "contact", "d-" + email, {}, T0 + timedelta(seconds=5), deleted=True)
+        )
+    assert "deleted" in gone.changed
+    with session_scope() as s:
+        assert s.get(Record, merged.record_id).deleted_at is not None
