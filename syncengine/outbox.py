@@ -101,10 +101,14 @@ def publish(staged: Sequence[Staged]) -> int:
     return len(staged)
 
 
-def republish(session: Session, app: Any, lease: timedelta, grace: timedelta, limit: int = 500) -> int:
-    """Publish again what the broker never got, what a killed worker held, and what runs under a lapsed
-    lease; each at most once per lease. `grace` lets a task just staged or due be published by its own
-    worker first. The rows are held (skip locked) so two sweeps never both send them."""
+def due_again(
+    session: Session, app: Any, lease: timedelta, grace: timedelta, limit: int = 500
+) -> list[Staged]:
+    """What the redelivery sweep publishes again, marked published now: what the broker never got, what a
+    killed worker held, and what runs under a lapsed lease; each at most once per lease. `grace` lets a task
+    just staged or due be published by its own worker first. The rows are held (skip locked) so two sweeps
+    never both take them; the caller publishes them once its transaction has committed (a worker claiming
+    one must not find it still locked by this one)."""
     now = utcnow()
     quiet = or_(_table.c.published_at.is_(None), _table.c.published_at <= now - lease)
     due = or_(
@@ -119,12 +123,10 @@ def republish(session: Session, app: Any, lease: timedelta, grace: timedelta, li
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    for row in rows:
-        signature(app, row.task, row.args).apply_async(task_id=task_id(row.id))
     if rows:
         session.execute(update(_table).where(_table.c.id.in_([r.id for r in rows])).values(published_at=now))
-        log.info("republished %s tasks from the outbox", len(rows))
-    return len(rows)
+        log.info("republishing %s tasks from the outbox", len(rows))
+    return [Staged(row.id, signature(app, row.task, row.args)) for row in rows]
 
 
 def signature(app: Any, task: str, stored: dict) -> Signature:

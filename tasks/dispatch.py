@@ -161,5 +161,6 @@ def redeliver(grace_seconds: float = 30.0) -> int:
     if ids:
         log.info("redelivered %s inbox events", len(ids))
     with session_scope() as session:
-        outbox.republish(session, app, lease=outbox.LEASE, grace=timedelta(seconds=grace_seconds))
+        again = outbox.due_again(session, app, lease=outbox.LEASE, grace=timedelta(seconds=grace_seconds))
+    outbox.publish(again)
     return len(ids)

@@ -180,13 +180,21 @@ def stack_env(redis_url: str, servers: dict[str, Any]) -> dict[str, str]:
 @pytest.fixture(scope="package")
 def faults_db(store: str) -> Iterator[str]:
     """A database for this package, migrated; this process and every process it starts use it meanwhile."""
+    with own_database("syncengine_faults") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def own_database(prefix: str) -> Iterator[str]:
+    """A fresh database on the session's Postgres, migrated, that this process (and every process it starts
+    meanwhile) uses until the block ends; then the one used before, and the new one is dropped."""
     import psycopg2
 
     from syncengine import migrate
     from syncengine.db import reset_engines
     from syncengine.settings import get_settings
 
-    name = f"syncengine_faults_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(ADMIN_URL)
     admin.autocommit = True
     with admin.cursor() as cur:

@@ -2,10 +2,10 @@
 limit nor a worker killed mid-push (SIGTERM, then SIGKILL 2 s later, as Heroku stops a dyno) loses it or
 makes it twice.
 
-A lane of its own: a Directus simulator, a Redis and a worker (sync and sweeps queues) whose task lease is
-6 s and effect lease 3 s, without a default soft time limit; the push is staged in the outbox as a handler
-would, and published. Faults are the simulator's latency (the push is slow exactly where the test needs it)
-and real signals."""
+A lane of its own: a database, a Directus simulator, a Redis and a worker (sync and sweeps queues) whose
+task lease is 6 s and effect lease 3 s, without a default soft time limit; the push is staged in the outbox
+as a handler would, and published. Faults are the simulator's latency (the push is slow exactly where the
+test needs it) and real signals."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from syncengine.db import session_scope
 from syncengine.models import Link, OutboxTask, Record
 from syncengine.records import record_pushed
 from tests.conftest import WORK
+from tests.faults.conftest import own_database
 from tests.servers import PrivateRedis
 from tests.support import Proc, celery_worker_cmd, wait_until
 
@@ -71,6 +72,11 @@ class Lane:
 
 @pytest.fixture(scope="module")
 def lane(faults_db: str) -> Iterator[Lane]:
+    with own_database("syncengine_lost_pushes"):  # its Directus ids must not meet the stack's links
+        yield from _lane()
+
+
+def _lane() -> Iterator[Lane]:
     broker = PrivateRedis()
     directus = REGISTRY["directus"]()
     server = directus.serve()
