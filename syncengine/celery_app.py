@@ -48,9 +48,9 @@ def _broker_options(embedded: bool) -> dict:
     }
 
 
-def _seconds(variable: str, default: int) -> int | None:
+def _seconds(configured: str | None, default: int) -> int | None:
     """A time limit from the environment; 0 switches it off."""
-    return int(os.environ.get(variable) or default) or None
+    return int(configured or default) or None
 
 
 def _transport(broker_url: str) -> str | None:
@@ -93,8 +93,8 @@ def make_celery() -> Celery:
         },
         # Past the soft limit a task is retried; past the hard one its pool process is killed and the task
         # retried all the same (syncengine.outbox_task). Neither is the end of a push.
-        task_time_limit=_seconds("SYNCENGINE_TASK_TIME_LIMIT", 300),
-        task_soft_time_limit=_seconds("SYNCENGINE_TASK_SOFT_TIME_LIMIT", 240),
+        task_time_limit=_seconds(os.environ.get("SYNCENGINE_TASK_TIME_LIMIT"), 300),
+        task_soft_time_limit=_seconds(os.environ.get("SYNCENGINE_TASK_SOFT_TIME_LIMIT"), 240),
         worker_max_tasks_per_child=1000,
         # Flower sees tasks from the worker's events; a 'sent' event per publish would double the
         # receiver's broker traffic for nothing.
