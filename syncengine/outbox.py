@@ -204,8 +204,8 @@ class Claim:
 
 
 def _mine(token: str) -> Any:
-    """Our claim, or released by us a moment ago (a retry that then failed to publish)."""
-    return or_(_table.c.claimed_by == token, _table.c.claimed_by.is_(None))
+    """Still our claim: one taken over meanwhile (our lease lapsed) is the new holder's to close."""
+    return _table.c.claimed_by == token
 
 
 def _error(reason: str) -> str:

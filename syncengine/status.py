@@ -190,7 +190,9 @@ def _section(title: str, lines: list[str]) -> list[str]:
 def _task_line(t: dict[str, Any]) -> str:
     what = " ".join(str(a) for a in t["args"])
     origin = f" (event #{t['event']})" if t["event"] else ""
-    state = t["state"] if t["state"] != "pending" else "waiting"
+    state = {"pending": "retrying" if t["error"] else "waiting", "running": "running, lease lapsed"}.get(
+        t["state"], t["state"]
+    )
     detail = t["error"] or f"set off {_age(t['age_seconds'])} ago"
     return f"  #{t['id']} {t['task']} {what} {state} x{t['attempts']}{origin}: {detail}"
 
