@@ -110,10 +110,11 @@ def runtime_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="syncengine-tests-"))
 
 
-def claim_redis_db(base_url: str, first: int = 1, last: int = 15) -> int:
+def claim_redis_db(base_url: str, first: int = 1, last: int = 13) -> int:
     """A Redis database of its own for this test session (queues, locks and breakers are per database), so
     sessions running side by side never flush or consume each other's keys. Claimed in db 0, for 2 hours;
-    a claim whose session died without letting go (killed, timed out) is taken over at once."""
+    a claim whose session died without letting go (killed, timed out) is taken over at once. Databases 14 and
+    15 are the benchmarks' (bench/), which flush theirs."""
 
     admin = redis.Redis.from_url(f"{base_url}/0")
     for db in range(first, last + 1):
