@@ -1,8 +1,14 @@
-"""Directus, the data hub (apis.md §5, §9): items of any collection, found by a unique field of ours.
+"""Directus, the data hub: items of any collection, found by a unique field of ours.
 
 Inputs and outputs are plain dicts as Directus stores the row (`data` of its answers). Directus has no
 idempotency keys, so every create is looked up first by a unique field we own (`ext_id` by default) under a
-lock (DESIGN.md §5 step 3), and a unique-field conflict on create is read back instead of failing.
+lock, and a unique-field conflict on create is read back instead of failing.
+
+What Directus 11 does that a client must not take for success: it drops a field the collection does not
+have and answers 200; it answers `PATCH` of a missing item with 204 and no body, and `DELETE` of one with
+204 (logging a delete and firing the Flow again); it answers a missing item, a missing collection and one
+the token may not read with the same 403. So every write is checked against the item it answers with,
+and a 403 is told apart (gone, or refused) before anything is called gone.
 """
 
 from __future__ import annotations
@@ -23,6 +29,20 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100  # Directus' own default `limit`
 MARKER_FIELD = "ext_id"  # the unique field our collections carry for our record id
 REVIEWS = "reviews"
+SETUP = "run `syncengine setup --system directus`"
+
+
+class Refused(Permanent):
+    """The token may not do this (or the collection or field is missing): the message names the grant."""
+
+
+def refused(action: str, collection: str, why: str, said: str = "") -> Refused:
+    """One line: what was refused, why the engine needs it, and what to grant (or create)."""
+    grant = f"grant {action} on {collection} to the policy of DIRECTUS_TOKEN's user"
+    if not collection.startswith("directus_"):
+        grant = f"{SETUP} if it is missing, else {grant}"
+    detail = f" [Directus: {said}]" if said else ""
+    return Refused(f"directus refused {action} on {collection} ({why}): {grant}{detail}", 403)
 
 
 class Directus(TokenConnector):
@@ -60,7 +80,7 @@ class Directus(TokenConnector):
         page = 1
         while True:
             query = {**(params or {}), "limit": size, "page": page}
-            rows = self.get_json(f"/items/{collection}", params=query)["data"]
+            rows = self._list(f"/items/{collection}", collection, "the engine reads its items", query)
             yield from rows
             if len(rows) < size:
                 return
@@ -69,10 +89,10 @@ class Directus(TokenConnector):
     def changed_since(
         self, collection: str, since: str, *, inclusive: bool = True, page_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """The sweep's read (apis.md §9): created or updated after `since` (ISO 8601). `date_updated` is
-        null until the first update, hence the `_or` with `date_created`. Inclusive by default: a batch
-        update stamps many rows with one instant, so a page boundary there must not lose any; the inbox
-        collapses the repeats."""
+        """The sweep's read: created or updated after `since` (ISO 8601). `date_updated` is null until
+        the first update, hence the `_or` with `date_created`. Inclusive by default: a batch update stamps
+        many rows with one instant, so a page boundary there must not lose any; the inbox collapses the
+        repeats."""
         op = "_gte" if inclusive else "_gt"
         params = {
             f"filter[_or][0][date_updated][{op}]": since,
@@ -86,7 +106,8 @@ class Directus(TokenConnector):
     ) -> Iterator[dict[str, Any]]:
         """Items deleted since `since`, read from `directus_activity` (the items API keeps no trace of a
         delete): one row per deleted item, oldest first, paged by the activity id so no page shifts while
-        new activity is written. Collections whose accountability is switched off log nothing here."""
+        new activity is written. Collections whose accountability is switched off log nothing here; a
+        DELETE of an item already gone logs a delete too."""
         size = page_size or self.page_size
 
         def page(after: int) -> list[dict[str, Any]]:
@@ -99,36 +120,32 @@ class Directus(TokenConnector):
                 "sort": "id",
                 "limit": size,
             }  # fmt: skip
-            return self.get_json("/activity", params=query)["data"]
+            return self._list("/activity", "directus_activity", "the delete sweep lists deletes", query)
 
         return pages_by_id(page, size)
 
     def get_item(self, collection: str, key: Any) -> dict[str, Any] | None:
-        """One item, or None: Directus answers a missing item with 403 FORBIDDEN, not 404."""
-        try:
-            return self.get_json(f"/items/{collection}/{key}")["data"]
-        except Permanent as exc:
-            if exc.status in (403, 404):
-                return None
-            raise
+        """One item, or None when it is not there."""
+        return self._one(f"/items/{collection}/{key}", f"/items/{collection}", collection, "items are read")
 
     def file(self, key: str) -> dict[str, Any] | None:
         """A `directus_files` row (type, filesize, filename_download, folder …), or None when it is gone."""
-        try:
-            return self.get_json(f"/files/{key}")["data"]
-        except Permanent as exc:
-            if exc.status in (403, 404):
-                return None
-            raise
+        return self._one(f"/files/{key}", "/files", "directus_files", FILES_WHY)
 
     def download_asset(self, key: str) -> bytes:
         """The file's original bytes: `/assets/{id}` with no transformation parameters."""
-        return self.request("GET", f"/assets/{key}", headers={"Accept": "*/*"}).content
+        try:
+            return self.request("GET", f"/assets/{key}", headers={"Accept": "*/*"}).content
+        except Permanent as exc:
+            if exc.status != 403:
+                raise
+            self._readable("/files", "directus_files", FILES_WHY)
+            raise Permanent(f"directus file {key} is gone", 404) from exc
 
     def find_item(self, collection: str, field: str, value: Any) -> dict[str, Any] | None:
         """The item whose (unique) `field` equals `value`."""
         query = {f"filter[{field}][_eq]": value, "limit": 2}
-        rows = self.get_json(f"/items/{collection}", params=query)["data"]
+        rows = self._list(f"/items/{collection}", collection, f"items are looked up by {field}", query)
         if len(rows) > 1:
             log.warning("directus %s: %s is not unique on %s", collection, field, _ident(value))
         return rows[0] if rows else None
@@ -155,17 +172,32 @@ class Directus(TokenConnector):
         return self.create_item(effect, REVIEWS, review)
 
     def update_item(self, collection: str, key: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """PATCH the given fields; setting fields to values is repeatable, so a lost answer is retried."""
-        response = self.request("PATCH", f"/items/{collection}/{key}", json=dict(changes), idempotent=True)
-        return response.json()["data"]
+        """PATCH the given fields and answer the item as Directus now holds it. Setting fields to values
+        is repeatable, so a lost answer is retried. Directus answers a missing item with 204 and no body
+        (the admin) or 403 (a least-privilege token): that is an error here, never an update."""
+        path = f"/items/{collection}/{key}"
+        try:
+            response = self.request("PATCH", path, json=dict(changes), idempotent=True)
+        except Permanent as exc:
+            if exc.status != 403:
+                raise
+            if self.get_item(collection, key) is None:
+                raise _gone(collection, key) from exc
+            raise refused("update", collection, "the engine updates items", _message(exc)) from exc
+        if response.status_code == 204 or not response.content:
+            raise _gone(collection, key)
+        return held(collection, changes, response.json()["data"])
 
     def delete_item(self, collection: str, key: Any) -> bool:
-        """True if deleted now, False if it was already gone (403, as Directus says for a missing item)."""
+        """True if deleted now, False if it was already gone. Directus answers 204 either way (and logs a
+        delete, and fires the Flow, each time), so an item not there is not deleted again."""
+        if self.get_item(collection, key) is None:
+            return False
         try:
             self.request("DELETE", f"/items/{collection}/{key}")
         except Permanent as exc:
-            if exc.status in (403, 404):
-                return False
+            if exc.status == 403:
+                raise refused("delete", collection, "items are deleted", _message(exc)) from exc
             raise
         return True
 
@@ -175,14 +207,63 @@ class Directus(TokenConnector):
         """One POST, for use inside create_once (as create_item does). A conflict on our unique field
         means the item exists (made by another writer, or a lost answer): read it back rather than fail."""
         try:
-            return self.request("POST", f"/items/{collection}", json=dict(item)).json()["data"]
+            created = self.request("POST", f"/items/{collection}", json=dict(item)).json()["data"]
         except Permanent as exc:
+            if exc.status == 403:
+                self._readable(f"/items/{collection}", collection, "the engine creates items")
+                raise refused("create", collection, "the engine creates items", _message(exc)) from exc
             if _conflict_field(exc) != unique_field:
                 raise
+        else:
+            return held(collection, item, created)
         found = self.find_item(collection, unique_field, item[unique_field])
         if found is None:
             raise Permanent(f"directus {collection}: {unique_field} conflicts but no item has it", 400)
         return found
+
+    # --- 403: gone or refused ---------------------------------------------------------------------------
+
+    def _list(self, path: str, collection: str, why: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A listing; a 403 is a permission (or a missing collection or field), named."""
+        try:
+            return self.get_json(path, params=params)["data"]
+        except Permanent as exc:
+            if exc.status == 403:
+                raise refused("read", collection, why, _message(exc)) from exc
+            raise
+
+    def _one(self, path: str, listing: str, collection: str, why: str) -> dict[str, Any] | None:
+        try:
+            return self.get_json(path)["data"]
+        except Permanent as exc:
+            if exc.status != 403:
+                raise
+        self._readable(listing, collection, why)
+        return None
+
+    def _readable(self, listing: str, collection: str, why: str) -> None:
+        """Raise Refused unless the token may list the collection (then a 403 on one item means gone)."""
+        self._list(listing, collection, why, {"limit": 1, "fields": "*"})
+
+
+FILES_WHY = "uploads are read for OCR"
+
+
+def _gone(collection: str, key: Any) -> Permanent:
+    return Permanent(f"directus {collection} {key}: no such item to update (deleted in Directus?)", 404)
+
+
+def held(collection: str, sent: Mapping[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer, if it holds every field we sent: Directus drops a field the collection does not have
+    (or the token may not write) without a word, and the write would be a silent no-op."""
+    dropped = sorted(name for name in sent if name not in answer)
+    if dropped:
+        raise Permanent(
+            f"directus {collection} has no field {', '.join(dropped)} (or DIRECTUS_TOKEN may not write it): "
+            f"{SETUP}",
+            422,
+        )
+    return answer
 
 
 def _body(response: requests.Response) -> Any:
@@ -190,6 +271,13 @@ def _body(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def _message(exc: Permanent) -> str:
+    errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("message") or "")[:200]
+    return ""
 
 
 def _conflict_field(exc: Permanent) -> str | None:

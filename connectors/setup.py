@@ -85,6 +85,7 @@ class VendorSetup:
 # system -> "module:Class" of its VendorSetup; a vendor with nothing to set up on its side has no entry.
 # Named here rather than registered at import, so `setup` imports only the connectors it runs.
 SETUPS: dict[str, str] = {
+    "directus": "connectors.directus_setup:DirectusSetup",
     "invoiceninja": "connectors.invoiceninja_setup:InvoiceNinjaSetup",
     "mautic": "connectors.mautic_setup:MauticSetup",
 }

@@ -1,11 +1,21 @@
-"""Directus simulator: static-token auth, ``/items/{collection}`` REST and Flow webhooks (apis.md §5, §9).
+"""Directus simulator: static-token auth, ``/items/{collection}`` REST, the schema (``/collections``,
+``/fields``), ``/permissions/me``, files and Flow webhooks, as Directus 11.17 on SQLite answers them.
 
-Collections are configured (constructor or ``/_sim/seed {"collections": {...}}``); an unknown one answers
-403 FORBIDDEN like a real instance. Each collection has an integer or uuid primary key, optional unique
-fields, and ``date_created``/``date_updated`` special fields (``date_updated`` is null until the first
-update).
+Collections are seeded from the engine's declaration (``syncengine.vendors.directus``) unless given
+(``collections=[]`` starts with none, as a fresh Directus); tests add their own with ``define_collection``
+or ``/_sim/seed {"collections": {...}}``. Each collection has its fields: a field it lacks is dropped from
+what is written, and values are kept as SQLite keeps them (simulators.directus_schema).
 
-Files: ``POST /files`` (multipart), ``GET /files/{id}`` and ``GET /assets/{id}`` (the raw bytes). An upload
+Observed on the real server and followed here: an unknown or unreadable collection is 403 FORBIDDEN, as is
+a missing item on GET; for the admin token a PATCH or DELETE of a missing item answers 204 with no body
+(and still logs the action and fires the Flow), for a token of a policy without admin access both are 403;
+an unknown field in a filter, `fields` or `sort` is 403, not 400.
+
+Tokens: ``token`` is the admin's static token; ``limited_token`` (when given) belongs to a user whose policy
+allows create, read, update and delete on the collections present at start and nothing else (no
+``directus_activity``, ``directus_files``, Flows or schema), the least privilege the engine's items need.
+
+Files: ``POST /files`` (multipart), ``GET /files[/{id}]`` and ``GET /assets/{id}`` (the raw bytes). An upload
 emits ``files.upload`` with ``{payload, key, collection: "directus_files"}`` and no ``items.create``, as
 Directus' FilesService.uploadOne does.
 """
@@ -14,6 +24,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable, Mapping
+from email.utils import formatdate
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -21,25 +33,27 @@ from werkzeug.wrappers import Request, Response
 from simulators import directus_query as q
 from simulators.base import Abort, Clock, route
 from simulators.directus_flows import DirectusFlows
+from simulators.directus_schema import FORBIDDEN_ITEM, DirectusSchema, forbidden_collection, forbidden_field
+from syncengine.vendors.directus import COLLECTIONS, Collection
 
-DEFAULT_COLLECTIONS: dict[str, dict[str, Any]] = {
-    name: {"pk": "id", "pk_type": "integer", "unique": ["ext_id"], "timestamps": True}
-    for name in (
-        "contacts",
-        "clients",
-        "products",
-        "invoices",
-        "payments",
-        "expenses",
-        "reviews",
-        "activities",
-    )
-}
-FORBIDDEN = "You don't have permission to access this."
-API_USER = "6f1c7e0a-2b4d-4e8a-9c1f-5d2e3a4b5c6d"  # the directus_users id behind the static token
+API_USER = "6f1c7e0a-2b4d-4e8a-9c1f-5d2e3a4b5c6d"  # the directus_users id behind the admin token
+LIMITED_USER = "0b3f2c7e-91d4-4a6e-8f2b-7c5d1e9a3b60"  # the user behind `limited_token`
+ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PATCH": "update", "DELETE": "delete"}
+SYSTEM_PATHS = {"activity": "directus_activity", "files": "directus_files", "assets": "directus_files",
+                "flows": "directus_flows", "operations": "directus_operations",
+                "collections": "directus_collections", "fields": "directus_fields"}  # fmt: skip
+SYSTEM_COLLECTIONS = (*sorted(set(SYSTEM_PATHS.values())), "directus_permissions", "directus_policies",
+                      "directus_roles", "directus_users")  # fmt: skip
+ACTIVITY_FIELDS = {"id": "integer", "action": "string", "user": "uuid", "timestamp": "timestamp",
+                   "ip": "string", "user_agent": "text", "collection": "string", "item": "string",
+                   "origin": "string", "revisions": "alias"}  # fmt: skip
+FILE_FIELDS = ("id", "storage", "filename_disk", "filename_download", "title", "type", "folder",
+               "uploaded_by", "created_on", "modified_by", "modified_on", "charset", "filesize", "width",
+               "height", "duration", "embed", "description", "location", "tags", "metadata", "focal_point_x",
+               "focal_point_y", "tus_id", "tus_data", "uploaded_on")  # fmt: skip
 
 
-class DirectusSimulator(DirectusFlows):
+class DirectusSimulator(DirectusFlows, DirectusSchema):
     vendor = "directus"
     webhook_retries = 0  # a Flow's "Webhook / Request URL" operation never retries
 
@@ -47,10 +61,12 @@ class DirectusSimulator(DirectusFlows):
         self,
         clock: Clock | None = None,
         token: str = "directus-static-token",  # noqa: S107 - a simulator's well-known test token
-        collections: dict[str, dict[str, Any]] | None = None,
+        collections: Iterable[Collection] | Mapping[str, Collection] | None = None,
+        limited_token: str | None = None,
     ) -> None:
-        self.token = token
-        self.initial_collections = collections if collections is not None else DEFAULT_COLLECTIONS
+        self.token, self.limited_token = token, limited_token
+        declared = COLLECTIONS if collections is None else collections
+        self.declared = list(declared.values() if isinstance(declared, Mapping) else declared)
         super().__init__(clock)
         self.on_reset()
 
@@ -58,30 +74,42 @@ class DirectusSimulator(DirectusFlows):
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}  # id -> (directus_files row, bytes)
         self.activity: list[dict[str, Any]] = []  # directus_activity, oldest first
         self.collections: dict[str, dict[str, Any]] = {}
-        for name, cfg in self.initial_collections.items():
-            self.define_collection(name, **cfg)
+        for collection in self.declared:
+            self.make_collection(collection.body())
+        # token -> the collections and actions its policy allows; None: admin access
+        self.policies: dict[str, dict[str, set[str]] | None] = {self.token: None}
+        if self.limited_token:
+            self.policies[self.limited_token] = {c: set(ACTIONS.values()) for c in self.collections}
 
     def define_collection(
-        self,
-        name: str,
-        pk: str = "id",
-        pk_type: str = "integer",
-        unique: list[str] | None = None,
-        timestamps: bool = True,
-    ) -> None:
+        self, name: str, fields: Iterable[str] = (), pk_type: str = "integer",
+        unique: Iterable[str] = (), timestamps: bool = True,
+    ) -> None:  # fmt: skip
+        """A collection of string fields (the `unique` ones too), for tests that need their own."""
+        pk = {"field": "id", "type": pk_type, "meta": {"hidden": True},
+              "schema": {"is_primary_key": True, "has_auto_increment": pk_type == "integer"}}  # fmt: skip
+        names = list(dict.fromkeys([*fields, *unique]))
+        body = [
+            {"field": f, "type": "string", "meta": {}, "schema": {"is_unique": f in unique}} for f in names
+        ]
+        dates = [{"field": f"date_{w}", "type": "timestamp", "meta": {"special": [f"date-{w}"]}}
+                 for w in ("created", "updated")] if timestamps else []  # fmt: skip
         with self.lock:
-            self.collections[name] = {
-                "pk": pk,
-                "pk_type": pk_type,
-                "unique": list(unique or []),
-                "timestamps": timestamps,
-            }
+            self.collections.pop(name, None)
+            self.make_collection({"collection": name, "schema": {}, "fields": [pk, *body, *dates]})
+
+    def grant(self, token: str, collection: str, *actions: str) -> None:
+        """Let `token` (the limited one) do `actions` on `collection` (a system one too)."""
+        with self.lock:
+            policy = self.policies[token]
+            assert policy is not None, "the admin token may do everything already"
+            policy.setdefault(collection, set()).update(actions)
 
     # ---- vendor hooks ------------------------------------------------------------------------------
 
     def error(self, status: int, code: str, message: str, **extensions: Any) -> Response:
         return self.json(
-            {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}, status=status
+            {"errors": [{"message": message, "extensions": {**extensions, "code": code}}]}, status=status
         )
 
     def error_response(self, status: int, message: str) -> Response:
@@ -104,16 +132,28 @@ class DirectusSimulator(DirectusFlows):
         return self.error(429, "REQUESTS_EXCEEDED", f"Too many requests, retry after {retry_after}s.")
 
     def authenticate(self, request: Request) -> Response | None:
-        """A wrong token is 401; no token is the public role, which may read nothing here (403)."""
+        """A wrong token is 401; no token is the public role, which may read nothing here (403); the
+        limited token may only do what its policy allows."""
         if request.path == "/server/ping":
             return None
-        header = request.headers.get("Authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else request.args.get("access_token")
-        if token is None:
-            return self.error(403, "FORBIDDEN", FORBIDDEN)
-        if token != self.token:
+        token, needs = self._token(request), _needs(request)
+        if token is None:  # the public role, which may do nothing here
+            return (
+                self._forbidden_collection(needs[0])
+                if needs
+                else self.error(403, "FORBIDDEN", FORBIDDEN_ITEM)
+            )
+        if token not in self.policies:
             return self.error(401, "INVALID_CREDENTIALS", "Invalid user credentials.")
-        return None
+        policy = self.policies[token]
+        if policy is None or needs is None or needs[1] in policy.get(needs[0], set()):
+            return None
+        collection, action = needs
+        if collection == "directus_fields":
+            message = (f'You don\'t have permission to perform "{action}" for collection "{collection}" '
+                       "or it does not exist.")  # fmt: skip
+            return self.error(403, "FORBIDDEN", message, reason=message)
+        return self._forbidden_collection(collection)
 
     def sign(self, body: bytes, secret: str | None) -> dict[str, str]:
         """Flows do not sign: the secret travels as the header the Flow was configured with."""
@@ -135,71 +175,90 @@ class DirectusSimulator(DirectusFlows):
         ] + self.flow_targets(event)
 
     def seed(self, data: Any) -> dict[str, Any]:
-        """``{"collections": {name: {pk, pk_type, unique, timestamps}}, "items": {name: [rows]}}``."""
+        """``{"collections": {name: {fields, pk_type, unique, timestamps}}, "items": {name: [rows]}}``. A
+        seeded row may set `date_created`/`date_updated`; a field the collection lacks is an error here
+        (a test's mistake), where the API would drop it."""
         data = data or {}
         out: dict[str, Any] = {}
         with self.lock:
             for name, cfg in (data.get("collections") or {}).items():
                 self.define_collection(name, **cfg)
             for name, rows in (data.get("items") or {}).items():
-                if name not in self.collections:
-                    self.define_collection(name)
-                out[name] = [
-                    self._insert(name, dict(row), emit=False)[self.collections[name]["pk"]] for row in rows
-                ]
+                cfg = self._collection(name)
+                for row in rows:
+                    unknown = set(row) - set(cfg["fields"])
+                    if unknown:
+                        raise ValueError(f"directus {name} has no field {', '.join(sorted(unknown))}")
+                out[name] = [self._insert(name, dict(row), emit=False)[cfg["pk"]] for row in rows]
         return out
 
     # ---- helpers ----------------------------------------------------------------------------------
 
+    def _token(self, request: Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        return header[7:] if header.lower().startswith("bearer ") else request.args.get("access_token")
+
+    def _admin(self, request: Request) -> bool:
+        return self.policies.get(self._token(request) or "", {}) is None
+
+    def _forbidden_collection(self, name: str) -> Response:
+        message = forbidden_collection(name)
+        return self.error(403, "FORBIDDEN", message, reason=message)
+
     def _collection(self, name: str) -> dict[str, Any]:
         cfg = self.collections.get(name)
         if cfg is None:
-            raise Abort(self.error(403, "FORBIDDEN", FORBIDDEN))  # unknown collection: 403, not 404
+            raise Abort(self._forbidden_collection(name))  # unknown collection: 403, not 404
         return cfg
 
-    def _key(self, cfg: dict[str, Any], raw: str) -> Any:
+    def _key(self, cfg: dict[str, Any], raw: Any) -> Any:
         if cfg["pk_type"] == "integer":
             try:
                 return int(raw)
-            except ValueError:
-                raise Abort(self.error(403, "FORBIDDEN", FORBIDDEN)) from None
+            except (TypeError, ValueError):
+                raise Abort(self.error(403, "FORBIDDEN", FORBIDDEN_ITEM)) from None
         return raw
 
     def _item(self, name: str, key: Any) -> dict[str, Any]:
         row = self.db[name].get(key)
         if row is None:
-            raise Abort(self.error(403, "FORBIDDEN", FORBIDDEN))  # ItemsService.readOne on zero rows
+            raise Abort(self.error(403, "FORBIDDEN", FORBIDDEN_ITEM))  # ItemsService.readOne on zero rows
         return row
 
     def _payload(self, request: Request) -> Any:
-        body = self.body(request)
-        if body is None:
-            raise Abort(self.error(400, "INVALID_PAYLOAD", "Invalid payload. Invalid JSON body."))
-        return body
+        raw = request.get_data()
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            reason = f"{exc}"
+            raise Abort(
+                self.error(400, "INVALID_PAYLOAD", f"Invalid payload. {reason}.", reason=reason)
+            ) from exc
 
     def _check_unique(self, name: str, row: dict[str, Any], own_key: Any) -> None:
         cfg = self.collections[name]
-        for field in cfg["unique"]:
+        unique = [f for f, spec in cfg["fields"].items() if spec["schema"]["is_unique"]]
+        for field in unique:
             value = row.get(field)
             if value is None:
                 continue
             for key, other in self.db[name].items():
                 if key != own_key and other.get(field) == value:
-                    raise Abort(
-                        self.error(
-                            400,
-                            "RECORD_NOT_UNIQUE",
-                            f'Value "{value}" for field "{field}" in collection "{name}" has to be unique.',
-                            collection=name,
-                            field=field,
-                            value=value,
-                        )
-                    )
+                    message = f'Value "{value}" for field "{field}" in collection "{name}" has to be unique.'
+                    raise Abort(self.error(400, "RECORD_NOT_UNIQUE", message, collection=name, field=field,
+                                           value=value))  # fmt: skip
+
+    def _dates(self, name: str, special: str) -> list[str]:
+        fields = self.collections[name]["fields"].values()
+        return [f["field"] for f in fields if special in ((f["meta"] or {}).get("special") or [])]
 
     def _insert(self, name: str, data: dict[str, Any], emit: bool = True) -> dict[str, Any]:
         cfg = self.collections[name]
         pk = cfg["pk"]
-        row = dict(data)
+        defaults = {f: spec["schema"]["default_value"] for f, spec in cfg["fields"].items()}
+        row = self.stored(name, defaults) | self.stored(name, data)
         if row.get(pk) is None:
             row[pk] = self.db.next_id(name) if cfg["pk_type"] == "integer" else str(uuid.uuid4())
         elif cfg["pk_type"] == "integer":
@@ -209,9 +268,8 @@ class DirectusSimulator(DirectusFlows):
             message = f'Value "{row[pk]}" for field "{pk}" in collection "{name}" has to be unique.'
             raise Abort(self.error(400, "RECORD_NOT_UNIQUE", message, collection=name, field=pk))
         self._check_unique(name, row, None)
-        if cfg["timestamps"]:
-            row.setdefault("date_created", self.iso_now())
-            row.setdefault("date_updated", None)
+        for field in self._dates(name, "date-created"):
+            row[field] = row[field] if not emit and row[field] else self.iso_now()
         self.db[name][row[pk]] = row
         if emit:
             self._log_activity("create", name, [row[pk]])
@@ -221,15 +279,41 @@ class DirectusSimulator(DirectusFlows):
             )
         return row
 
-    def _update(self, name: str, key: Any, data: dict[str, Any], stamp: str) -> dict[str, Any]:
+    def _update(self, name: str, key: Any, data: dict[str, Any], stamp: str) -> dict[str, Any] | None:
+        """The row after the update, or None when there is no such item (nothing is written)."""
         cfg = self.collections[name]
-        row = self._item(name, key)
-        changes = {k: v for k, v in data.items() if k != cfg["pk"]}
+        row = self.db[name].get(key)
+        if row is None:
+            return None
+        changes = {k: v for k, v in self.stored(name, data).items() if k != cfg["pk"]}
         self._check_unique(name, {**row, **changes}, key)
         row.update(changes)
-        if cfg["timestamps"]:
-            row["date_updated"] = stamp
+        for field in self._dates(name, "date-updated"):
+            row[field] = stamp
         return row
+
+    def _refuse_unknown(self, request: Request, name: str, data: dict[str, Any], action: str) -> None:
+        """Without admin access, an update naming a field the collection lacks is 403 (the admin's is
+        dropped silently)."""
+        if self._admin(request) or action != "update":
+            return
+        unknown = sorted(set(data) - set(self.collections[name]["fields"]))
+        if unknown:
+            message = forbidden_field(unknown[0], name)
+            raise Abort(self.error(403, "FORBIDDEN", message, reason=message))
+
+    def _refuse_missing(self, request: Request, name: str, keys: list[Any], action: str, data: Any) -> None:
+        """Without admin access, Directus checks the items exist before an update or delete: 403."""
+        if self._admin(request) or all(k in self.db[name] for k in keys):
+            return
+        if action == "update":
+            fields = ", ".join(f'"{f}"' for f in data)
+            message = (f'You don\'t have permissions to perform "update" for the field(s) {fields} in '
+                       f'collection "{name}" or it does not exist.')  # fmt: skip
+        else:
+            message = (f'You don\'t have permission to perform "delete" for collection "{name}" or it does '
+                       "not exist.")  # fmt: skip
+        raise Abort(self.error(403, "FORBIDDEN", message, reason=message))
 
     def _log_activity(self, action: str, collection: str, keys: list[Any]) -> None:
         """One directus_activity row per item and action, as Directus's ActivityService writes them (item
@@ -239,44 +323,62 @@ class DirectusSimulator(DirectusFlows):
             self.activity.append({
                 "id": len(self.activity) + 1, "action": action, "user": API_USER, "timestamp": stamp,
                 "ip": "127.0.0.1", "user_agent": "python-requests", "collection": collection,
-                "item": str(key), "origin": None, "comment": None,
+                "item": str(key), "origin": None, "revisions": [],
             })  # fmt: skip
 
     def _out(self, request: Request, row: dict[str, Any]) -> dict[str, Any]:
         return q.project(row, q.list_param(request.args, "fields"))
+
+    def _check(self, request: Request, fields: Mapping[str, str]) -> dict[str, Any] | None:
+        """The parsed filter, after checking every field and operator the query names."""
+        try:
+            flt = q.parse_filter(request.args)
+            q.check_query(request.args, flt, dict(fields))
+        except q.UnknownField as exc:
+            message = forbidden_field(exc.field, self._listing(request))
+            raise Abort(self.error(403, "FORBIDDEN", message, reason=message)) from exc
+        except q.QueryError as exc:
+            raise Abort(_invalid_query(self, str(exc))) from exc
+        return flt
+
+    @staticmethod
+    def _listing(request: Request) -> str:
+        parts = request.path.strip("/").split("/")
+        return parts[1] if parts[0] == "items" else SYSTEM_PATHS.get(parts[0], parts[0])
 
     # ---- routes -----------------------------------------------------------------------------------
 
     @route("GET", "/items/{collection}")
     def list_items(self, request: Request, collection: str) -> Response:
         cfg = self._collection(collection)
-        return self._list(request, self.db[collection].values(), cfg["pk"])
+        types = {f: spec["type"] for f, spec in cfg["fields"].items()}
+        return self._list(request, self.db[collection].values(), cfg["pk"], types)
 
     @route("GET", "/activity")
     def list_activity(self, request: Request) -> Response:
         """`GET /activity` takes the global query parameters (filter, sort, limit, page, meta) like items."""
-        return self._list(request, self.activity, "id")
+        return self._list(request, self.activity, "id", ACTIVITY_FIELDS)
 
-    def _list(self, request: Request, rows_in: Any, pk: str) -> Response:
+    @route("GET", "/files")
+    def list_files(self, request: Request) -> Response:
+        rows = [row for row, _ in self.files.values()]
+        return self._list(request, rows, "id", dict.fromkeys(FILE_FIELDS, "string"))
+
+    def _list(self, request: Request, rows_in: Any, pk: str, types: Mapping[str, str]) -> Response:
         args = request.args
+        flt = self._check(request, types)
         try:
-            flt = q.parse_filter(args)
             limit = int(args.get("limit", 100))
             offset = int(args.get("offset", 0))
             page = int(args["page"]) if "page" in args else None
-        except (q.QueryError, ValueError) as exc:
-            return self.error(
-                400,
-                "INVALID_QUERY",
-                str(exc)
-                if isinstance(exc, q.QueryError)
-                else "Invalid query. limit, offset and page must be integers.",
-            )
+        except ValueError:
+            bad = next(n for n in ("limit", "offset", "page") if n in args and not _is_int(args[n]))
+            return _invalid_query(self, f'Invalid query. "{bad}" must be a number.')
         rows = sorted(rows_in, key=lambda r: str(r[pk]).zfill(20))
         try:
             matched = [r for r in rows if q.matches(r, flt)]
         except q.QueryError as exc:
-            return self.error(400, "INVALID_QUERY", str(exc))
+            return _invalid_query(self, str(exc))
         if args.get("search"):
             matched = [r for r in matched if q.search(r, args["search"])]
         matched = q.sort_items(matched, q.list_param(args, "sort"))
@@ -297,17 +399,21 @@ class DirectusSimulator(DirectusFlows):
     @route("GET", "/items/{collection}/{key}")
     def get_item(self, request: Request, collection: str, key: str) -> Response:
         cfg = self._collection(collection)
+        self._check(request, {f: spec["type"] for f, spec in cfg["fields"].items()})
         return self.json({"data": self._out(request, self._item(collection, self._key(cfg, key)))})
 
     @route("POST", "/items/{collection}")
     def create_items(self, request: Request, collection: str) -> Response:
         self._collection(collection)
         body = self._payload(request)
+        if body is None:
+            body = {}  # observed: an empty body makes an empty item
         if isinstance(body, list):
             rows = [self._insert(collection, dict(item)) for item in body if isinstance(item, dict)]
             return self.json({"data": [self._out(request, r) for r in rows]})
         if not isinstance(body, dict):
-            return self.error(400, "INVALID_PAYLOAD", 'Invalid payload. "data" must be an object or array.')
+            reason = f"Unexpected token in JSON: {json.dumps(body)[:40]} is not valid JSON"
+            return self.error(400, "INVALID_PAYLOAD", f"Invalid payload. {reason}.", reason=reason)
         return self.json({"data": self._out(request, self._insert(collection, body))})
 
     @route("PATCH", "/items/{collection}/{key}")
@@ -315,14 +421,19 @@ class DirectusSimulator(DirectusFlows):
         cfg = self._collection(collection)
         body = self._payload(request)
         if not isinstance(body, dict):
-            return self.error(400, "INVALID_PAYLOAD", 'Invalid payload. "data" must be an object.')
-        row = self._update(collection, self._key(cfg, key), body, self.iso_now())
+            body = {}
+        pk = self._key(cfg, key)
+        self._refuse_unknown(request, collection, body, "update")
+        self._refuse_missing(request, collection, [pk], "update", body)
+        row = self._update(collection, pk, body, self.iso_now())
         self._log_activity("update", collection, [key])
-        # §9: single-item events carry the key from the URL, as a string
+        # single-item events carry the key from the URL, as a string
         self.emit(
             f"{collection}.items.update",
             {"event": f"{collection}.items.update", "payload": body, "keys": [key], "collection": collection},
         )
+        if row is None:
+            return self.empty(204)  # observed: the admin's PATCH of a missing item, 204 with no body
         return self.json({"data": self._out(request, row)})
 
     @route("PATCH", "/items/{collection}")
@@ -330,58 +441,41 @@ class DirectusSimulator(DirectusFlows):
         """Batch: ``{"keys": [...], "data": {...}}`` (one event, numeric keys) or ``[{pk, ...}, ...]``."""
         cfg = self._collection(collection)
         body = self._payload(request)
-        stamp = self.iso_now()  # one batch, one date_updated for every row (§9)
+        stamp = self.iso_now()  # one batch, one date_updated for every row
         if (
             isinstance(body, dict)
             and isinstance(body.get("keys"), list)
             and isinstance(body.get("data"), dict)
         ):
-            keys = body["keys"]
-            rows = [self._update(collection, k, body["data"], stamp) for k in keys]
+            keys, data = body["keys"], body["data"]
+            self._refuse_unknown(request, collection, data, "update")
+            self._refuse_missing(request, collection, keys, "update", data)
+            rows = [self._update(collection, k, data, stamp) for k in keys]
             self._log_activity("update", collection, keys)
-            self.emit(
-                f"{collection}.items.update",
-                {
-                    "event": f"{collection}.items.update",
-                    "payload": body["data"],
-                    "keys": keys,
-                    "collection": collection,
-                },
-            )
+            self.emit(f"{collection}.items.update", {"event": f"{collection}.items.update", "payload": data,
+                                                     "keys": keys, "collection": collection})  # fmt: skip
         elif isinstance(body, list):
             rows = []
             for item in body:
-                row = self._update(collection, item.get(cfg["pk"]), item, stamp)
-                rows.append(row)
-                self._log_activity("update", collection, [row[cfg["pk"]]])
-                self.emit(
-                    f"{collection}.items.update",
-                    {
-                        "event": f"{collection}.items.update",
-                        "payload": {k: v for k, v in item.items() if k != cfg["pk"]},
-                        "keys": [row[cfg["pk"]]],
-                        "collection": collection,
-                    },
-                )
+                key = item.get(cfg["pk"])
+                changes = {k: v for k, v in item.items() if k != cfg["pk"]}
+                rows.append(self._update(collection, key, item, stamp))
+                self._log_activity("update", collection, [key])
+                self.emit(f"{collection}.items.update", {"event": f"{collection}.items.update",
+                          "payload": changes, "keys": [key], "collection": collection})  # fmt: skip
         else:
             return self.error(400, "INVALID_PAYLOAD", 'Invalid payload. "keys" or an array is required.')
-        return self.json({"data": [self._out(request, r) for r in rows]})
+        return self.json({"data": [self._out(request, r) for r in rows if r is not None]})
 
     @route("DELETE", "/items/{collection}/{key}")
     def delete_item(self, request: Request, collection: str, key: str) -> Response:
         cfg = self._collection(collection)
-        self._item(collection, self._key(cfg, key))
-        del self.db[collection][self._key(cfg, key)]
+        pk = self._key(cfg, key)
+        self._refuse_missing(request, collection, [pk], "delete", None)
+        self.db[collection].pop(pk, None)  # observed: a missing item is "deleted" again, with its event
         self._log_activity("delete", collection, [key])
-        self.emit(
-            f"{collection}.items.delete",
-            {
-                "event": f"{collection}.items.delete",
-                "payload": [key],
-                "keys": [key],
-                "collection": collection,
-            },
-        )
+        self.emit(f"{collection}.items.delete", {"event": f"{collection}.items.delete", "payload": [key],
+                                                 "keys": [key], "collection": collection})  # fmt: skip
         return self.empty(204)
 
     @route("DELETE", "/items/{collection}")
@@ -391,10 +485,9 @@ class DirectusSimulator(DirectusFlows):
         keys = body if isinstance(body, list) else (body or {}).get("keys")
         if not isinstance(keys, list):
             return self.error(400, "INVALID_PAYLOAD", 'Invalid payload. "keys" must be an array.')
+        self._refuse_missing(request, collection, keys, "delete", None)
         for key in keys:
-            self._item(collection, key)
-        for key in keys:
-            del self.db[collection][key]
+            self.db[collection].pop(key, None)
         self._log_activity("delete", collection, keys)
         self.emit(
             f"{collection}.items.delete",
@@ -402,19 +495,45 @@ class DirectusSimulator(DirectusFlows):
         )
         return self.empty(204)
 
+    # ---- who am I ---------------------------------------------------------------------------------------
+
+    @route("GET", "/permissions/me")
+    def my_permissions(self, request: Request) -> Response:
+        """What the token's policies allow, per collection and action (`access`: full or none)."""
+        policy = self.policies[self._token(request) or ""]
+        if policy is None:
+            full = {"access": "full", "fields": ["*"]}
+            names = [*SYSTEM_COLLECTIONS, *self.collections]
+            actions = (*ACTIONS.values(), "share")
+            return self.json(
+                {"data": {name: {a: dict(full) for a in dict.fromkeys(actions)} for name in names}}
+            )
+        return self.json({"data": {
+            name: {a: {"access": "full", "fields": ["*"]} if a in allowed else {"access": "none"}
+                   for a in ("read", "create", "update", "delete", "share")}
+            for name, allowed in policy.items()
+        }})  # fmt: skip
+
+    @route("GET", "/users/me")
+    def me(self, request: Request) -> Response:
+        """A user without read on directus_users sees only its id."""
+        if not self._admin(request):
+            return self.json({"data": {"id": LIMITED_USER}})
+        return self.json({"data": {"id": API_USER, "first_name": "Admin", "last_name": "User",
+                                   "email": "admin@example.com", "status": "active"}})  # fmt: skip
+
     # ---- files (directus_files, storage "local") -----------------------------------------------------
 
     def upload_file(self, data: bytes, filename: str, mimetype: str, **fields: Any) -> dict[str, Any]:
         """Store a file as an upload through the API would, and emit ``files.upload`` (also for tests)."""
         key = str(uuid.uuid4())
         extension = filename.rsplit(".", 1)[-1] if "." in filename else ""
-        row = {
+        now = self.iso_now()[:19]  # observed: SQLite gives these without a zone or milliseconds
+        row = dict.fromkeys(FILE_FIELDS) | {
             "id": key, "storage": "local", "filename_disk": f"{key}.{extension}" if extension else key,
             "filename_download": filename, "title": fields.pop("title", None) or _title(filename),
-            "type": mimetype or "application/octet-stream", "folder": None, "uploaded_by": None,
-            "uploaded_on": self.iso_now(), "modified_by": None, "modified_on": self.iso_now(),
-            "filesize": len(data), "width": None, "height": None, "description": None, "tags": None,
-            "metadata": None, **fields,
+            "type": mimetype or "application/octet-stream", "uploaded_by": API_USER, "created_on": now,
+            "modified_on": now, "uploaded_on": now, "filesize": len(data), **fields,
         }  # fmt: skip
         with self.lock:
             self.files[key] = (row, data)
@@ -426,7 +545,7 @@ class DirectusSimulator(DirectusFlows):
     def _file(self, key: str) -> tuple[dict[str, Any], bytes]:
         found = self.files.get(key)
         if found is None:
-            raise Abort(self.error(403, "FORBIDDEN", FORBIDDEN))
+            raise Abort(self.error(403, "FORBIDDEN", FORBIDDEN_ITEM))
         return found
 
     @route("POST", "/files")
@@ -448,12 +567,37 @@ class DirectusSimulator(DirectusFlows):
         disposition = "attachment" if "download" in request.args else "inline"
         return Response(data, mimetype=row["type"], headers={
             "Content-Disposition": f'{disposition}; filename="{row["filename_download"]}"',
-            "Cache-Control": "public, max-age=0",
+            "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=2592000",
+            "Last-Modified": formatdate(self.now(), usegmt=True),
         })  # fmt: skip
 
     @route("GET", "/server/ping")
     def ping(self, request: Request) -> Response:
         return Response("pong", mimetype="text/html")
+
+
+def _needs(request: Request) -> tuple[str, str] | None:
+    """The (collection, action) a request needs, or None for what any signed-in user may call."""
+    parts = request.path.strip("/").split("/")
+    action = ACTIONS.get(request.method, "read")
+    if parts[0] == "items" and len(parts) > 1:
+        return parts[1], action
+    if parts[0] in SYSTEM_PATHS and parts[:2] != ["fields", ""]:
+        return SYSTEM_PATHS[parts[0]], action
+    return None
+
+
+def _invalid_query(sim: DirectusSimulator, message: str) -> Response:
+    reason = message.removeprefix("Invalid query. ").rstrip(".")
+    return sim.error(400, "INVALID_QUERY", message, reason=reason)
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _title(filename: str) -> str:

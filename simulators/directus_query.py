@@ -16,13 +16,60 @@ class QueryError(ValueError):
     """Becomes 400 INVALID_QUERY."""
 
 
+class UnknownField(ValueError):
+    """A filter, `fields` or `sort` names a field the collection lacks: Directus answers 403, not 400."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+OPERATORS = frozenset({
+    "_eq", "_neq", "_lt", "_lte", "_gt", "_gte", "_in", "_nin", "_null", "_nnull", "_empty", "_nempty",
+    "_between", "_nbetween", "_contains", "_ncontains", "_icontains", "_nicontains", "_starts_with",
+    "_nstarts_with", "_istarts_with", "_nistarts_with", "_ends_with", "_nends_with", "_iends_with",
+    "_niends_with",
+})  # fmt: skip
+
+
+def check_query(args: MultiDict, flt: dict[str, Any] | None, types: dict[str, str]) -> None:
+    """Every field the query names exists (else UnknownField) and every operator is one Directus has
+    (else QueryError, in its words). `types` maps each field to its Directus type."""
+    for name in [*list_param(args, "fields"), *(s.lstrip("-") for s in list_param(args, "sort"))]:
+        if name != "*" and not name.startswith("*") and name.split(".")[0] not in types:
+            raise UnknownField(name.split(".")[0])
+    for name, op in _conditions(flt):
+        if name not in types:
+            raise UnknownField(name)
+        if op not in OPERATORS:
+            raise QueryError(f'Invalid query. "{types[name]}" field type does not contain the "{op}" filter '
+                             "operator.")  # fmt: skip
+
+
+def _conditions(flt: Any) -> list[tuple[str, str]]:
+    """(field, operator) of every condition in a filter tree."""
+    if not isinstance(flt, dict):
+        return []
+    found = []
+    for key, cond in flt.items():
+        if key in ("_and", "_or"):
+            found += [
+                pair for child in (cond if isinstance(cond, list) else []) for pair in _conditions(child)
+            ]
+        elif isinstance(cond, dict) and cond and all(k.startswith("_") for k in cond):
+            found += [(key, op) for op in cond]
+        else:
+            found.append((key, "_eq"))
+    return found
+
+
 def parse_filter(args: MultiDict) -> dict[str, Any] | None:
     """``filter={"a":{"_eq":1}}`` or ``filter[a][_eq]=1`` (``_or``/``_and`` children as ``[0]``, ``[1]``)."""
     if "filter" in args:
         try:
             value = json.loads(args["filter"])
         except ValueError as exc:
-            raise QueryError(f'Invalid query. Invalid JSON for filter object: "{args["filter"]}"') from exc
+            raise QueryError("Invalid query. Invalid JSON for filter object.") from exc
         if not isinstance(value, dict):
             raise QueryError("Invalid query. Filter must be an object.")
         return value

@@ -37,14 +37,13 @@ def unique(prefix: str) -> str:
 @pytest.fixture()
 def world(monkeypatch) -> Iterator[SimpleNamespace]:
     """The three simulators, connectors to them behind `connector_for`, and F7's settings (off)."""
-    from simulators.directus import DEFAULT_COLLECTIONS, DirectusSimulator
+    from simulators.directus import DirectusSimulator
     from simulators.erpnext import ERPNextSimulator
     from simulators.revolut import RevolutSimulator
 
     revolut = RevolutSimulator(rate_limit_per_minute=None)
     erpnext = ERPNextSimulator(api_key=KEY, api_secret=SECRET, custom_fields={"Supplier": ["custom_iban"]})
-    collections = {**DEFAULT_COLLECTIONS, "transfers": DEFAULT_COLLECTIONS["payments"]}
-    directus = DirectusSimulator(token=DIRECTUS_TOKEN, collections=collections)
+    directus = DirectusSimulator(token=DIRECTUS_TOKEN)
     erpnext.seed({"Item": [{"item_code": "SKU1", "item_group": "Products", "stock_uom": "Nos"}]})
     with revolut.serve() as rv, erpnext.serve() as erp, directus.serve() as dx:
         account = next(a["id"] for a in revolut.db["accounts"].values() if a["currency"] == "EUR")
