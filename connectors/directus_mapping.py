@@ -3,8 +3,9 @@ ones, in the `contacts`, `products` and `invoices` collections (an invoice's `co
 its `lines` a JSON list).
 
 Items are looked up before they are created by email (contacts; the name when there is none), by SKU
-(products) and by number (invoices). Decimal fields come back from Directus as strings ("12.50"), so
-numbers are normalised on the way in like every other value.
+(products) and by number (invoices). Decimal fields come back from Directus as JSON numbers on SQLite and as
+strings ("12.50") elsewhere, so numbers are normalised on the way in like every other value. The collections
+and their fields are declared in syncengine.vendors.directus (`syncengine setup` creates them).
 F9: an item is archived by its boolean `archived` field (the collection must have one), never deleted, and
 an item archived by hand reports its record deleted; the flag cleared (by hand, or by `restore()`) is the
 item un-archived, which restores the record. F8: activities are items of `activities` by `ext_id`.
@@ -50,7 +51,7 @@ class ItemAdapter:
         return canonical(self.kind, self.fields, data)
 
     def to_change(self, obj: dict[str, Any]) -> Change:
-        fields = canonical(self.kind, self.fields, obj)
+        fields = self._read(obj)
         item_id = str(obj["id"])
         return Change(
             self.system, self.kind, item_id, fields, updated_at(obj), match_key=fields[self.key],
@@ -89,11 +90,31 @@ class ItemAdapter:
         """F9 reversed: the flag back, as the app's unarchive sets the archive field's unarchive value."""
         return connector.update_item(self.collection, external_id, {ARCHIVED: False})
 
+    def _read(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The item's canonical fields; a value that is none (a price "abc": SQLite keeps what it is given)
+        is a Permanent error naming the item and the field, for a person to correct in Directus."""
+        try:
+            return canonical(self.kind, self.fields, obj)
+        except (TypeError, ValueError) as exc:
+            bad = next(name for name in self.fields if not _valid(self.kind, name, obj.get(name)))
+            raise Permanent(
+                f"directus {self.collection} {obj.get('id')}: {bad} {str(obj.get(bad))[:60]!r} is not a "
+                f"valid {self.kind} {bad}: correct it in Directus"
+            ) from exc
+
     def _lookup(self, fields: dict[str, Any]) -> tuple[str, Any]:
         """The key field, or a contact's name when it has no email."""
         if fields.get(self.key) or self.kind != "contact":
             return self.key, fields.get(self.key)
         return "name", fields.get("name")
+
+
+def _valid(kind: str, name: str, value: Any) -> bool:
+    try:
+        canonical(kind, (name,), {name: value})
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 register(ItemAdapter("contact", "contacts", "email"))
@@ -109,7 +130,10 @@ class ActivityAdapter:
     fields = _all_fields("activity")
 
     def carried(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {name: data.get(name) for name in self.fields}
+        """`occurred_at` as Directus gives a timestamp back (UTC, milliseconds, `Z`), so what we send and
+        what the item holds compare equal whatever spelling the source used."""
+        fields = {name: data.get(name) for name in self.fields}
+        return fields | {"occurred_at": _instant(fields["occurred_at"])}
 
     def to_change(self, obj: dict[str, Any]) -> Change:
         fields = self.carried(obj) | {"ref": obj.get("ext_id")}
@@ -120,7 +144,8 @@ class ActivityAdapter:
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
         contact = refs.external_id(fields["contact_id"], "directus") if fields.get("contact_id") else None
         body = {name: fields.get(name) for name in self.fields if name != "ref"}
-        return {"ext_id": fields.get("ref"), "contact": contact, **body}
+        return {"ext_id": fields.get("ref"), "contact": int(contact) if contact else None, **body,
+                "occurred_at": _instant(fields.get("occurred_at"))}  # fmt: skip
 
     def marker(self, fields: dict[str, Any]) -> str:
         if not fields.get("ref"):
@@ -138,6 +163,14 @@ class ActivityAdapter:
 
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["id"])
+
+
+def _instant(value: Any) -> str | None:
+    """An ISO 8601 time (Mautic's "2024-05-01 10:00:00" reads as UTC) as Directus prints a timestamp."""
+    if value in (None, ""):
+        return None
+    at = from_iso(value).astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
 register(ActivityAdapter())

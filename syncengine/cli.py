@@ -172,15 +172,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Run sweeps here and now (the beat runs them on the sweeps queue); new events go to the broker."""
     from tasks.reconcile import kinds_for, sweep
 
+    from .errors import Permanent
+    from .redaction import redact
+
     targets = kinds_for(args.system, args.kind)
     if not targets:
         print(f"no sweep for {args.system or 'any system'} {args.kind or ''}".rstrip(), file=sys.stderr)
         return 1
     since = _aware(datetime.fromisoformat(args.since)) if args.since else None
+    failed = 0
     for system, kind in targets:
-        result = sweep(system, kind, since=since)
+        try:
+            result = sweep(system, kind, since=since)
+        except Permanent as exc:  # a permission or a setting: one line that says what to do, no traceback
+            print(f"{system} {kind}: {redact(str(exc))}", file=sys.stderr)
+            failed += 1
+            continue
         print(f"{system} {kind}: {result.listed} listed, {result.new} new, cursor {result.cursor}")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -25,8 +25,10 @@ from connectors.registry import connector_for
 from syncengine import inbox
 from syncengine.celery_app import app
 from syncengine.db import get_engine
+from syncengine.errors import Permanent
 from syncengine.models import SyncCursor, utcnow
 from syncengine.publish import TaskPublisher, publish_events
+from syncengine.redaction import redact
 from syncengine.settings import get_settings
 
 from .sweep_sources import SOURCES, Source
@@ -147,7 +149,11 @@ def sweep_task(system: str, kind: str) -> dict[str, Any]:
     """The beat's entry: one schedule per (system, kind); a system this deployment lacks is skipped."""
     if not _configured(system):
         return {"skipped": f"{system} is not configured"}
-    result = sweep(system, kind)
+    try:
+        result = sweep(system, kind)
+    except Permanent as exc:  # a permission or a setting: one line, and the other sweeps go on
+        log.error("sweep %s %s: %s", system, kind, exc)
+        return {"failed": redact(str(exc))}
     return {"listed": result.listed, "new": result.new, "pages": result.pages, "cursor": result.cursor}
 
 

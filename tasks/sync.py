@@ -10,6 +10,7 @@ from typing import Any
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
+from syncengine.errors import SyncError
 from syncengine.records import Change, Merged, merge, note_echo
 
 from .dispatch import Handler, HandlerContext
@@ -61,7 +62,10 @@ def _echo_as_sent(ctx: HandlerContext, adapter: Any, read: Read, prepare: Prepar
     """Our own write coming back, recognised from what the event carries, so it costs no read-back. Only
     an exact match with what we pushed counts; anything else is read back whole, as before."""
     objs = read.as_sent(ctx.event.payload) if isinstance(read, Reader) else []
-    changes = [adapter.to_change(prepare(ctx, obj) if prepare else obj) for obj in objs]
+    try:
+        changes = [adapter.to_change(prepare(ctx, obj) if prepare else obj) for obj in objs]
+    except (SyncError, TypeError, ValueError):
+        return False  # not what we wrote (a bad value, since corrected?): read the object as it is now
     return bool(changes) and all(note_echo(ctx.session, change) for change in changes)
 
 
@@ -101,7 +105,8 @@ def erpnext_document(doctype: str) -> Reader:
 
 
 def directus_items(collection: str) -> Reader:
-    """A Directus Flow sends the request input (changed fields only): read each item back."""
+    """A Directus Flow sends the request input (changed fields only): read each item back, so what is
+    merged is the item as it is now (a bad value corrected since the event is read corrected)."""
 
     def read(payload: dict[str, Any]) -> list[dict[str, Any]]:
         keys = payload.get("keys") or ([payload["key"]] if payload.get("key") is not None else [])
