@@ -27,6 +27,7 @@ from tests import peers
 ADMIN_TOKEN = "dx-target-admin-token-4d1e"  # the simulator's; the real one's comes from its harness
 LIMITED_TOKEN = "dx-target-limited-token-7c2a9f"
 LIMITED_EMAIL = "syncengine-least-privilege@example.com"
+POLICY = "syncengine least privilege"
 TARGETS = ["sim", pytest.param("real", marks=pytest.mark.peers("directus"))]
 
 
@@ -64,6 +65,18 @@ class DirectusTarget:
         assert answer.status_code == 200, answer.text
         return name
 
+    def grant_limited(self, collection: str) -> None:
+        """CRUD on `collection` for the limited token again (Directus drops a collection's permissions with
+        it, so a collection deleted and made again has none)."""
+        if self.sim is not None:
+            self.sim.grant(self.limited, collection, *ITEM_ACTIONS)
+            return
+        query = {"filter[name][_eq]": POLICY, "fields": "id"}
+        policy = self.call("GET", "/policies", params=query).json()["data"][0]["id"]
+        grants = [{"policy": policy, "collection": collection, "action": a, "fields": ["*"],
+                   "permissions": {}, "validation": {}} for a in ITEM_ACTIONS]  # fmt: skip
+        assert self.call("POST", "/permissions", json=grants).status_code == 200
+
     def connector(self, token: str | None = None, **kwargs: Any) -> Any:
         from connectors.directus import Directus
 
@@ -94,7 +107,7 @@ def _limited_user(target: DirectusTarget) -> None:
         return
     grants = [{"collection": c, "action": a, "fields": ["*"], "permissions": {}, "validation": {}}
               for c in COLLECTIONS for a in ITEM_ACTIONS]  # fmt: skip
-    body = {"name": "syncengine least privilege", "admin_access": False, "app_access": False,
+    body = {"name": POLICY, "admin_access": False, "app_access": False,
             "permissions": grants}  # fmt: skip
     policy = target.call("POST", "/policies", json=body)
     policies = [{"policy": policy.json()["data"]["id"]}]
