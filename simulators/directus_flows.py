@@ -18,8 +18,10 @@ from werkzeug.wrappers import Request, Response
 
 from simulators import directus_query as q
 from simulators.base import Abort, Simulator, route
+from simulators.directus_schema import required_error
 
 FLOWS, OPERATIONS = "directus_flows", "directus_operations"
+ADMIN_USER = "6f1c7e0a-2b4d-4e8a-9c1f-5d2e3a4b5c6d"  # the directus_users id behind the admin token
 TRIGGER_BODY = "{{$trigger}}"
 
 
@@ -61,10 +63,19 @@ class DirectusFlows(Simulator):
             raise Abort(self.error(403, "FORBIDDEN", "You don't have permission to access this."))
         return row
 
+    def _system_out(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
+        """A flow lists its operations' ids (the `operations` alias field), as Directus answers it."""
+        if table != FLOWS:
+            return row
+        return {
+            **row,
+            "operations": [k for k, op in self.db[OPERATIONS].items() if op.get("flow") == row["id"]],
+        }
+
     def _list_system(self, request: Request, table: str) -> Response:
         try:
             flt = q.parse_filter(request.args)
-            rows = [r for r in self.db[table].values() if q.matches(r, flt)]
+            rows = [self._system_out(table, r) for r in self.db[table].values() if q.matches(r, flt)]
         except q.QueryError as exc:
             return self.error(400, "INVALID_QUERY", str(exc))
         return self.json({"data": rows})
@@ -76,19 +87,20 @@ class DirectusFlows(Simulator):
         if not isinstance(body, dict):
             return self.error(400, "INVALID_PAYLOAD", 'Invalid payload. "data" must be an object.')
         missing = [f for f in required if body.get(f) in (None, "")]
-        if missing:
-            return self.error(400, "INVALID_PAYLOAD", f'Invalid payload. "{missing[0]}" is required.')
-        row = {**defaults, **body, "id": str(uuid.uuid4()), "date_created": self.iso_now()}
+        if missing:  # one FAILED_VALIDATION per missing field, as Directus validates a system item
+            return self.json({"errors": [required_error(f) for f in missing]}, status=400)
+        stamp = self.iso_now()[:19]  # SQLite: no zone, no milliseconds
+        row = {**defaults, **body, "id": str(uuid.uuid4()), "date_created": stamp, "user_created": ADMIN_USER}
         self.db[table][row["id"]] = row
-        return self.json({"data": row})
+        return self.json({"data": self._system_out(table, row)})
 
     def _update_system(self, request: Request, table: str, key: str) -> Response:
         row = self._system_item(table, key)
         body = self._payload(request)
         if not isinstance(body, dict):
             return self.error(400, "INVALID_PAYLOAD", 'Invalid payload. "data" must be an object.')
-        row.update({k: v for k, v in body.items() if k != "id"})
-        return self.json({"data": row})
+        row.update({k: v for k, v in body.items() if k not in ("id", "operations")})
+        return self.json({"data": self._system_out(table, row)})
 
     @route("GET", "/flows")
     def list_flows(self, request: Request) -> Response:
@@ -96,12 +108,12 @@ class DirectusFlows(Simulator):
 
     @route("GET", "/flows/{key}")
     def get_flow(self, request: Request, key: str) -> Response:
-        return self.json({"data": self._system_item(FLOWS, key)})
+        return self.json({"data": self._system_out(FLOWS, self._system_item(FLOWS, key))})
 
     @route("POST", "/flows")
     def create_flow(self, request: Request) -> Response:
-        defaults = {"status": "active", "trigger": None, "options": {}, "operation": None,
-                    "accountability": "all", "icon": "bolt", "color": None, "description": None}  # fmt: skip
+        defaults = {"icon": None, "color": None, "description": None, "status": "active", "trigger": None,
+                    "accountability": "all", "options": None, "operation": None}  # fmt: skip
         return self._create_system(request, FLOWS, ("name",), defaults)
 
     @route("PATCH", "/flows/{key}")
@@ -127,9 +139,10 @@ class DirectusFlows(Simulator):
     @route("POST", "/operations")
     def create_operation(self, request: Request) -> Response:
         body = self.body(request)
-        if isinstance(body, dict) and body.get("flow") not in self.db[FLOWS]:
-            return self.error(400, "INVALID_FOREIGN_KEY", f'Invalid foreign key "{body.get("flow")}".')
-        defaults = {"name": None, "options": {}, "resolve": None, "reject": None}
+        if isinstance(body, dict) and body.get("flow") and body["flow"] not in self.db[FLOWS]:
+            return self.error(400, "INVALID_FOREIGN_KEY", "Invalid foreign key.", collection=None, field=None,
+                              value=None)  # fmt: skip
+        defaults = {"name": None, "options": None, "resolve": None, "reject": None}
         return self._create_system(request, OPERATIONS, ("key", "type", "flow", "position_x", "position_y"),
                                    defaults)  # fmt: skip
 

@@ -59,7 +59,9 @@ class DirectusSchema(Simulator):
         fields = body.get("fields") or [DEFAULT_PK]
         if any(f.get("type") == "timestamp" and not isinstance(f.get("meta"), dict) for f in fields):
             # observed: a timestamp without `meta` among a new collection's fields is refused
-            raise Abort(self.json({"errors": [_failed("collection"), _failed("field")]}, status=400))
+            raise Abort(
+                self.json({"errors": [required_error("collection"), required_error("field")]}, status=400)
+            )
         rows = [self._field_row(name, f) for f in fields]
         pk = next((r for r in rows if r["schema"]["is_primary_key"]), None)
         if pk is None:
@@ -260,7 +262,7 @@ class DirectusSchema(Simulator):
         return row
 
 
-def _failed(field: str) -> dict[str, Any]:
+def required_error(field: str) -> dict[str, Any]:
     extensions = {"field": field, "path": [], "type": "required", "code": "FAILED_VALIDATION"}
     return {"message": f'Validation failed for field "{field}". Value is required.', "extensions": extensions}
 

@@ -290,6 +290,32 @@ def test_the_schema_endpoints(target):
     assert error(target.call("GET", f"/collections/{name}"))[:2] == (403, "FORBIDDEN")
 
 
+def test_the_flows_api(target):
+    """What `webhooks install` calls: a Flow, its request operation attached, listed by name; deleting the
+    Flow deletes its operations."""
+    name = target.unique("flow")
+    options = {"type": "action", "scope": ["items.create"], "collections": ["contacts"]}
+    flow = target.call("POST", "/flows", json={"name": name, "status": "active", "trigger": "event",
+                                               "options": options}).json()["data"]  # fmt: skip
+    assert (flow["operation"], flow["operations"], flow["icon"]) == (None, [], None)
+    assert len(flow["date_created"]) == len("2024-05-01T00:00:00")  # SQLite
+    request = {"url": "http://127.0.0.1:9/hook", "method": "POST", "body": "{{$trigger}}", "headers": []}
+    op = {"flow": flow["id"], "key": "send", "name": "Send", "type": "request", "position_x": 19,
+          "position_y": 1, "options": request}  # fmt: skip
+    operation = target.call("POST", "/operations", json=op).json()["data"]
+    patched = target.call("PATCH", f"/flows/{flow['id']}", json={"operation": operation["id"]}).json()["data"]
+    assert patched["operation"] == operation["id"] and patched["operations"] == [operation["id"]]
+    [listed] = target.call("GET", "/flows", params={"filter[name][_in]": name, "limit": -1}).json()["data"]
+    assert listed["options"] == options
+    assert target.call("GET", f"/operations/{operation['id']}").json()["data"]["options"] == request
+    r = target.call("POST", "/flows", json={})
+    assert error(r) == (400, "FAILED_VALIDATION", 'Validation failed for field "name". Value is required.')
+    r = target.call("POST", "/operations", json={**op, "flow": str(uuid.uuid4())})
+    assert error(r) == (400, "INVALID_FOREIGN_KEY", "Invalid foreign key.")
+    assert target.call("DELETE", f"/flows/{flow['id']}").status_code == 204
+    assert error(target.call("GET", f"/operations/{operation['id']}"))[:2] == (403, "FORBIDDEN")
+
+
 # --- the simulator alone: seeded stamps, webhook targets, faults --------------------------------------------
 
 
