@@ -1,0 +1,133 @@
+"""End to end with the real Directus 11.17 (the other vendors simulated), made ready by `syncengine setup`
+(its collections, and the Flows `webhooks install` makes, posting to the receiver): contacts travel both ways
+once, an archive and a hard delete in Directus archive the copies elsewhere, and `setup --check` tells a
+schema that is not there from one that is."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from syncengine.vendors.directus import COLLECTIONS
+from tests import directus_target as targets
+from tests.directus_target import DirectusTarget
+from tests.e2e_peers.conftest import PeerDeployment, launch
+from tests.flows.test_contacts import clients_with, customers_with
+from tests.flows.test_deletes import mautic_has
+from tests.flows.test_reconcile import create_contact
+from tests.support import wait_until
+
+pytestmark = pytest.mark.peers("directus")
+SIMULATED = ("invoiceninja", "erpnext", "mautic")
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[PeerDeployment]:
+    with launch("directus") as deployed:
+        yield deployed
+
+
+@pytest.fixture(scope="module")
+def directus(deployment: PeerDeployment) -> DirectusTarget:
+    """The real Directus as the deployment's engine sees it (its URL and token)."""
+    env = deployment.env
+    return DirectusTarget("real", env["DIRECTUS_URL"], env["DIRECTUS_TOKEN"], targets.LIMITED_TOKEN)
+
+
+def contacts_in_directus(directus: DirectusTarget, email: str) -> list[dict[str, Any]]:
+    query = {"filter[email][_eq]": email, "limit": 10}
+    return directus.call("GET", "/items/contacts", params=query).json()["data"]
+
+
+def in_every_simulator(deployment: PeerDeployment, email: str) -> dict[str, int]:
+    sims = deployment.sims
+    return {
+        "invoiceninja": len(clients_with(sims["invoiceninja"], email)),
+        "erpnext": len(customers_with(sims["erpnext"], email)),
+        "mautic": int(mautic_has(sims["mautic"], email)),
+    }
+
+
+def synced_from_directus(
+    deployment: PeerDeployment, directus: DirectusTarget, prefix: str
+) -> tuple[str, int]:
+    """A contact created in Directus, once everywhere: (its email, its item id)."""
+    email = f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
+    item = directus.create("contacts", {"email": email, "name": f"{prefix} Ltd", "first_name": "Dee"})
+    wait_until(lambda: all(in_every_simulator(deployment, email).values()), timeout=90)
+    deployment.settle()
+    return email, item["id"]
+
+
+def test_setup_made_directus_ready(deployment):
+    assert deployment.setup_output.returncode == 0
+    assert "directus      ok        permissions" in deployment.setup_output.stdout
+    assert "webhook Flow" in deployment.setup_output.stdout  # `setup` installed the Flows
+
+
+def test_a_contact_created_in_directus_arrives_once_everywhere(deployment, directus):
+    email, key = synced_from_directus(deployment, directus, "dx-new")
+    assert in_every_simulator(deployment, email) == {"invoiceninja": 1, "erpnext": 1, "mautic": 1}
+    assert [item["id"] for item in contacts_in_directus(directus, email)] == [key]  # no echo made a second
+
+
+@pytest.mark.parametrize("system", SIMULATED)
+def test_a_contact_created_elsewhere_arrives_once_in_directus(deployment, directus, system):
+    email = f"{system}-new-{uuid.uuid4().hex[:8]}@example.com"
+    servers = {name: SimpleNamespace(url=deployment.env[f"{name.upper()}_URL"]) for name in SIMULATED}
+    create_contact(SimpleNamespace(servers=servers), system, email)
+    wait_until(lambda: contacts_in_directus(directus, email), timeout=90)
+    deployment.settle()
+    [item] = contacts_in_directus(directus, email)
+    assert item["archived"] is False and item["date_created"]
+    assert all(count == 1 for count in in_every_simulator(deployment, email).values())
+
+
+def archived_elsewhere(deployment: PeerDeployment, email: str) -> bool:
+    sims = deployment.sims
+    client = clients_with(sims["invoiceninja"], email)[0]
+    customer = customers_with(sims["erpnext"], email)[0]
+    return bool(client.get("archived_at") and customer.get("disabled"))
+
+
+def test_a_contact_archived_in_directus_is_archived_elsewhere(deployment, directus):
+    email, key = synced_from_directus(deployment, directus, "dx-archive")
+    answer = directus.call("PATCH", f"/items/contacts/{key}", json={"archived": True})
+    assert answer.status_code == 200, answer.text
+    wait_until(lambda: archived_elsewhere(deployment, email), timeout=90)
+    deployment.settle()
+    assert mautic_has(deployment.sims["mautic"], email)  # Mautic keeps its contacts
+
+
+def test_a_contact_deleted_in_directus_is_archived_elsewhere(deployment, directus):
+    email, key = synced_from_directus(deployment, directus, "dx-delete")
+    assert directus.call("DELETE", f"/items/contacts/{key}").status_code == 204
+    wait_until(lambda: archived_elsewhere(deployment, email), timeout=90)
+    deployment.settle()
+    assert contacts_in_directus(directus, email) == []  # archived elsewhere, not created again here
+
+
+def test_setup_check_reports_a_missing_schema_and_is_clean_after_setup(deployment, directus):
+    """The server is shared by the session, so "fresh" is made here: a collection and a field removed."""
+    assert directus.call("DELETE", "/collections/transfers").status_code == 204
+    assert directus.call("DELETE", "/fields/reviews/extracted").status_code == 204
+    check = deployment.cli("setup", "--check", "--system", "directus")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert (
+        f"missing   collection transfers: missing ({len(COLLECTIONS['transfers'].fields)} fields"
+        in check.stdout
+    )
+    assert "missing   field reviews.extracted: missing (json, cast-json)" in check.stdout
+    assert "run `syncengine setup --system directus`" in check.stdout
+    made = deployment.cli("setup", "--system", "directus")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "created   collection transfers" in made.stdout
+    again = deployment.cli("setup", "--check", "--system", "directus")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "everything the engine needs is in place" in again.stdout
+    targets.real_directus()  # the session's least-privilege user exists: give it the new collection too
+    directus.grant_limited("transfers")
