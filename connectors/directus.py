@@ -142,10 +142,19 @@ class Directus(TokenConnector):
             self._readable("/files", "directus_files", FILES_WHY)
             raise Permanent(f"directus file {key} is gone", 404) from exc
 
-    def find_item(self, collection: str, field: str, value: Any) -> dict[str, Any] | None:
-        """The item whose (unique) `field` equals `value`."""
+    def find_item(
+        self, collection: str, field: str, value: Any, *, ignore_case: bool = False
+    ) -> dict[str, Any] | None:
+        """The item whose (unique) `field` equals `value`. `_eq` is case-sensitive on SQLite and Directus
+        has no `_ieq`, so `ignore_case` (emails) asks for starts-with and ends-with, both ignoring case,
+        and keeps the rows that are equal."""
         query = {f"filter[{field}][_eq]": value, "limit": 2}
+        if ignore_case:
+            query = {f"filter[{field}][_istarts_with]": value, f"filter[{field}][_iends_with]": value,
+                     "limit": 10}  # fmt: skip
         rows = self._list(f"/items/{collection}", collection, f"items are looked up by {field}", query)
+        if ignore_case:
+            rows = [row for row in rows if str(row.get(field) or "").casefold() == str(value).casefold()]
         if len(rows) > 1:
             log.warning("directus %s: %s is not unique on %s", collection, field, _ident(value))
         return rows[0] if rows else None

@@ -69,8 +69,11 @@ class ItemAdapter:
         return str(fields[self.key])
 
     def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """By the key field; an email whatever its case (one typed by hand in Directus keeps its capitals)."""
         field, value = self._lookup(fields)
-        return connector.find_item(self.collection, field, value) if value else None
+        if not value:
+            return None
+        return connector.find_item(self.collection, field, value, ignore_case=field == "email")
 
     def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         field, _ = self._lookup(body)

@@ -120,6 +120,11 @@ def test_an_item_that_is_not_there_is_none_and_a_refused_read_is_a_permission(ta
     assert limited.get_item("contacts", 987654321) is None
     assert conn.find_item("contacts", "email", f"{tag}@x.io")["id"] == key
     assert conn.find_item("contacts", "email", f"{tag}-no@x.io") is None
+    target.create("contacts", {"email": f"Ann.{tag}@X.io"})  # typed by hand, capitals and all
+    assert conn.find_item("contacts", "email", f"ann.{tag}@x.io") is None  # `_eq` minds the case
+    assert (
+        conn.find_item("contacts", "email", f"ann.{tag}@x.io", ignore_case=True)["email"] == f"Ann.{tag}@X.io"
+    )
     with pytest.raises(
         Refused, match=r"refused read on directus_files \(uploads are read for OCR\): grant read"
     ):
