@@ -41,7 +41,7 @@ def refused(action: str, collection: str, why: str, said: str = "") -> Refused:
     grant = f"grant {action} on {collection} to the policy of DIRECTUS_TOKEN's user"
     if not collection.startswith("directus_"):
         grant = f"{SETUP} if it is missing, else {grant}"
-    detail = f" [Directus: {said}]" if said else ""
+    detail = f" [Directus: {said}]" if "field" in said else ""  # which field, when Directus names one
     return Refused(f"directus refused {action} on {collection} ({why}): {grant}{detail}", 403)
 
 
@@ -192,7 +192,7 @@ class Directus(TokenConnector):
                 raise
             if self.get_item(collection, key) is None:
                 raise _gone(collection, key) from exc
-            raise refused("update", collection, "the engine updates items", _message(exc)) from exc
+            raise refused("update", collection, "the engine updates items", error_message(exc)) from exc
         if response.status_code == 204 or not response.content:
             raise _gone(collection, key)
         return held(collection, changes, response.json()["data"])
@@ -206,7 +206,7 @@ class Directus(TokenConnector):
             self.request("DELETE", f"/items/{collection}/{key}")
         except Permanent as exc:
             if exc.status == 403:
-                raise refused("delete", collection, "items are deleted", _message(exc)) from exc
+                raise refused("delete", collection, "items are deleted", error_message(exc)) from exc
             raise
         return True
 
@@ -220,7 +220,7 @@ class Directus(TokenConnector):
         except Permanent as exc:
             if exc.status == 403:
                 self._readable(f"/items/{collection}", collection, "the engine creates items")
-                raise refused("create", collection, "the engine creates items", _message(exc)) from exc
+                raise refused("create", collection, "the engine creates items", error_message(exc)) from exc
             if _conflict_field(exc) != unique_field:
                 raise
         else:
@@ -238,7 +238,7 @@ class Directus(TokenConnector):
             return self.get_json(path, params=params)["data"]
         except Permanent as exc:
             if exc.status == 403:
-                raise refused("read", collection, why, _message(exc)) from exc
+                raise refused("read", collection, why, error_message(exc)) from exc
             raise
 
     def _one(self, path: str, listing: str, collection: str, why: str) -> dict[str, Any] | None:
@@ -282,7 +282,7 @@ def _body(response: requests.Response) -> Any:
         return None
 
 
-def _message(exc: Permanent) -> str:
+def error_message(exc: Permanent) -> str:
     errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return str(errors[0].get("message") or "")[:200]

@@ -147,7 +147,7 @@ class ActivityAdapter:
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
         contact = refs.external_id(fields["contact_id"], "directus") if fields.get("contact_id") else None
         body = {name: fields.get(name) for name in self.fields if name != "ref"}
-        return {"ext_id": fields.get("ref"), "contact": int(contact) if contact else None, **body,
+        return {"ext_id": fields.get("ref"), "contact": contact, **body,
                 "occurred_at": _instant(fields.get("occurred_at"))}  # fmt: skip
 
     def marker(self, fields: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from syncengine.errors import Permanent
 from syncengine.vendors.directus import COLLECTIONS, ITEM_ACTIONS, SYSTEM_GRANTS, Collection, Field
 
-from .directus import SETUP, _message
+from .directus import SETUP, error_message
 from .setup import FORBIDDEN, OK, UPDATED, WRONG, Finding, VendorSetup
 
 ADMIN_FIX = f"{SETUP} once with an admin token as DIRECTUS_TOKEN, then go back to the engine's own token"
@@ -131,7 +131,7 @@ class DirectusSetup(VendorSetup):
             if exc.status != 400:
                 raise
             fix = f"merge or clear the duplicate values of {field.name} in Directus, then {SETUP}"
-            return self.finding(subject, WRONG, f"{detail}; Directus refused: {_message(exc)}", fix)
+            return self.finding(subject, WRONG, f"{detail}; Directus refused: {error_message(exc)}", fix)
         return self.finding(subject, UPDATED, detail)
 
     def _holds_values(self, collection: str, field: str) -> bool:
@@ -150,7 +150,7 @@ class DirectusSetup(VendorSetup):
             except Permanent as exc:
                 if exc.status != 403:
                     raise
-                detail = f"missing, or a field of it, or not readable: {_message(exc)}"
+                detail = f"missing, or a field of it, or not readable: {error_message(exc)}"
                 findings.append(self.finding(f"collection {declared.name}", WRONG, detail, ADMIN_FIX))
             else:
                 findings.append(self.finding(f"collection {declared.name}", OK, "every field is there"))
