@@ -4,7 +4,9 @@ The Directus Flow sends `files.upload` (`{event, payload, key, collection: "dire
 is the file row without its id). The file is read back by its key, size-checked before downloading,
 sniffed from its bytes, and stored by sha256 in the same transaction as the inbox event, so the same
 receipt uploaded here and through `POST /documents` is read once. Files of other types (logos, CSVs) and,
-when DIRECTUS_DOCUMENTS_FOLDER is set, files in other folders are left alone.
+when DIRECTUS_DOCUMENTS_FOLDER is set, files in other folders are left alone. Directus answers a file that
+is gone and one the token may not read alike (403); the connector tells them apart, so a file we may not
+read fails the event with the permission to grant (read on `directus_files`) instead of being skipped.
 """
 
 from __future__ import annotations

@@ -219,6 +219,8 @@ def directus(kind: str, collection: str) -> Source:
 
 
 # Deletes: the items API forgets a deleted item, the activity log does not (one `delete` row per item).
+# Directus logs (and fires the Flow for) a DELETE of an item already gone too: keyed by the item alone, the
+# repeat is the same event and is stored once. Reading the log needs read on `directus_activity`.
 DELETE_HANDLED = ("contacts", "products")  # collections with a delete handler (tasks.deletes)
 
 
