@@ -4,8 +4,8 @@ and delete on the engine's collections and nothing else.
 
 `serve` makes either, for a fixture parametrized over TARGETS (the real one marked `peers("directus")`), so
 one test body proves the simulator answers as the vendor does. The real server is shared by the whole
-session: it gets the declared collections once, and tests name what they make uniquely
-(`target.unique()`) and look only at their own items.
+session: it gets the declared collections once (by `syncengine setup`'s own code), and tests name what
+they make uniquely (`target.unique()`) and look only at their own items.
 """
 
 from __future__ import annotations
@@ -91,11 +91,11 @@ def real_directus() -> tuple[str, str]:
     env = peers.directus()
     url, token = env["DIRECTUS_URL"], env["DIRECTUS_TOKEN"]
     target = DirectusTarget("real", url, token, LIMITED_TOKEN)
-    have = {c["collection"] for c in target.call("GET", "/collections").json()["data"]}
-    for collection in COLLECTIONS.values():
-        if collection.name not in have:
-            answer = target.call("POST", "/collections", json=collection.body())
-            assert answer.status_code == 200, answer.text
+    from connectors.directus_setup import DirectusSetup
+    from syncengine.settings import Settings
+
+    made = DirectusSetup(target.connector(), Settings.from_env({})).schema(apply=True)  # setup's own code
+    assert not [f for f in made if f.problem], "\n".join(map(str, made))
     _limited_user(target)
     return url, token
 
