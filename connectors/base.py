@@ -5,9 +5,11 @@ CircuitOpen)."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Self
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from sqlalchemy.orm import Session
@@ -114,6 +116,29 @@ class Connector:
     def get_json(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs).json()
 
+    def download(self, path: str, *, limit: int, what: str = "file") -> bytes:
+        """A file's bytes, streamed and refused past `limit` bytes (a record saying 10 bytes may serve
+        200 MiB). A redirect is followed only within this service's own origin: the credentials we send
+        must never reach another host, and a file record may point anywhere."""
+        url = self.url(path)
+        for _hop in range(MAX_REDIRECTS + 1):
+            self.breaker.before_call()
+            headers = {"Accept": "*/*"}
+            self.authenticate(headers)
+            with self.session.get(url, headers=headers, stream=True, allow_redirects=False,
+                                  timeout=self.timeout) as response:  # fmt: skip
+                if response.is_redirect:
+                    url = urljoin(url, response.headers.get("Location", ""))
+                    if _origin(url) != _origin(self.base_url):
+                        raise Permanent(f"{self.service} {what} redirects to another host; not followed", 502)
+                    continue
+                error = self.classify(response)
+                self._update_breaker(error)
+                if error is not None:
+                    raise error
+                return _read_capped(response, limit, f"{self.service} {what}")
+        raise Permanent(f"{self.service} {what}: more than {MAX_REDIRECTS} redirects", 502)
+
     def delete_if_present(self, path: str) -> bool:
         """True if we deleted it, False if it was already gone (a repeat after a lost answer)."""
         try:
@@ -198,6 +223,50 @@ def pages_by_id(fetch: Callable[[int], list[dict[str, Any]]], page_size: int) ->
         if len(rows) < page_size:
             return
         last = int(rows[-1]["id"])
+
+
+# The shapes vendors give their ids. An id from outside (a webhook, an answer) must have its vendor's shape
+# before it goes into a URL: `../users/me` or `1?fields=*` would otherwise reach another path, or add a query,
+# with our credentials.
+ID_SHAPES = {
+    "integer": re.compile(r"[0-9]{1,19}"),  # Mautic, Directus collections with integer keys
+    "uuid": re.compile(
+        r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    ),  # Revolut
+    "hashid": re.compile(r"[A-Za-z0-9]{1,64}"),  # Invoice Ninja's hashed ids
+    # A Frappe document name: free text (a customer's name), but one line, not a dot segment, bounded.
+    "name": re.compile(r"(?!\.{1,2}\Z)[^\x00-\x1f\x7f]{1,140}"),
+}
+
+
+def segment(value: Any, *shapes: str, what: str = "id") -> str:
+    """`value` as one URL path segment, once it has one of its vendor's `shapes`; quoted, so even a name
+    holding `/` or `?` stays inside its segment. Anything else is refused before any request is made."""
+    text = str(value)
+    if not any(ID_SHAPES[shape].fullmatch(text) for shape in shapes):
+        raise Permanent(f"refused {what} {text[:40]!r}: not a {' or '.join(shapes)} id", 400)
+    return quote(text, safe="")
+
+
+MAX_REDIRECTS = 3
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _read_capped(response: requests.Response, limit: int, what: str) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Permanent(f"{what} is {int(declared)} bytes, over the {limit}-byte limit", 413)
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise Permanent(f"{what} is over the {limit}-byte limit", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _path(url: str) -> str:

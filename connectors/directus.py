@@ -21,8 +21,9 @@ import requests
 
 from syncengine.errors import Permanent, SyncError
 from syncengine.idempotency import Effect
+from syncengine.settings import get_settings
 
-from .base import TokenConnector, pages_by_id
+from .base import TokenConnector, pages_by_id, segment
 
 log = logging.getLogger(__name__)
 
@@ -126,16 +127,19 @@ class Directus(TokenConnector):
 
     def get_item(self, collection: str, key: Any) -> dict[str, Any] | None:
         """One item, or None when it is not there."""
-        return self._one(f"/items/{collection}/{key}", f"/items/{collection}", collection, "items are read")
+        path = f"/items/{collection}/{item_key(key)}"
+        return self._one(path, f"/items/{collection}", collection, "items are read")
 
     def file(self, key: str) -> dict[str, Any] | None:
         """A `directus_files` row (type, filesize, filename_download, folder …), or None when it is gone."""
-        return self._one(f"/files/{key}", "/files", "directus_files", FILES_WHY)
+        return self._one(f"/files/{file_key(key)}", "/files", "directus_files", FILES_WHY)
 
-    def download_asset(self, key: str) -> bytes:
-        """The file's original bytes: `/assets/{id}` with no transformation parameters."""
+    def download_asset(self, key: str, limit: int | None = None) -> bytes:
+        """The file's original bytes: `/assets/{id}` with no transformation parameters, streamed and cut off
+        at `limit` (the document limit by default)."""
+        limit = limit if limit is not None else get_settings().max_document_bytes
         try:
-            return self.request("GET", f"/assets/{key}", headers={"Accept": "*/*"}).content
+            return self.download(f"/assets/{file_key(key)}", limit=limit, what=f"file {key}")
         except Permanent as exc:
             if exc.status != 403:
                 raise
@@ -184,7 +188,7 @@ class Directus(TokenConnector):
         """PATCH the given fields and answer the item as Directus now holds it. Setting fields to values
         is repeatable, so a lost answer is retried. Directus answers a missing item with 204 and no body
         (the admin) or 403 (a least-privilege token): that is an error here, never an update."""
-        path = f"/items/{collection}/{key}"
+        path = f"/items/{collection}/{item_key(key)}"
         try:
             response = self.request("PATCH", path, json=dict(changes), idempotent=True)
         except Permanent as exc:
@@ -203,7 +207,7 @@ class Directus(TokenConnector):
         if self.get_item(collection, key) is None:
             return False
         try:
-            self.request("DELETE", f"/items/{collection}/{key}")
+            self.request("DELETE", f"/items/{collection}/{item_key(key)}")
         except Permanent as exc:
             if exc.status == 403:
                 raise refused("delete", collection, "items are deleted", error_message(exc)) from exc
@@ -301,3 +305,13 @@ def _conflict_field(exc: Permanent) -> str | None:
 def _ident(value: Any) -> str:
     """A marker in a log line, shortened (markers are ids, but keep lines bounded)."""
     return str(value)[:64]
+
+
+def item_key(key: Any) -> str:
+    """An item's primary key from a Flow or an answer: our collections have integer keys (uuid allowed)."""
+    return segment(key, "integer", "uuid", what="directus item key")
+
+
+def file_key(key: Any) -> str:
+    """A `directus_files` id is a uuid."""
+    return segment(key, "uuid", what="directus file id")

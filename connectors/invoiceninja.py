@@ -20,7 +20,7 @@ import requests
 from syncengine.errors import Permanent, Retryable, SyncError
 from syncengine.idempotency import Attempt, Effect, once
 
-from .base import TokenConnector
+from .base import TokenConnector, segment
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class InvoiceNinja(TokenConnector):
         """One entity, or None when Invoice Ninja does not know the id (404)."""
         params = {"include": include} if include else None
         try:
-            return self._data(self.request("GET", f"{API}/{kind}/{entity_id}", params=params))
+            return self._data(self.request("GET", f"{API}/{kind}/{entity_key(entity_id)}", params=params))
         except Permanent as exc:
             if exc.status == 404:
                 return None
@@ -132,7 +132,7 @@ class InvoiceNinja(TokenConnector):
     ) -> dict[str, Any]:  # fmt: skip
         """PUT the fields given (Invoice Ninja keeps the others); repeating it is harmless unless a query
         flag triggers an effect (`send_email`)."""
-        path = f"{API}/{kind}/{entity_id}"
+        path = f"{API}/{kind}/{entity_key(entity_id)}"
         return self._data(self.request("PUT", path, json=dict(changes), params=params, idempotent=idempotent))
 
     def bulk(self, kind: str, action: str, ids: list[str]) -> list[dict[str, Any]]:
@@ -352,3 +352,8 @@ def _idempotency_key_taken(exc: Permanent) -> bool:
     """422 with an `idempotency_key` validation error ("has already been taken")."""
     errors = exc.body.get("errors") if exc.status == 422 and isinstance(exc.body, dict) else None
     return isinstance(errors, dict) and "idempotency_key" in errors
+
+
+def entity_key(entity_id: Any) -> str:
+    """Invoice Ninja's ids are hashids (letters and digits)."""
+    return segment(entity_id, "hashid", what="invoice ninja id")

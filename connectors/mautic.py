@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from connectors.base import Connector, pages_by_id
+from connectors.base import Connector, pages_by_id, segment
 from syncengine.errors import Ambiguous, AuthExpired, Permanent, Retryable, SyncError
 from syncengine.idempotency import Attempt, Effect, once
 from syncengine.locks import lock
@@ -298,7 +298,7 @@ class MauticConnector(Connector):
     # --- contacts ----------------------------------------------------------------------------------
 
     def get_contact(self, contact_id: int) -> Contact:
-        return self.get_json(f"/api/contacts/{contact_id}")["contact"]
+        return self.get_json(f"/api/contacts/{_id(contact_id)}")["contact"]
 
     def find_contact(self, email: str) -> Contact | None:
         """The oldest contact with this email (compared exactly, case-insensitively), or None."""
@@ -323,12 +323,12 @@ class MauticConnector(Connector):
 
     def update_contact(self, contact_id: int, fields: Mapping[str, Any]) -> Contact:
         """PATCH: only the given fields change (404 if the contact is gone); a repeat is harmless."""
-        path = f"/api/contacts/{contact_id}/edit"
+        path = f"/api/contacts/{_id(contact_id)}/edit"
         return self.request("PATCH", path, json=dict(fields), idempotent=True).json()["contact"]
 
     def delete_contact(self, contact_id: int) -> bool:
         """True if we deleted it, False if it was already gone (a repeat after a lost answer)."""
-        return self.delete_if_present(f"/api/contacts/{contact_id}/delete")
+        return self.delete_if_present(f"/api/contacts/{_id(contact_id)}/delete")
 
     # --- segments and companies --------------------------------------------------------------------
 
@@ -348,10 +348,14 @@ class MauticConnector(Connector):
 
     def add_to_segment(self, segment_id: int, contact_id: int) -> None:
         """Membership is a set: adding twice is harmless, so the call is retried like a read."""
-        self.request("POST", f"/api/segments/{segment_id}/contact/{contact_id}/add", idempotent=True)
+        self.request(
+            "POST", f"/api/segments/{_id(segment_id)}/contact/{_id(contact_id)}/add", idempotent=True
+        )
 
     def remove_from_segment(self, segment_id: int, contact_id: int) -> None:
-        self.request("POST", f"/api/segments/{segment_id}/contact/{contact_id}/remove", idempotent=True)
+        self.request(
+            "POST", f"/api/segments/{_id(segment_id)}/contact/{_id(contact_id)}/remove", idempotent=True
+        )
 
     def iter_companies(self, *, page_size: int = DEFAULT_PAGE) -> Iterator[dict[str, Any]]:
         return self.iter_entities("companies", page_size=page_size)
@@ -362,11 +366,13 @@ class MauticConnector(Connector):
         return response.json()["company"]
 
     def update_company(self, company_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
-        path = f"/api/companies/{company_id}/edit"
+        path = f"/api/companies/{_id(company_id)}/edit"
         return self.request("PATCH", path, json=dict(fields), idempotent=True).json()["company"]
 
     def add_company_contact(self, company_id: int, contact_id: int) -> None:
-        self.request("POST", f"/api/companies/{company_id}/contact/{contact_id}/add", idempotent=True)
+        self.request(
+            "POST", f"/api/companies/{_id(company_id)}/contact/{_id(contact_id)}/add", idempotent=True
+        )
 
     # --- transactional email -----------------------------------------------------------------------
 
@@ -390,7 +396,7 @@ class MauticConnector(Connector):
         if attempt.recovering and attempt.recovery_point == SENDING:
             raise self._maybe_sent(attempt, email_id, contact_id, "an earlier try stopped during the call")
         attempt.checkpoint(SENDING)
-        path = f"/api/emails/{email_id}/contact/{contact_id}/send"
+        path = f"/api/emails/{_id(email_id)}/contact/{_id(contact_id)}/send"
         try:
             response = self.request("POST", path, json=body)
         except Ambiguous as exc:
@@ -439,11 +445,11 @@ class MauticConnector(Connector):
             body: dict[str, Any] = {"triggers": list(triggers), "isPublished": True}
             if secret:
                 body["secret"] = secret
-            path = f"/api/hooks/{existing['id']}/edit"
+            path = f"/api/hooks/{_id(existing['id'])}/edit"
             return self.request("PATCH", path, json=body, idempotent=True).json()["hook"]
 
     def delete_hook(self, hook_id: int) -> bool:
-        return self.delete_if_present(f"/api/hooks/{hook_id}/delete")
+        return self.delete_if_present(f"/api/hooks/{_id(hook_id)}/delete")
 
 
 def _secret(value: str | Secret | None) -> Secret | None:
@@ -455,3 +461,8 @@ def _secret(value: str | Secret | None) -> Secret | None:
 def _field(contact: Contact, alias: str) -> Any:
     fields = contact.get("fields") or {}
     return (fields.get("all") or {}).get(alias)
+
+
+def _id(value: Any) -> str:
+    """Mautic's ids are integers."""
+    return segment(value, "integer", what="mautic id")

@@ -31,7 +31,7 @@ from syncengine.idempotency import Attempt, Effect, once
 from syncengine.settings import get_settings
 from syncengine.shared_state import get_redis
 
-from .base import Connector
+from .base import Connector, segment
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class RevolutConnector(Connector):
         yield from self._pages("/transactions", _compact(params), "to", _iso(until), "count", page_size)
 
     def transaction(self, tx_id: str) -> dict[str, Any]:
-        return self.get_json(f"/transaction/{tx_id}")
+        return self.get_json(f"/transaction/{segment(tx_id, 'uuid', what='revolut transaction id')}")
 
     def find_by_request_id(self, request_id: str, since: datetime | None = None) -> dict[str, Any] | None:
         """The transaction we created with this request_id, if any (Revolut allows a ≤ 14-day window)."""
@@ -250,7 +250,9 @@ class RevolutConnector(Connector):
         )
 
     def counterparty(self, counterparty_id: str) -> dict[str, Any]:
-        return self.get_json(f"/counterparty/{counterparty_id}")
+        return self.get_json(
+            f"/counterparty/{segment(counterparty_id, 'uuid', what='revolut counterparty id')}"
+        )
 
     def _pages(
         self, path: str, params: dict[str, Any], cursor: str, bound: str | None, size_name: str, size: int

@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import signing_secrets
 from .errors import AuthExpired, SyncError
 from .redaction import redact
 from .settings import Settings, get_settings
+from .tokens import TokenError
 
 INVOICENINJA_EVENTS = (
     "create_client", "update_client", "delete_client", "archive_client", "restore_client",
@@ -169,6 +171,10 @@ class Vendor:
 
     def remove(self, held: Held) -> None:
         raise NotImplementedError
+
+    def kept(self, held: Held, apply: bool) -> Change | None:
+        """Anything else to check of a subscription we keep (Revolut: its signing secret is stored)."""
+        return None
 
 
 class InvoiceNinjaHooks(Vendor):
@@ -382,11 +388,33 @@ class RevolutHooks(Vendor):
 
     def create(self, want: Want) -> str:
         hook = self.api.request("POST", "/webhooks", json=want.body).json()
-        secret = hook.get("signing_secret", "")
-        if secret and secret == self.secret:
+        return self._keep_secret(hook.get("signing_secret") or "")
+
+    def kept(self, held: Held, apply: bool) -> Change | None:
+        """Revolut makes each webhook's signing secret and serves it with the webhook: it is stored, never
+        shown. A secret that is neither stored nor configured means the receiver refuses its webhooks."""
+        from connectors.base import segment
+
+        hook = self.api.get_json(f"/webhooks/{segment(held.vendor_id, 'uuid', what='webhook id')}")
+        secret = hook.get("signing_secret") or ""
+        known = {s.reveal() for s in signing_secrets.stored("revolut", fresh=True)} | {self.secret}
+        if not secret or secret in known:
+            return None
+        label = _label("signing secret", held.url)
+        if not apply:
+            return Change("revolut", label, "missing", "not stored: the receiver would refuse its webhooks",
+                          "run `syncengine webhooks install --system revolut`")  # fmt: skip
+        return Change("revolut", label, "updated", self._keep_secret(secret))
+
+    def _keep_secret(self, secret: str) -> str:
+        """Store the signing secret encrypted (never print it): the receiver verifies with it."""
+        if not secret or secret == self.secret:
             return ""
-        # Shown once, to the operator's terminal (never logged): the receiver needs it to verify.
-        return f"set REVOLUT_WEBHOOK_SECRET to its signing secret {secret}"
+        try:
+            signing_secrets.save("revolut", secret)
+        except TokenError as exc:
+            return f"its signing secret could not be stored ({exc}); then run `webhooks install` again"
+        return "its signing secret is stored encrypted; the receiver verifies with it"
 
     def update(self, held: Held, want: Want, fields: list[str]) -> None:
         self.api.request("PATCH", f"/webhooks/{held.vendor_id}", json=want.body, idempotent=True)
@@ -471,6 +499,8 @@ def _reconcile_one(vendor: Vendor, apply: bool) -> list[Change]:
             continue
         kept.add(keep.vendor_id)
         out.append(_correct(vendor, keep, want, apply))
+        if (more := vendor.kept(keep, apply)) is not None:
+            out.append(more)
     wanted_at = {(w.key, w.url) for w in wanted}
     for extra in (h for h in held if h.vendor_id not in kept):
         kind = "duplicate" if (extra.key, extra.url) in wanted_at else "stale"

@@ -251,6 +251,11 @@ def _fernet(settings: Settings) -> Fernet:
     return fernet_for(_secret_key(settings))
 
 
+def store_cipher(settings: Settings) -> Fernet:
+    """How the store encrypts what it keeps at rest (tokens, signing secrets); NotConfigured without a key."""
+    return _fernet(settings)
+
+
 @dataclass(frozen=True)
 class StoredToken:
     access_token: str

@@ -15,6 +15,7 @@ import logging
 
 from connectors.registry import connector_for
 from syncengine.document_store import store
+from syncengine.errors import Permanent
 from syncengine.ocr_prepare import accepted, sniff
 from syncengine.settings import get_settings
 
@@ -44,7 +45,13 @@ def file_uploaded(ctx: HandlerContext) -> None:
     if int(meta.get("filesize") or 0) > limit:
         log.warning("directus file %s is over %s bytes: not read", key, limit)
         return
-    data = directus.download_asset(key)
+    try:
+        data = directus.download_asset(key, limit)
+    except Permanent as exc:
+        if exc.status != 413:
+            raise
+        log.warning("directus file %s is larger than its record said, over %s bytes: not read", key, limit)
+        return
     content_type = sniff(data)
     if len(data) > limit or not accepted(content_type):
         log.info("directus file %s (%s, %s bytes) is not a document we read", key, content_type, len(data))

@@ -70,9 +70,10 @@ def test_install_twice_creates_each_subscription_once_and_check_reports_missing(
     first = webhooks("install", env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert first.stdout.count("created") == sum(EXPECTED.values())
-    # Revolut chose the signing secret: install shows it once, for REVOLUT_WEBHOOK_SECRET.
+    # Revolut chose the signing secret: install stores it encrypted and never prints it.
     revolut_hook = next(iter(sims["revolut"].db["webhooks"].values()))
-    assert f"REVOLUT_WEBHOOK_SECRET to its signing secret {revolut_hook['secret']}" in first.stdout
+    assert revolut_hook["secret"] not in first.stdout + first.stderr
+    assert "signing secret is stored encrypted" in first.stdout
     assert ours_at(sims, env["SYNCENGINE_PUBLIC_URL"]) == EXPECTED
     assert len(sims["directus"].db["directus_operations"]) == len(DIRECTUS_FLOWS)
 
@@ -227,6 +228,28 @@ def test_installed_directus_flow_and_invoiceninja_subscription_deliver_to_the_re
     sims, env = vendors
     assert webhooks("install", env).returncode == 0
     _delivers(sims, env)
+
+
+def test_revolut_signing_secret_is_stored_not_shown_and_verifies_its_deliveries(vendors):
+    # given: a receiver that knows no Revolut secret of its own making (REVOLUT_WEBHOOK_SECRET is ours)
+    sims, env = vendors
+    from syncengine import signing_secrets
+
+    # when
+    first = webhooks("install", env, "--system", "revolut")
+    hook = next(iter(sims["revolut"].db["webhooks"].values()))
+    tx = sims["revolut"].receive_payment(12.5, reference="stored-secret", payer="Someone")
+
+    # then: the secret never reached the screen, it is stored, and Revolut's delivery signed with it is taken
+    assert first.returncode == 0 and hook["secret"] not in first.stdout + first.stderr
+    assert [s.reveal() for s in signing_secrets.stored("revolut", fresh=True)] == [hook["secret"]]
+    assert tx and wait_until(lambda: [e["status"] for e in sims["revolut"].webhook_log]) == [202]
+    # and: check finds nothing to do; a secret rotated at Revolut is seen, then stored by install
+    assert webhooks("check", env, "--system", "revolut").returncode == 0
+    hook["secret"] = "wsk_rotated_" + uuid.uuid4().hex
+    assert "signing secret" in webhooks("check", env, "--system", "revolut").stdout
+    assert "stored encrypted" in webhooks("install", env, "--system", "revolut").stdout
+    assert [s.reveal() for s in signing_secrets.stored("revolut", fresh=True)] == [hook["secret"]]
 
 
 def test_credentials_that_may_not_manage_webhooks_are_one_line_with_the_fix(vendors):
