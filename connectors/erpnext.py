@@ -8,18 +8,26 @@ ERPNext has no idempotency keys, so every create that must happen once goes thro
 marker (Customer: a custom field with our record id, or the customer name; Item: ``item_code``; Sales
 Invoice: a custom field, or a tag in ``remarks``, with our invoice number; Payment Entry: ``reference_no`` =
 the Revolut transaction id) and insert only when it is absent. A create whose answer was lost is found by that
-look-up on the next try. A ``DuplicateEntryError`` (409) on insert also means "it exists": we read it back.
+look-up on the next try. A ``DuplicateEntryError`` (409) or ``UniqueValidationError`` (417, a unique custom
+field such as our marker) on insert also means "it exists": we read it back.
+
+Times: Frappe stamps (``creation``, ``modified``) are naive, in the site's time zone. The connector reads that
+zone from the site (``frappe.client.get_time_zone``, cached per process) and ``aware()`` turns a stamp into
+an aware UTC instant; nothing naive leaves this module's callers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
@@ -28,18 +36,23 @@ from syncengine.errors import Ambiguous, Permanent, Retryable, SyncError
 from syncengine.idempotency import Attempt, Effect
 from syncengine.redaction import redact, register_secrets
 from syncengine.settings import Secret, get_settings
+from syncengine.vendors.erpnext import MARKER_FIELD, PAYMENT_ENTRY_METHOD, TIME_ZONE_METHOD
 
 log = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
 Filters = list[list[Any]]
-PAYMENT_ENTRY_METHOD = "erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry"
-MARKER_FIELD = "custom_syncengine_id"  # a Data field, unique, added to Customer and Sales Invoice on the site
 REMARKS = "remarks"  # invoice marker as a "[syncengine:<number>]" tag in the remarks, for sites without it
 DEFAULT_PAGE = 100
-# Keys that Frappe sets itself; sending them back would name the new document or confuse the insert.
-_SERVER_KEYS = frozenset({"name", "owner", "creation", "modified", "modified_by", "parent", "idx"})
+# Keys that Frappe sets itself; sending them back would confuse the insert. A top-level `name` is kept when
+# set: some doctypes are named by the caller (a Webhook without one is 417 "Please set the document name").
+_SERVER_KEYS = frozenset({"owner", "creation", "modified", "modified_by", "parent", "idx"})
 _TAGS = re.compile(r"<[^>]+>")
+# A create refused because the document exists: a duplicate name (409), or a value of a unique field (417).
+CONTACT_FIELDS = ("email_id", "mobile_no")  # a Customer's copies of its primary Contact's
+EXISTS = frozenset({"DuplicateEntryError", "UniqueValidationError"})
+SITE_ZONE_TTL = 3600.0  # the site's time zone is read again after an hour (a site's zone rarely changes)
+_site_zones: dict[str, tuple[float, tzinfo]] = {}  # base URL -> (monotonic time read, zone)
 
 
 class FrappeError(Permanent):
@@ -60,13 +73,23 @@ class StaleDocument(Retryable):
 
 
 def frappe_error(body: Any) -> tuple[str | None, str]:
-    """``(exc_type, message)`` from v2's ``errors`` list or v1's ``exc_type`` + ``_server_messages``."""
+    """``(exc_type, message)`` from v2's ``errors`` + ``messages`` lists or v1's ``exc_type`` +
+    ``_server_messages``.
+
+    v2 links the raised exception with one logged message (frappe.utils.response): for an exception raised
+    without a message of its own (MandatoryError) that is the first message logged, which may be an
+    unrelated alert ("Item Price added …"), while the reasons sit in the top-level ``messages``. So the
+    reason is every message that is not an alert, the error's own first."""
     if not isinstance(body, dict):
         return None, str(body or "")[:300]
     errors = body.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
-        return first.get("type") or first.get("exc_type"), _plain(first.get("message"))
+        logged = [first, *(m for m in body.get("messages") or [] if isinstance(m, dict))]
+        reasons = [_plain(m.get("message")) for m in logged if not m.get("alert")]
+        alerts = [_plain(m.get("message")) for m in logged if m.get("alert")]
+        message = "; ".join(r for r in reasons if r) or "; ".join(a for a in alerts if a)
+        return first.get("type") or first.get("exc_type"), message
     messages = _server_messages(body.get("_server_messages"))
     return body.get("exc_type"), "; ".join(messages) or _plain(body.get("exception") or body.get("message"))
 
@@ -98,16 +121,53 @@ def _json(response: requests.Response) -> Any:
         return response.text[:500]
 
 
-def _clean(doc: Doc) -> Doc:
-    """A document ready to insert: no server-set keys, no ``__islocal``-style flags, in children too."""
+def _clean(doc: Doc, *, child: bool = False) -> Doc:
+    """A document ready to insert: no server-set keys, no ``__islocal``-style flags, no child row names,
+    and no empty ``name`` (an unsaved document built by ERPNext has none)."""
     out: Doc = {}
     for key, value in doc.items():
-        if key in _SERVER_KEYS or key.startswith("__"):
+        if key in _SERVER_KEYS or key.startswith("__") or (key == "name" and (child or not value)):
             continue
         if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
-            value = [_clean(row) for row in value]
+            value = [_clean(row, child=True) for row in value]
         out[key] = value
     return out
+
+
+def parse_zone(name: Any) -> tzinfo:
+    """The IANA zone a Frappe site names; a site without one runs on the server's zone, which Frappe
+    itself takes as UTC (frappe.utils.get_system_timezone)."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise Permanent(
+            f"erpnext: the site's time zone {name!r} is unknown here (install the tzdata package)"
+        ) from exc
+
+
+def aware_time(value: Any, zone: tzinfo) -> datetime:
+    """A Frappe stamp (naive ``YYYY-MM-DD HH:MM:SS.ffffff`` in the site's ``zone``) as an aware UTC
+    instant; an aware one is only converted."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace(" ", "T"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)
+
+
+def webhook_name(webhook: Doc) -> str:
+    """`syncengine <doctype> <event> <url digest>`: one name per (doctype, doc event, URL)."""
+    digest = hashlib.sha256(str(webhook["request_url"]).encode()).hexdigest()[:8]
+    return f"syncengine {webhook['webhook_doctype']} {webhook['webhook_docevent']} {digest}"
+
+
+def primary_rows(rows: list[Doc], key: str, value: Any, flag: str, columns: Sequence[str]) -> list[Doc]:
+    """A Contact's email or phone rows with ``value`` as the one flagged ``flag`` (primary): the old
+    primary row goes, the others stay as they were, and an empty value leaves no primary."""
+    kept = [{c: r.get(c) for c in columns} for r in rows if not r.get(flag) and r.get(key) != value]
+    same = next((r for r in rows if r.get(key) == value), {})
+    return [{**{c: same.get(c) or 0 for c in columns}, key: value, flag: 1}, *kept] if value else kept
 
 
 class ERPNextConnector(Connector):
@@ -118,10 +178,12 @@ class ERPNextConnector(Connector):
     def __init__(
         self, base_url: str, *, api_key: str | Secret, api_secret: str | Secret, company: str | None = None,
         customer_marker: str | None = MARKER_FIELD, invoice_marker: str = MARKER_FIELD,
-        site_timezone: tzinfo = UTC, **kwargs: Any,
+        site_timezone: tzinfo | None = None, bank_account: str | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
-        """``customer_marker``: the Customer field holding our record id, or None to match on the customer
-        name; ``invoice_marker``: the Sales Invoice field holding our invoice number, or ``"remarks"``."""
+        """``customer_marker``: the Customer field holding our marker, or None to match on the customer
+        name; ``invoice_marker``: the Sales Invoice field holding our invoice number, or ``"remarks"``;
+        ``site_timezone``: the site's zone when known (read from the site otherwise); ``bank_account``: the
+        ledger account Payment Entries receive into (the company's default when None)."""
         super().__init__(base_url, **kwargs)
         self._key = api_key if isinstance(api_key, Secret) else Secret(api_key)
         self._secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
@@ -129,7 +191,8 @@ class ERPNextConnector(Connector):
         self.company = company
         self.customer_marker = customer_marker
         self.invoice_marker = invoice_marker
-        self.site_timezone = site_timezone
+        self._site_timezone = site_timezone
+        self.bank_account = bank_account
 
     @classmethod
     def from_settings(cls, **kwargs: Any) -> ERPNextConnector:
@@ -138,6 +201,7 @@ class ERPNextConnector(Connector):
         if not svc.url or "api_key" not in creds or "api_secret" not in creds:
             raise Permanent("ERPNext is not configured (ERPNEXT_URL, ERPNEXT_API_KEY, ERPNEXT_API_SECRET)")
         kwargs.setdefault("company", svc.options.get("company"))
+        kwargs.setdefault("bank_account", svc.options.get("bank_account"))
         return cls(svc.url, api_key=creds["api_key"], api_secret=creds["api_secret"], **kwargs)
 
     # --- hooks -------------------------------------------------------------------------------------
@@ -171,6 +235,8 @@ class ERPNextConnector(Connector):
         body = _clean(doc)
         if self.company and doctype in ("Sales Invoice", "Purchase Invoice", "Payment Entry"):
             body.setdefault("company", self.company)
+        if doctype == "Webhook" and not body.get("name"):  # ERPNext: 417 "Please set the document name"
+            body["name"] = webhook_name(body)
         return self.request("POST", self.doc_path(doctype), json=body).json()["data"]
 
     def update(self, doctype: str, name: str, changes: Doc, *, modified: str | None = None) -> Doc:
@@ -190,6 +256,35 @@ class ERPNextConnector(Connector):
             ) from exc
         return response.json()["data"]
 
+    def update_customer(self, name: str, changes: Doc) -> Doc:
+        """Set a Customer's fields and answer it as it now is. Its `email_id` and `mobile_no` are read-only
+        copies of its primary Contact's, fetched again on every save (a PUT changing them answers 200 with
+        the old values), so they are written on that Contact and the Customer is saved after it, which
+        fetches them. A Customer without a primary Contact gets one from ERPNext on that save
+        (Customer.create_primary_contact), made from the values the save carries."""
+        on_contact = {k: changes[k] for k in CONTACT_FIELDS if k in changes}
+        rest = {k: v for k, v in changes.items() if k not in CONTACT_FIELDS}
+        primary = self.get("Customer", name).get("customer_primary_contact") if on_contact else None
+        if primary:
+            self._set_primary_contact(primary, on_contact)
+        else:
+            rest |= on_contact
+        return self.update("Customer", name, rest)
+
+    def _set_primary_contact(self, name: str, changes: Doc) -> None:
+        contact, body = self.get("Contact", name), {}
+        if "email_id" in changes:
+            columns = ("email_id", "is_primary")
+            body["email_ids"] = primary_rows(
+                contact.get("email_ids") or [], "email_id", changes["email_id"], "is_primary", columns
+            )
+        if "mobile_no" in changes:
+            columns = ("phone", "is_primary_phone", "is_primary_mobile_no")
+            body["phone_nos"] = primary_rows(
+                contact.get("phone_nos") or [], "phone", changes["mobile_no"], "is_primary_mobile_no", columns
+            )
+        self.update("Contact", name, body)
+
     def delete(self, doctype: str, name: str) -> bool:
         """True if we deleted it, False if it was already gone (a repeat after a lost answer)."""
         return self.delete_if_present(self.doc_path(doctype, name))
@@ -208,9 +303,29 @@ class ERPNextConnector(Connector):
         return response.json()["data"]
 
     def call(self, method: str, **params: Any) -> Any:
-        """A whitelisted method by GET (the read-only ones, such as ``get_payment_entry``)."""
-        query = {k: v for k, v in params.items() if v is not None}
-        return self.get_json(f"/api/v2/method/{method}", params=query)["data"]
+        """A whitelisted method that changes nothing (``get_payment_entry``, ``has_permission``), by POST
+        with a JSON body: over GET every argument arrives as a string, and ``get_payment_entry`` then fails
+        on ``abs()`` of a string ``party_amount`` (500)."""
+        body = {k: v for k, v in params.items() if v is not None}
+        return self.request("POST", f"/api/v2/method/{method}", json=body, idempotent=True).json()["data"]
+
+    # --- time ----------------------------------------------------------------------------------------
+
+    @property
+    def site_timezone(self) -> tzinfo:
+        """The zone Frappe writes its naive stamps in: the site's System Settings ``time_zone``."""
+        if self._site_timezone is not None:
+            return self._site_timezone
+        cached = _site_zones.get(self.base_url)
+        if cached is not None and time.monotonic() - cached[0] < SITE_ZONE_TTL:
+            return cached[1]
+        answer = self.get_json(f"/api/v2/method/{TIME_ZONE_METHOD}")["data"]  # no arguments: a plain read
+        zone = parse_zone((answer or {}).get("time_zone"))
+        _site_zones[self.base_url] = (time.monotonic(), zone)
+        return zone
+
+    def aware(self, value: Any) -> datetime:
+        return aware_time(value, self.site_timezone)
 
     # --- listing -----------------------------------------------------------------------------------
 
@@ -281,12 +396,13 @@ class ERPNextConnector(Connector):
         )
 
     def frappe_time(self, value: datetime | str) -> str:
-        """Frappe compares naive ``YYYY-MM-DD HH:MM:SS.ffffff`` in the site's time zone."""
+        """Frappe compares naive ``YYYY-MM-DD HH:MM:SS.ffffff`` in the site's time zone; a naive datetime
+        is taken as UTC (the hub's time), never as site time."""
         if isinstance(value, str):
             return value
-        if value.tzinfo is not None:
-            value = value.astimezone(self.site_timezone).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(self.site_timezone).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     # --- creates that happen once ------------------------------------------------------------------
 
@@ -314,11 +430,12 @@ class ERPNextConnector(Connector):
         return None
 
     def ensure(
-        self, effect: Effect, doctype: str, doc: Doc, *, match: Filters, marker: str, submit: bool = False,
-        accept: Callable[[Doc], bool] | None = None,
+        self, effect: Effect, doctype: str, doc: Doc | Callable[[], Doc], *, match: Filters, marker: str,
+        submit: bool = False, accept: Callable[[Doc], bool] | None = None,
     ) -> Doc:  # fmt: skip
         """Create ``doc`` once: found by ``match`` (under the lock on ``marker``) or inserted, and with
-        ``submit`` inserted with ``docstatus: 1`` (insert and submit in one transaction)."""
+        ``submit`` inserted with ``docstatus: 1`` (insert and submit in one transaction). ``doc`` may be a
+        function building the body, called only when the document is absent."""
 
         def find() -> Doc | None:
             found = self.find_one(doctype, match, accept)
@@ -327,22 +444,25 @@ class ERPNextConnector(Connector):
             return found
 
         def create(attempt: Attempt) -> Doc:
-            body = {**doc, "docstatus": 1} if submit else doc
-            return self._insert(doctype, body, find)
+            body = doc() if callable(doc) else doc
+            return self._insert(doctype, {**body, "docstatus": 1} if submit else body, find)
 
         return self.create_once(effect, marker=f"{doctype}:{marker}", find=find, create=create)
 
     def _insert(self, doctype: str, doc: Doc, find: Callable[[], Doc | None]) -> Doc:
         try:
-            return self.create(doctype, doc)
+            created = self.create(doctype, doc)
         except FrappeError as exc:
-            if exc.status != 409:
+            if exc.exc_type not in EXISTS and exc.status != 409:
                 raise
             existing = find()
             if existing is None:
                 raise
             log.info("%s: %s %s already exists, using it", self.service, doctype, existing.get("name"))
             return existing
+        # Inserted submitted, ERPNext answers the document as it was before its own on-submit updates
+        # (status "Draft", an older `modified`): what it holds now is read back.
+        return self.get(doctype, created["name"]) if doc.get("docstatus") == 1 else created
 
     def ensure_customer(self, effect: Effect, customer: Doc, *, record_id: str) -> Doc:
         """Our record id goes into the marker field; without one configured, the name is the marker."""
@@ -379,33 +499,19 @@ class ERPNextConnector(Connector):
         extra: Doc | None = None,
     ) -> Doc:  # fmt: skip
         """A submitted Payment Entry against ``invoice``, built by ERPNext's own ``get_payment_entry`` and
-        marked with ``reference_no`` (the Revolut transaction id), which is also how we find it again."""
+        marked with ``reference_no`` (the Revolut transaction id), which is also how we find it again. The
+        money goes to ``bank_account`` (a ledger Account), else the configured one, else the company's
+        default (Cash on a new site)."""
 
         def build() -> Doc:
             entry = self.call(
                 PAYMENT_ENTRY_METHOD, dt=invoice_doctype, dn=invoice, party_amount=amount,
-                bank_account=bank_account, reference_date=reference_date,
+                bank_account=bank_account or self.bank_account, reference_date=reference_date,
             )  # fmt: skip
             return {**entry, **(extra or {}), "reference_no": reference_no, "reference_date": reference_date}
 
         match = [["reference_no", "=", reference_no]]
-        return self._ensure_built(effect, "Payment Entry", build, match=match, marker=reference_no)
-
-    def _ensure_built(
-        self, effect: Effect, doctype: str, build: Callable[[], Doc], *, match: Filters, marker: str
-    ) -> Doc:
-        """Like ``ensure`` with submit, for a document whose body is only built when it is absent."""
-
-        def find() -> Doc | None:
-            found = self.find_one(doctype, match)
-            if found is not None and found.get("docstatus") == 0:
-                found = self.submit(doctype, found["name"])
-            return found
-
-        def create(attempt: Attempt) -> Doc:
-            return self._insert(doctype, {**build(), "docstatus": 1}, find)
-
-        return self.create_once(effect, marker=f"{doctype}:{marker}", find=find, create=create)
+        return self.ensure(effect, "Payment Entry", build, match=match, marker=reference_no, submit=True)
 
     # --- webhooks (for `webhooks install`) ---------------------------------------------------------
 
@@ -413,10 +519,13 @@ class ERPNextConnector(Connector):
         return self.iter_documents("Webhook", order_by="creation asc, name asc")
 
     def ensure_webhook(self, effect: Effect, webhook: Doc) -> Doc:
-        """One Webhook document per (doctype, doc event, URL)."""
+        """One Webhook document per (doctype, doc event, URL). A Webhook is named by its creator (without a
+        name ERPNext answers 417 "Please set the document name"): by default after those three."""
         keys = ("webhook_doctype", "webhook_docevent", "request_url")
+        marker = ":".join(webhook[k] for k in keys)
+        name = webhook.get("name") or webhook_name(webhook)
         match = [[k, "=", webhook[k]] for k in keys]
-        return self.ensure(effect, "Webhook", webhook, match=match, marker=":".join(webhook[k] for k in keys))
+        return self.ensure(effect, "Webhook", {**webhook, "name": name}, match=match, marker=marker)
 
     def delete_webhook(self, name: str) -> bool:
         return self.delete("Webhook", name)

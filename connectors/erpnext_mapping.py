@@ -1,12 +1,15 @@
 """ERPNext carries contacts as Customers and products as Items, each kept to a few plain fields.
 
 Customer: `customer_name` (mandatory, so the billing name, else the email), `email_id`, `mobile_no` and
-`tax_id` (the VAT number); at creation our marker (the email) goes into the connector's marker custom field
-when the site has one. ERPNext copies email and mobile into a primary Contact on insert; later edits of
-those two on the Customer are what this mapper sends, not an edit of that Contact.
+`tax_id` (the VAT number); at creation our marker (the email) goes into the connector's marker custom field.
+ERPNext makes a primary Contact from email and mobile on insert, and from then on the Customer's two fields
+are copies of that Contact's, fetched on every save: an update writes them on the Contact
+(ERPNextConnector.update_customer). A Customer is found again by our marker or its email, never by its name:
+ERPNext names a second customer with a taken name "X - 1", and its `customer_name` stays "X".
 Item: `item_code` is the SKU, `item_name`, `description`, `standard_rate` the price. ERPNext fills an empty
 item name with the code and an empty description with the name, and its currency fields are never empty,
-so `carried()` applies the same rules and the echo hashes equal. `modified` is naive site time.
+so `carried()` applies the same rules and the echo hashes equal. `modified` is naive site time, read in the
+site's zone (the connector asks the site for it).
 F9: `disabled` = 1 is ERPNext's archive: it reports the record deleted, and `archive()` sets it rather than
 deleting (a Customer or Item with ledger entries cannot be deleted anyway); `restore()` sets it back to 0,
 and `disabled` = 0 reported for a copy the hub knows disabled is a restore.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from functools import partial
 from typing import Any
 
@@ -29,8 +32,9 @@ from syncengine.errors import Permanent, WaitingFor
 from syncengine.idempotency import Attempt, Effect
 from syncengine.records import Change, record_id_for
 from syncengine.settings import get_settings
+from syncengine.vendors.erpnext import FALLBACK_ITEM, ITEM_DEFAULTS, MARKER_FIELD
 
-from .erpnext import MARKER_FIELD, REMARKS
+from .erpnext import REMARKS, aware_time
 from .mapping import HUB_CONTACT, Refs, register
 from .normalise import billing_name, blank, canonical, contact_marker, email, or_zero, taxes_by_rate, text
 
@@ -38,16 +42,25 @@ CUSTOMER_FIELDS = ("name", "email", "phone", "vat_number")
 CUSTOMER_KEYS = {"name": "customer_name", "email": "email_id", "phone": "mobile_no", "vat_number": "tax_id"}
 ITEM_FIELDS = ("sku", "name", "description", "price")
 ITEM_KEYS = {"sku": "item_code", "name": "item_name", "description": "description", "price": "standard_rate"}
-# What a new Item needs besides our fields; a site with other masters changes these.
-ITEM_DEFAULTS = {"item_group": "Products", "stock_uom": "Nos", "is_stock_item": 0}
 
 
-def modified_at(value: Any, site_timezone: tzinfo) -> datetime:
-    """Frappe's naive `YYYY-MM-DD HH:MM:SS.ffffff` in the site's time zone, as an aware UTC instant."""
-    parsed = datetime.fromisoformat(str(value).replace(" ", "T"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=site_timezone)
-    return parsed.astimezone(UTC)
+class SiteTime:
+    """An adapter reads ERPNext's naive stamps in the site's zone: the one given, else the configured
+    site's (read from it once, cached by the connector)."""
+
+    def __init__(self, site_timezone: tzinfo | None = None) -> None:
+        self._zone = site_timezone
+
+    @property
+    def site_timezone(self) -> tzinfo:
+        if self._zone is not None:
+            return self._zone
+        from .registry import connector_for
+
+        return connector_for("erpnext").site_timezone
+
+    def at(self, obj: dict[str, Any]) -> datetime:
+        return aware_time(obj["modified"], self.site_timezone)
 
 
 def customer_name(data: dict[str, Any]) -> str | None:
@@ -66,18 +79,15 @@ def _insert(
         return found
 
 
-class CustomerAdapter:
+class CustomerAdapter(SiteTime):
     system, kind = "erpnext", "contact"
-
-    def __init__(self, site_timezone: tzinfo = UTC) -> None:
-        self.site_timezone = site_timezone
 
     def carried(self, data: dict[str, Any]) -> dict[str, Any]:
         return canonical(self.kind, CUSTOMER_FIELDS, {**data, "name": customer_name(data)})
 
     def to_change(self, obj: dict[str, Any]) -> Change:
         fields = canonical(self.kind, CUSTOMER_FIELDS, {f: obj.get(k) for f, k in CUSTOMER_KEYS.items()})
-        at = modified_at(obj["modified"], self.site_timezone)
+        at = self.at(obj)
         return Change(
             self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["email"],
             deleted=bool(obj.get("disabled")),
@@ -90,13 +100,15 @@ class CustomerAdapter:
         return contact_marker(fields)
 
     def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
-        """By our marker field, else by the email or (without one) the name ERPNext shows."""
+        """By our marker field, else by the email. Not by name: names are not unique in ERPNext (a second
+        "X" is named "X - 1" and keeps `customer_name` "X"), so a name would find another person. Only a
+        site without the marker field (customer_marker None) is left with the name."""
         lookups = []
         if connector.customer_marker:
             lookups.append([connector.customer_marker, "=", self.marker(fields)])
         if fields.get("email"):
             lookups.append(["email_id", "=", fields["email"]])
-        elif fields.get("name"):
+        elif fields.get("name") and not connector.customer_marker:
             lookups.append(["customer_name", "=", fields["name"]])
         return connector.find_first("Customer", lookups) if lookups else None
 
@@ -107,7 +119,8 @@ class CustomerAdapter:
         return _insert(connector, "Customer", body, lambda: self.find(connector, fields))
 
     def update(self, connector: Any, external_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return connector.update("Customer", external_id, body)
+        """Email and phone go to the primary Contact; the answer is the Customer as it now holds."""
+        return connector.update_customer(external_id, body)
 
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["name"])
@@ -121,11 +134,8 @@ class CustomerAdapter:
         return connector.update("Customer", external_id, {"disabled": 0})
 
 
-class ItemAdapter:
+class ItemAdapter(SiteTime):
     system, kind = "erpnext", "product"
-
-    def __init__(self, site_timezone: tzinfo = UTC) -> None:
-        self.site_timezone = site_timezone
 
     def carried(self, data: dict[str, Any]) -> dict[str, Any]:
         name = text(data.get("name")) or text(data.get("sku"))
@@ -136,7 +146,7 @@ class ItemAdapter:
     def to_change(self, obj: dict[str, Any]) -> Change:
         values = {f: obj.get(k) for f, k in ITEM_KEYS.items()}
         fields = or_zero(canonical(self.kind, ITEM_FIELDS, values), ("price",))
-        at = modified_at(obj["modified"], self.site_timezone)
+        at = self.at(obj)
         return Change(
             self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["sku"],
             deleted=bool(obj.get("disabled")),
@@ -185,7 +195,6 @@ INVOICE_STATUS = {
     "Unpaid and Discounted": "sent", "Overdue and Discounted": "overdue",
     "Partly Paid and Discounted": "partial",
 }  # fmt: skip
-FALLBACK_ITEM = "MISC"  # the Item a line without a SKU is booked on
 NUMBER_KEY = "__number"  # our invoice number, carried in the body to the create (dropped before sending)
 
 
@@ -198,18 +207,17 @@ def number_of(doc: dict[str, Any]) -> str | None:
 
 def _ensure_items(connector: Any, items: list[dict[str, Any]]) -> None:
     """Each Item an invoice row names, created minimal when absent (a product never synced, or a line
-    without a SKU); ERPNext refuses a row whose item does not exist."""
+    without a SKU); ERPNext refuses a row whose item does not exist. The effect is the Item's existence,
+    keyed by its code alone: the first row's description only names a new one, so a later invoice with
+    another description for the same SKU is the same request."""
     for code in dict.fromkeys(row["item_code"] for row in items):
         row = next(r for r in items if r["item_code"] == code)
         item = {**ITEM_DEFAULTS, "item_code": code, "item_name": row.get("description") or code}
-        connector.ensure_item(Effect(f"ensure_item:erpnext:{code}", "erpnext", "ensure_item", item), item)
+        connector.ensure_item(Effect(f"ensure_item:erpnext:{code}", "erpnext", "ensure_item", code), item)
 
 
-class SalesInvoiceAdapter:
+class SalesInvoiceAdapter(SiteTime):
     system, kind = "erpnext", "invoice"
-
-    def __init__(self, site_timezone: tzinfo = UTC) -> None:
-        self.site_timezone = site_timezone
 
     def carried(self, data: dict[str, Any]) -> dict[str, Any]:
         return canonical(self.kind, INVOICE_CARRIED, data)
@@ -228,7 +236,7 @@ class SalesInvoiceAdapter:
             "paid": float(grand) - float(outstanding), "balance": outstanding,
         }  # fmt: skip
         fields = canonical(self.kind, INVOICE_REPORTED, values)
-        at = modified_at(obj["modified"], self.site_timezone)
+        at = self.at(obj)
         return Change(self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["number"])
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
@@ -253,14 +261,18 @@ class SalesInvoiceAdapter:
 
     @staticmethod
     def _taxes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """ERPNext refuses a tax row without `account_head` (MandatoryError): no account, no invoice."""
+        rates = [(rate, net) for rate, net in sorted(taxes_by_rate(lines).items()) if rate]
         account = get_settings().services["erpnext"].options.get("tax_account")
-        rows = []
-        for rate, net in sorted(taxes_by_rate(lines).items()):
-            if rate:
-                row = {"charge_type": "Actual", "description": f"VAT {rate:g}%", "rate": 0,
-                       "tax_amount": round(net * rate / 100, 2)}  # fmt: skip
-                rows.append({**row, "account_head": account} if account else row)
-        return rows
+        if rates and not account:
+            raise Permanent(
+                "ERPNEXT_TAX_ACCOUNT is not set: a taxed invoice needs it (`syncengine setup --check`)"
+            )
+        return [
+            {"charge_type": "Actual", "account_head": account, "description": f"VAT {rate:g}%", "rate": 0,
+             "tax_amount": round(net * rate / 100, 2)}
+            for rate, net in rates
+        ]  # fmt: skip
 
     def marker(self, fields: dict[str, Any]) -> str:
         if not fields.get("number"):

@@ -86,6 +86,7 @@ class VendorSetup:
 # Named here rather than registered at import, so `setup` imports only the connectors it runs.
 SETUPS: dict[str, str] = {
     "directus": "connectors.directus_setup:DirectusSetup",
+    "erpnext": "connectors.erpnext_setup:ERPNextSetup",
     "invoiceninja": "connectors.invoiceninja_setup:InvoiceNinjaSetup",
     "mautic": "connectors.mautic_setup:MauticSetup",
 }

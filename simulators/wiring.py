@@ -68,10 +68,17 @@ def subscribe(sims: dict[str, Any], receiver: str, secrets: dict[str, str]) -> N
         sims["revolut"].add_webhook_target(url, secret=secrets["revolut"], events=list(REVOLUT_EVENTS))
 
 
-# Each simulator's default credentials, as the engine's settings name them (see the simulators' __init__).
+# Each simulator's default credentials (and ERPNext's company and accounts), as the engine's settings name
+# them (see the simulators' __init__).
 _CREDENTIALS = {
     "invoiceninja": {"INVOICENINJA_TOKEN": "TOKEN"},
-    "erpnext": {"ERPNEXT_API_KEY": "erp-api-key", "ERPNEXT_API_SECRET": "erp-api-secret"},
+    "erpnext": {
+        "ERPNEXT_API_KEY": "erp-api-key",
+        "ERPNEXT_API_SECRET": "erp-api-secret",
+        "ERPNEXT_COMPANY": "My Co",
+        "ERPNEXT_TAX_ACCOUNT": "VAT - MC",
+        "ERPNEXT_BANK_ACCOUNT": "Bank - MC",
+    },
     "mautic": {"MAUTIC_USERNAME": "admin", "MAUTIC_PASSWORD": "sim-mautic-pass"},
     "directus": {"DIRECTUS_TOKEN": "directus-static-token"},
 }

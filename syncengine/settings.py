@@ -71,7 +71,7 @@ class ServiceSettings:
 _SERVICE_VARS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "invoiceninja": (("TOKEN",), ()),
     "revolut": (("PRIVATE_KEY",), ("CLIENT_ID", "REDIRECT_URI", "PRIVATE_KEY_PATH", "ACCOUNT_ID")),
-    "erpnext": (("API_KEY", "API_SECRET"), ("COMPANY", "TAX_ACCOUNT")),
+    "erpnext": (("API_KEY", "API_SECRET"), ("COMPANY", "TAX_ACCOUNT", "BANK_ACCOUNT")),
     "mautic": (
         ("PASSWORD", "CLIENT_SECRET"),
         ("USERNAME", "CLIENT_ID", "INVOICE_EMAIL_ID", "RECEIPT_EMAIL_ID"),

@@ -47,6 +47,7 @@ from syncengine.ocr_prepare import Unreadable
 from syncengine.ocr_validation import amount, validate
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
+from syncengine.vendors.erpnext import ITEM_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ MAX_RETRIES = 8
 READER_LOSS_LIMIT = 3
 READER_LOSSES = "ocr_reader_losses"  # a shared count per document (syncengine.counters)
 EXPENSE_ITEM = "OCR Expense"  # the ERPNext Item on every Purchase Invoice row made from a document
-ITEM_DEFAULTS = {"item_group": "Products", "stock_uom": "Nos", "is_stock_item": 0}
 # Invoice Ninja currency ids (its `currencies` table) for the usual ones.
 IN_CURRENCY_IDS = {"USD": "1", "GBP": "2", "EUR": "3", "DKK": "5", "SEK": "7", "CAD": "12", "CHF": "17"}
 

@@ -86,9 +86,10 @@ def invoiceninja(kind: str, collection: str, entity: str, **filters: Any) -> Sou
 
 
 def _erpnext_modified(conn: Any, row: Row) -> datetime:
-    """Frappe prints naive times in the site's zone."""
-    parsed = datetime.fromisoformat(str(row["modified"]))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=conn.site_timezone)
+    """Frappe prints naive times in the site's zone (the connector reads it from the site). A stamp ahead of
+    our clock (a server clock ahead of ours) earns a cursor of now, never one in the future: the next
+    sweep would skip what changes until then."""
+    return min(conn.aware(row["modified"]), datetime.now(UTC))
 
 
 def _erpnext_event(

@@ -3,6 +3,7 @@ other system that carries the kind gets a push task once the event's transaction
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -10,11 +11,13 @@ from typing import Any
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
-from syncengine.errors import SyncError
+from syncengine.errors import Permanent, SyncError
 from syncengine.records import Change, Merged, merge, note_echo
 
 from .dispatch import Handler, HandlerContext
 from .push import push
+
+log = logging.getLogger(__name__)
 
 Read = Callable[[dict[str, Any]], Iterable[dict[str, Any]]]
 AsSent = Callable[[dict[str, Any]], list[dict[str, Any]]]
@@ -91,9 +94,18 @@ def erpnext_document(doctype: str) -> Reader:
     """Frappe sends only what its Webhook template names: read the document back, whole and current."""
 
     def read(payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The document as it is now; none when it was deleted since (its on_trash event says so)."""
         doc = payload.get("doc") if isinstance(payload.get("doc"), dict) else payload
         name = payload.get("name") or doc.get("name")
-        return [connector_for("erpnext").get(doctype, name)] if name else []
+        if not name:
+            return []
+        try:
+            return [connector_for("erpnext").get(doctype, name)]
+        except Permanent as exc:
+            if exc.status != 404:
+                raise
+            log.info("erpnext %s %s is gone; its delete is its own event", doctype, name)
+            return []
 
     def as_sent(payload: dict[str, Any]) -> list[dict[str, Any]]:
         """Our Webhook template sends the whole document as it was when the event fired (under `doc`, or

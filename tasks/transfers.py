@@ -5,7 +5,7 @@ own approval step: submitting the Purchase Invoice (docstatus 1, `Purchase Invoi
 an approval workflow submits at its end. `on_update_after_submit` is handled too (e.g. after a review, once
 the supplier's IBAN is fixed, through `/webhooks/erpnext/on_update_after_submit`); an invoice already paid,
 cancelled, a return or with nothing outstanding is left alone. The supplier's bank details are the Supplier's
-custom fields `custom_iban` and `custom_bic` (declared on the site like `custom_syncengine_id`).
+custom fields `custom_iban` and `custom_bic` (syncengine.vendors.erpnext; `syncengine setup` creates them).
 
 The handler only reads the invoice back and defers one `pay_supplier`; each step then runs under its own key:
 
@@ -43,14 +43,13 @@ from syncengine.idempotency import Effect, once
 from syncengine.models import IdempotencyKey, IdempotencyPhase
 from syncengine.records import Change, merge, record_id_for
 from syncengine.settings import get_settings
+from syncengine.vendors.erpnext import BIC_FIELD, IBAN_FIELD
 
 from .dispatch import HandlerContext, handles, run_or_review
 
 log = logging.getLogger(__name__)
 
 DOCTYPE = "Purchase Invoice"
-IBAN_FIELD = "custom_iban"  # custom fields on Supplier holding its bank details
-BIC_FIELD = "custom_bic"
 TRANSFERS = "transfers"  # the Directus collection
 MAX_TRANSFER_RETRIES = 12  # then a human is asked (an ambiguous transfer stays recoverable by read-back)
 REFERENCE_MAX = 140  # Revolut's limit on `reference`

@@ -143,6 +143,7 @@ def sims() -> Iterator[dict[str, Any]]:
                 "ERPNEXT_URL": servers["erpnext"].url,
                 "ERPNEXT_API_KEY": ERP_KEY,
                 "ERPNEXT_API_SECRET": ERP_SECRET,
+                "ERPNEXT_TAX_ACCOUNT": "VAT - MC",  # ERPNext refuses a tax row without one
                 "DIRECTUS_URL": servers["directus"].url,
                 "DIRECTUS_TOKEN": DIRECTUS_TOKEN,
             }

@@ -18,11 +18,13 @@ from connectors.invoiceninja import InvoiceNinja
 from connectors.mapping import ADAPTERS, HUB_CONTACT
 from connectors.mautic import MauticConnector
 from connectors.normalise import billing_name, country, email, flag, gross_total, lines, money, rate, text
+from connectors.registry import connector_for
 from syncengine.breaker import Breaker, RedisBreakerStore
 from syncengine.canonical import CARRIERS
 from syncengine.errors import Permanent
 from syncengine.idempotency import Effect
 from syncengine.records import content_hash
+from syncengine.settings import get_settings
 from syncengine.shared_state import get_redis
 from tests.connectors.conftest import (
     DIRECTUS_TEST_TOKEN,
@@ -97,7 +99,23 @@ def vendors() -> Iterator[dict[str, Any]]:
     sims["mautic"].seed({"fields": [{"alias": "marketing_consent", "type": "boolean"}]})
     running = {name: sim.serve() for name, sim in sims.items()}
     url = {name: server.url for name, server in running.items()}
-    yield {
+    # ERPNext as the configured one: its adapters read stamps in its site's zone, taxes need its account.
+    erpnext_env = {"ERPNEXT_URL": url["erpnext"], "ERPNEXT_API_KEY": ERPNEXT_TEST_KEY,
+                   "ERPNEXT_API_SECRET": ERPNEXT_TEST_SECRET, "ERPNEXT_TAX_ACCOUNT": "VAT - MC"}  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in erpnext_env.items():
+            mp.setenv(name, value)
+        get_settings.cache_clear()
+        connector_for.cache_clear()
+        yield _connectors(url, sims)
+    get_settings.cache_clear()
+    connector_for.cache_clear()
+    for server in running.values():
+        server.stop()
+
+
+def _connectors(url: dict[str, str], sims: dict[str, Any]) -> dict[str, Any]:
+    return {
         "invoiceninja": InvoiceNinja(url["invoiceninja"], INVOICENINJA_TEST_TOKEN, breaker=_breaker("in")),
         "erpnext": ERPNextConnector(
             url["erpnext"], api_key=ERPNEXT_TEST_KEY, api_secret=ERPNEXT_TEST_SECRET, breaker=_breaker("erp")
@@ -108,8 +126,6 @@ def vendors() -> Iterator[dict[str, Any]]:
         "directus": Directus(url["directus"], DIRECTUS_TEST_TOKEN, breaker=_breaker("dx")),
         "sims": sims,
     }
-    for server in running.values():
-        server.stop()
 
 
 def unique_contact(**changes: Any) -> dict[str, Any]:

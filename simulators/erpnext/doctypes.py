@@ -1,8 +1,9 @@
 """The ERPNext doctypes the engine touches: their columns, child tables, naming and money arithmetic.
 
 Only declared columns are stored, as Frappe's ``db_insert`` only writes table columns: an unknown key in a
-create body is silently dropped, and filtering or selecting on it fails. Custom fields (``custom_*``) must be
-declared through the simulator's ``custom_fields`` like a real site declares them.
+create body is silently dropped, and filtering or selecting on it fails (417 "Field not permitted in
+query"). Custom fields (``custom_*``) exist only once created through the Custom Field doctype, or seeded
+(the simulator's ``custom_fields``, e.g. from syncengine.vendors.erpnext), as on a real site.
 """
 
 from __future__ import annotations
@@ -13,6 +14,18 @@ from typing import Any
 
 STANDARD = ("name", "owner", "creation", "modified", "modified_by", "docstatus", "idx")
 CHILD_STANDARD = (*STANDARD, "parent", "parenttype", "parentfield")
+
+
+# Mandatory columns of child rows (labels as Frappe prints them in "Value missing for" messages).
+_TAX_MANDATORY = {"charge_type": "Type", "account_head": "Account Head", "description": "Description"}
+CHILD_MANDATORY: dict[str, dict[str, str]] = {
+    "Sales Taxes and Charges": _TAX_MANDATORY, "Purchase Taxes and Charges": _TAX_MANDATORY,
+}  # fmt: skip
+
+
+def label(fieldname: str) -> str:
+    """A column's label as Frappe prints it in messages (its standard labels are the field name, titled)."""
+    return fieldname.replace("_", " ").title()
 
 
 @dataclass
@@ -74,8 +87,8 @@ DOCTYPES: dict[str, DocType] = {
         DocType(
             "Customer",
             _cols(
-                "customer_name customer_type customer_group territory disabled email_id mobile_no tax_id "
-                "default_currency website language customer_primary_contact"
+                "naming_series customer_name customer_type customer_group territory disabled email_id "
+                "mobile_no tax_id default_currency website language customer_primary_contact"
             ),
             naming="customer",
             mandatory=("customer_name",),
@@ -104,6 +117,7 @@ DOCTYPES: dict[str, DocType] = {
             ),
             naming="field:item_code",
             mandatory=("item_code", "item_group", "stock_uom"),
+            links={"item_group": "Item Group", "stock_uom": "UOM"},
             defaults={"is_stock_item": 1, "disabled": 0, "is_sales_item": 1, "is_purchase_item": 1},
         ),
         DocType(
@@ -164,8 +178,51 @@ DOCTYPES: dict[str, DocType] = {
             ),
             naming="contact",
             children={"email_ids": "Contact Email", "phone_nos": "Contact Phone", "links": "Dynamic Link"},
-            mandatory=("first_name",),
-            defaults={"status": "Passive", "unsubscribed": 0},
+            defaults={"status": "Passive", "unsubscribed": 0, "is_primary_contact": 0},
+        ),
+        DocType(
+            "Custom Field",
+            _cols(
+                "dt label fieldname fieldtype options unique no_copy insert_after reqd read_only hidden "
+                "is_system_generated"
+            ),
+            naming="custom_field",
+            mandatory=("dt",),
+            defaults={"fieldtype": "Data", "unique": 0, "no_copy": 0, "reqd": 0, "read_only": 0, "hidden": 0},
+        ),
+        DocType(
+            "Account",
+            _cols(
+                "account_name account_number company parent_account is_group account_type root_type "
+                "report_type account_currency disabled"
+            ),
+            naming="account",
+            mandatory=("account_name", "company"),
+            links={"company": "Company"},
+            defaults={"is_group": 0, "disabled": 0, "account_type": ""},
+        ),
+        DocType(
+            "Company",
+            _cols(
+                "company_name abbr default_currency country default_cash_account default_bank_account "
+                "default_receivable_account default_payable_account default_income_account"
+            ),
+            naming="field:company_name",
+            mandatory=("company_name", "abbr", "default_currency"),
+        ),
+        DocType(
+            "Item Group",
+            _cols("item_group_name parent_item_group is_group"),
+            naming="field:item_group_name",
+            mandatory=("item_group_name",),
+            defaults={"is_group": 0},
+        ),
+        DocType(
+            "UOM",
+            _cols("uom_name must_be_whole_number enabled"),
+            naming="field:uom_name",
+            mandatory=("uom_name",),
+            defaults={"enabled": 1, "must_be_whole_number": 0},
         ),
         DocType("Deleted Document", _cols("deleted_name deleted_doctype data restored new_name")),
         DocType(
@@ -175,7 +232,7 @@ DOCTYPES: dict[str, DocType] = {
                 "request_method "
                 "request_structure timeout enable_security webhook_secret webhook_json background_jobs_queue"
             ),
-            naming="series:HOOK-.####",
+            naming="prompt",
             children={"webhook_headers": "Webhook Header", "webhook_data": "Webhook Data"},
             mandatory=("webhook_doctype", "webhook_docevent", "request_url"),
             defaults={

@@ -3,7 +3,12 @@
 Docs are stored complete (every column, ``None`` when unset) because ``Document.as_dict()`` answers that way.
 Webhooks are queued while a request runs and sent only if it succeeds, like Frappe's
 ``enqueue_after_commit``; the events each step fires follow ``Document.insert``, ``save`` and
-``run_post_save_methods``.
+``run_post_save_methods``. Each request keeps Frappe's message log (``msgprint``; errors.py renders it).
+
+Stamps (``creation``, ``modified``, posting dates) are naive, in the site's time zone (System Settings
+``time_zone``, Europe/Paris by default like the test peer). Custom fields are Custom Field documents: a
+column exists on its doctype only while its Custom Field does, and a unique one refuses a taken value
+(UniqueValidationError, 417).
 """
 
 from __future__ import annotations
@@ -12,16 +17,21 @@ import copy
 import json
 import re
 import secrets
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from simulators.base import Clock, Simulator
-from simulators.erpnext.doctypes import CHILD_STANDARD, CHILDREN, DOCTYPES, DocType
-from simulators.erpnext.errors import FrappeError, invalid, not_found
+from simulators.erpnext.doctypes import CHILD_MANDATORY, CHILD_STANDARD, CHILDREN, DOCTYPES, DocType, label
+from simulators.erpnext.errors import FrappeError, Message, invalid, not_found, printed
 
 Doc = dict[str, Any]
 MASK = "*"
 _NOT_SETTABLE = ("name", "doctype", "owner", "creation", "modified", "modified_by", "idx")  # set by Frappe
+STAMP = "%Y-%m-%d %H:%M:%S.%f"
+SITE_TIME_ZONE = "Europe/Paris"
+CustomFields = dict[str, list[str | dict[str, Any]]]  # doctype -> field names, or Custom Field documents
 
 
 class FrappeBase(Simulator):
@@ -31,14 +41,54 @@ class FrappeBase(Simulator):
     company = "My Co"
     abbr = "MC"
 
-    def __init__(self, clock: Clock | None = None, custom_fields: dict[str, list[str]] | None = None) -> None:
-        super().__init__(clock)
-        self.custom_fields: dict[str, tuple[str, ...]] = {
-            k: tuple(v) for k, v in (custom_fields or {}).items()
-        }
-        self.bank_account = f"Bank - {self.abbr}"
+    def __init__(
+        self, clock: Clock | None = None, custom_fields: CustomFields | None = None,
+        time_zone: str = SITE_TIME_ZONE,
+    ) -> None:  # fmt: skip
+        self.time_zone = time_zone
+        self._zone = ZoneInfo(time_zone)
+        self._seed_fields = custom_fields or {}
         self._outbox: list[tuple[str, Any, dict[str, Any] | None]] = []
         self._fired: set[tuple[str, str]] = set()
+        self._messages: list[Message] = []
+        self._commits: list[Callable[[], Any]] = []
+        super().__init__(clock)
+        self.on_reset()
+
+    def on_reset(self) -> None:
+        """A fresh site: its masters (site.py) and the seeded custom fields."""
+        self._site_masters()
+        for doctype, fields in self._seed_fields.items():
+            for field in fields:
+                self.add_custom_field(doctype, field)
+
+    def _site_masters(self) -> None:
+        """The company, its accounts and the stock masters (rules.py)."""
+
+    def add_custom_field(self, doctype: str, field: str | dict[str, Any]) -> Doc:
+        """A Custom Field as a data import makes it (no webhooks); a bare name is a plain Data field."""
+        spec = {"fieldname": field} if isinstance(field, str) else dict(field)
+        return self.insert("Custom Field", {"dt": doctype, "fieldtype": "Data", **spec}, seeding=True)
+
+    # ---- the message log ----------------------------------------------------------------------------
+
+    def msgprint(self, message: str, title: str = "Message", *, alert: bool = False, **extra: Any) -> None:
+        entry: Message = {"message": message, "title": title, **extra}
+        self._messages.append({**entry, "alert": 1} if alert else entry)
+
+    def on_commit(self, fn: Callable[[], Any]) -> None:
+        """Run when the request succeeds (its transaction commits); forgotten when it fails."""
+        self._commits.append(fn)
+
+    def begin(self) -> None:
+        """A request starts: no queued webhooks, messages or commit hooks from another."""
+        self._outbox, self._fired, self._messages, self._commits = [], set(), [], []
+
+    def fail(self, exc_type: str, *messages: str) -> FrappeError:
+        """Print the reasons, then raise without a message of its own (MandatoryError and the like)."""
+        for message in messages:
+            self.msgprint(message)
+        return printed(exc_type)
 
     # ---- reading ----------------------------------------------------------------------------------
 
@@ -48,8 +98,11 @@ class FrappeBase(Simulator):
             raise FrappeError("DoesNotExistError", f"DocType {doctype} not found")
         return meta
 
+    def custom_fields(self, doctype: str) -> list[Doc]:
+        return [f for f in self.db["Custom Field"].values() if f["dt"] == doctype]
+
     def known(self, doctype: str) -> frozenset[str]:
-        return self.meta(doctype).known(self.custom_fields.get(doctype, ()))
+        return self.meta(doctype).known(tuple(f["fieldname"] for f in self.custom_fields(doctype)))
 
     def get_doc(self, doctype: str, name: str) -> Doc:
         self.meta(doctype)
@@ -62,12 +115,23 @@ class FrappeBase(Simulator):
         """A copy as the API shows it (Password fields already hold their mask, see ``_keep_secrets``)."""
         return copy.deepcopy(doc)
 
+    def site_now(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), tz=self._zone).replace(tzinfo=None)
+
     def now_str(self) -> str:
-        """Frappe's naive ``YYYY-MM-DD HH:MM:SS.ffffff`` in the site time zone (UTC here)."""
-        return datetime.fromtimestamp(self.now(), tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        """Frappe's naive ``YYYY-MM-DD HH:MM:SS.ffffff`` in the site's time zone."""
+        return self.site_now().strftime(STAMP)
+
+    def later(self, stamp: str) -> str:
+        """Now, or a microsecond after ``stamp`` when the clock has not moved since (a frozen test clock):
+        a later write always has a later ``modified``."""
+        now = self.now_str()
+        if now > stamp:
+            return now
+        return (datetime.strptime(stamp, STAMP) + timedelta(microseconds=1)).strftime(STAMP)
 
     def today(self) -> date:
-        return datetime.fromtimestamp(self.now(), tz=UTC).date()
+        return self.site_now().date()
 
     def _secret(self, doc: Doc, field: str) -> str | None:
         return self.db["__Auth"].get((doc["doctype"], doc["name"], field))
@@ -114,43 +178,78 @@ class FrappeBase(Simulator):
 
     def _name(self, doc: Doc, meta: DocType, explicit: str | None) -> str:
         store = self.db[meta.name]
+        naming = {
+            "customer": self._customer_name, "contact": self._contact_name,
+            "custom_field": self._custom_field_name, "account": self._account_name,
+        }  # fmt: skip
         if explicit:
             name = explicit
-        elif meta.naming == "customer":
-            name = self._customer_name(doc)
+        elif meta.naming == "prompt":  # frappe.model.naming._prompt_autoname
+            raise invalid("Please set the document name")
+        elif meta.naming in naming:
+            name = naming[meta.naming](doc)
         elif meta.naming.startswith("field:"):
             name = str(doc.get(meta.naming[6:]) or "")
         elif meta.naming.startswith("series:"):
             name = self._series(meta.naming[7:])
-        elif meta.naming == "contact":
-            name = self._contact_name(doc)
         else:
             name = secrets.token_hex(5)
         if not name:
-            raise FrappeError("MandatoryError", f"Error: Value missing for {meta.name}: {meta.naming[6:]}")
+            field = meta.naming[6:]
+            raise self.fail("MandatoryError", f"Error: Value missing for {meta.name}: {label(field)}")
         if name in store:
-            raise FrappeError("DuplicateEntryError", f"{meta.name} {name} already exists", "Duplicate Name")
+            raise FrappeError(
+                "DuplicateEntryError", f"{meta.name} <strong>{name}</strong> already exists", "Duplicate Name"
+            )
         return name
 
     def _customer_name(self, doc: Doc) -> str:
-        """ERPNext ``Customer.get_customer_name``: a taken name gets `` - <n>`` instead of an error."""
-        base = str(doc.get("customer_name") or "")
+        """ERPNext ``Customer.get_customer_name``: a taken name gets `` - <n>`` instead of an error, with a
+        note in the answer's messages."""
+        base = str(doc.get("customer_name") or "").strip()
         if base not in self.db["Customer"]:
             return base
         pattern = re.compile(re.escape(base) + r" - (\d+)$")
         taken = [int(m.group(1)) for n in self.db["Customer"] if (m := pattern.match(n))]
-        return f"{base} - {max(taken, default=0) + 1}"
+        name = f"{base} - {max(taken, default=0) + 1}"
+        note = f"Changed customer name to '{name}' as '{base}' already exists."
+        self.msgprint(note, "Note", indicator="yellow")
+        return name
 
     def _contact_name(self, doc: Doc) -> str:
-        name = " ".join(p for p in (doc.get("first_name"), doc.get("last_name")) if p).strip()
+        """``Contact.autoname``: the full name, then the first link's name; a hash when both are empty."""
+        name = self._full_name(doc)
         links = doc.get("links") or []
         if links and links[0].get("link_name"):
-            name = f"{name}-{links[0]['link_name']}"
+            name = f"{name}-{str(links[0]['link_name']).strip()}"
+        if not name:
+            return secrets.token_hex(5)
         candidate, n = name, 0
         while candidate in self.db["Contact"]:
             n += 1
             candidate = f"{name}-{n}"
         return candidate
+
+    @staticmethod
+    def _full_name(doc: Doc) -> str:
+        names = [doc.get(k) for k in ("first_name", "middle_name", "last_name")]
+        return " ".join(str(p) for p in names if p).strip() or str(doc.get("company_name") or "")
+
+    def _custom_field_name(self, doc: Doc) -> str:
+        """``CustomField.set_fieldname``: `custom_` + the label when no field name is given; lower case."""
+        if not doc.get("fieldname"):
+            text = re.sub(r"[^0-9a-zA-Z_]", "", str(doc.get("label") or "").replace(" ", "_"))
+            doc["fieldname"] = f"custom_{text}"
+        doc["fieldname"] = str(doc["fieldname"]).lower()
+        if doc["fieldname"] in self.known(doc["dt"]):
+            field = f"<strong>{doc['fieldname']}</strong>"
+            raise invalid(f"A field with the name {field} already exists in {doc['dt']}")
+        return f"{doc['dt']}-{doc['fieldname']}"
+
+    def _account_name(self, doc: Doc) -> str:
+        company = self.db["Company"].get(doc.get("company")) or {}
+        number = f"{doc['account_number']} - " if doc.get("account_number") else ""
+        return f"{number}{str(doc['account_name']).strip()} - {company.get('abbr', self.abbr)}"
 
     def _series(self, pattern: str) -> str:
         prefix = pattern.replace(".YYYY.", str(self.today().year))
@@ -162,37 +261,40 @@ class FrappeBase(Simulator):
     # ---- lifecycle --------------------------------------------------------------------------------
 
     def insert(self, doctype: str, data: Doc, user: str = "Administrator", seeding: bool = False) -> Doc:
+        """``Document.insert``: named first (set_new_name), then validated, then stored; the naming series
+        taken by a refused insert is given back, as the rolled-back transaction does."""
         meta = self.meta(doctype)
         now = self.now_str()
         doc: Doc = {c: None for c in self.known(doctype)}
         doc.update({t: [] for t in meta.children})
         doc.update(meta.defaults)
         doc.update(
-            doctype=doctype,
-            name="new",
-            docstatus=0,
-            idx=0,
-            owner=user,
-            modified_by=user,
-            creation=now,
+            doctype=doctype, name="new", docstatus=0, idx=0, owner=user, modified_by=user, creation=now,
             modified=now,
-        )
+        )  # fmt: skip
         docstatus = int(data.get("docstatus") or 0)
         self._apply(doc, {k: v for k, v in data.items() if k != "docstatus"}, user)
         if seeding:  # an import keeps its dates, as ``frappe.flags.in_import`` does
             doc.update({k: data[k] for k in ("creation", "modified", "owner") if data.get(k)})
             if doc.get("posting_date") and "set_posting_time" in doc:
                 doc["set_posting_time"] = 1
-        self._validate(doc, meta)
-        explicit = data.get("name") if isinstance(data.get("name"), str | int) else None
-        doc["name"] = self._name(doc, meta, str(explicit) if explicit is not None else None)
-        for table in meta.children:
-            for row in doc[table]:
-                row["parent"] = doc["name"]
+        series = dict(self.db["__series"])
+        try:
+            explicit = data.get("name") if isinstance(data.get("name"), str | int) else None
+            doc["name"] = self._name(doc, meta, str(explicit) if explicit else None)
+            for table in meta.children:
+                for row in doc[table]:
+                    row["parent"] = doc["name"]
+            self._validate(doc, meta)
+            self._check_unique(doc)
+        except FrappeError:
+            self.db["__series"] = series
+            raise
         self._keep_secrets(doc, meta)
         self.db[doctype][doc["name"]] = doc
         self._fire(doc, "after_insert", in_insert=True)
         self._fire(doc, "on_update", in_insert=True)
+        self._on_update(doc, user)
         if docstatus == 1:
             try:
                 self._submit(doc, user, in_insert=True, keep_modified=seeding)
@@ -200,6 +302,18 @@ class FrappeBase(Simulator):
                 del self.db[doctype][doc["name"]]
                 raise
         return doc
+
+    def _check_unique(self, doc: Doc) -> None:
+        """A unique custom field refuses a value another document holds (MariaDB's unique index compares
+        case-insensitively): its label "must be unique", UniqueValidationError."""
+        for field in self.custom_fields(doc["doctype"]):
+            name, value = field["fieldname"], doc.get(field["fieldname"])
+            if not field.get("unique") or value in (None, ""):
+                continue
+            others = (d for d in self.db[doc["doctype"]].values() if d["name"] != doc["name"])
+            if any(str(d.get(name) or "").casefold() == str(value).casefold() for d in others):
+                shown = field.get("label") or label(name)
+                raise self.fail("UniqueValidationError", f"{shown} must be unique")
 
     def save(self, doc: Doc, data: Doc, user: str) -> Doc:
         """``update_doc``: lock on ``modified``; docstatus submits/cancels; no edits once submitted."""
@@ -233,11 +347,13 @@ class FrappeBase(Simulator):
         self._apply(draft, changes, user)
         meta = self.meta(doc["doctype"])
         self._validate(draft, meta)
-        draft.update(modified=self.now_str(), modified_by=user)
+        self._check_unique(draft)
+        draft.update(modified=self.later(doc["modified"]), modified_by=user)
         self._keep_secrets(draft, meta)
         doc.clear()
         doc.update(draft)
         self._fire(doc, "on_update")
+        self._on_update(doc, user)
         if target == 1:
             return self._submit(doc, user)
         self._fire(doc, "on_change")
@@ -246,6 +362,9 @@ class FrappeBase(Simulator):
     def submit(self, doc: Doc, user: str) -> Doc:
         if not self.meta(doc["doctype"]).submittable:
             raise invalid(f"{doc['doctype']} is not submittable")
+        if doc["docstatus"] == 1:  # Document.submit saves it again (an update after submit): 200, re-stamped
+            doc.update(modified=self.later(doc["modified"]), modified_by=user)
+            return doc
         if doc["docstatus"] != 0:
             raise FrappeError(
                 "DocstatusTransitionError", f"Cannot change docstatus from {doc['docstatus']} to 1"
@@ -294,6 +413,7 @@ class FrappeBase(Simulator):
         if doc["docstatus"] == 1:
             raise invalid("Submitted Record cannot be deleted. You must Cancel it first.")
         self._refuse_if_linked(doc, submitted_only=False)
+        self._on_trash(doc, user)
         self._fire(doc, "on_trash")
         del self.db[doc["doctype"]][doc["name"]]
         if doc["doctype"] != "Deleted Document":
@@ -329,7 +449,7 @@ class FrappeBase(Simulator):
     def _set_docstatus(self, doc: Doc, status: int, user: str, keep_modified: bool = False) -> None:
         doc["docstatus"] = status
         if not keep_modified:
-            doc.update(modified=self.now_str(), modified_by=user)
+            doc.update(modified=self.later(doc["modified"]), modified_by=user)
         for table in self.meta(doc["doctype"]).children:
             for row in doc[table]:
                 row["docstatus"] = status
@@ -344,13 +464,27 @@ class FrappeBase(Simulator):
     # ---- hooks for the ERPNext rules (rules.py) -------------------------------------------------------
 
     def _validate(self, doc: Doc, meta: DocType) -> None:
-        """Frappe's own checks: mandatory columns and Link fields that must point at existing documents."""
-        missing = [f for f in meta.mandatory if doc.get(f) in (None, "")]
-        if missing:
-            raise FrappeError("MandatoryError", f"Error: Value missing for {meta.name}: {missing[0]}")
+        """Frappe's own checks: Link fields that must point at existing documents, then mandatory columns
+        (of the document and of its rows), each missing one printed, then one MandatoryError."""
         for field, target in meta.links.items():
             if doc.get(field) and doc[field] not in self.db[target]:
-                raise FrappeError("LinkValidationError", f"Could not find {target}: {doc[field]}")
+                raise FrappeError("LinkValidationError", f"Could not find {label(field)}: {doc[field]}")
+        missing = [f"Error: Value missing for {meta.name}: {label(f)}" for f in meta.mandatory
+                   if doc.get(f) in (None, "")]  # fmt: skip
+        for table, child in meta.children.items():
+            for row in doc[table]:
+                missing += [
+                    f"Error: <strong>{child}</strong> Row #{row['idx']}: Value missing for: {text}"
+                    for f, text in CHILD_MANDATORY.get(child, {}).items() if row.get(f) in (None, "")
+                ]  # fmt: skip
+        if missing:
+            raise self.fail("MandatoryError", *missing)
+
+    def _on_update(self, doc: Doc, user: str) -> None:
+        """The controller's ``on_update`` (after the save's hooks), for the ERPNext rules."""
+
+    def _on_trash(self, doc: Doc, user: str) -> None:
+        """The controller's ``on_trash``, before the document goes."""
 
     def _before_submit(self, doc: Doc) -> None:
         """Checks that only apply when a document is submitted."""

@@ -1,4 +1,5 @@
-"""ERPNext's rules on top of Frappe's lifecycle: invoice totals and status, payments against invoices.
+"""ERPNext's rules on top of Frappe's lifecycle: invoice totals and status, accounts, payments against
+invoices, a Customer's primary Contact (parties.py), the site's masters (site.py).
 
 Also the Webhook doctype's own validation and the whitelisted ``get_payment_entry`` that builds a defaulted
 Payment Entry from an invoice (``erpnext/accounts/doctype/payment_entry/payment_entry.py``).
@@ -9,9 +10,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from simulators.erpnext import site
 from simulators.erpnext.doctypes import DOCTYPES, DocType, compute_invoice, compute_payment, invoice_status
-from simulators.erpnext.documents import Doc, FrappeBase
-from simulators.erpnext.errors import FrappeError, invalid
+from simulators.erpnext.documents import Doc
+from simulators.erpnext.errors import FrappeError, invalid, not_found, printed
+from simulators.erpnext.parties import PartyRules
 
 INVOICES = ("Sales Invoice", "Purchase Invoice")
 DOCEVENTS = (
@@ -25,39 +28,95 @@ DOCEVENTS = (
 )
 
 
-class ERPNextRules(FrappeBase):
+class ERPNextRules(PartyRules):
     """What the ERPNext app adds to the framework for the doctypes in ``doctypes.py``."""
+
+    setup_accounts = site.SETUP_ACCOUNTS  # the simulator's `accounts=` replaces them
+
+    def _site_masters(self) -> None:
+        """One company with the Standard chart (and the accounts a site set up for us has), item groups,
+        UOMs: inserted like a data import, before anything else."""
+        self.insert("Company", site.company(self.company, self.abbr), seeding=True)
+        rows = (*site.STANDARD_CHART, *self.setup_accounts)
+        for account in site.accounts(self.company, self.abbr, rows):
+            self.insert("Account", account, seeding=True)
+        for doctype, docs in (("Item Group", site.ITEM_GROUPS), ("UOM", site.UOMS)):
+            for doc in docs:
+                self.insert(doctype, dict(doc), seeding=True)
 
     def _validate(self, doc: Doc, meta: DocType) -> None:
         self._defaults(doc)
-        if doc["doctype"] in INVOICES and not doc.get("items"):
-            raise FrappeError("MandatoryError", f"Error: Value missing for {meta.name}: items")
+        kind = doc["doctype"]
+        if kind in INVOICES and not doc.get("items"):
+            raise printed("TypeError")  # ERPNext fails on the missing rows before its own checks (500)
+        if kind == "Sales Invoice":
+            self._add_missing_prices(doc)
         super()._validate(doc, meta)
-        if doc["doctype"] in INVOICES:
-            for row in doc["items"]:
-                item = self.db["Item"].get(row.get("item_code"))
-                if item is None:
-                    raise FrappeError(
-                        "LinkValidationError",
-                        f"Could not find Row #{row['idx']}: Item Code: {row.get('item_code')}",
-                    )
-                row["item_name"] = row.get("item_name") or item["item_name"]
-                row["uom"] = row.get("uom") or item["stock_uom"]
-                row["stock_uom"] = item["stock_uom"]
-            if str(doc["due_date"]) < str(doc["posting_date"]):
-                raise invalid("Due Date cannot be before Posting Date")
-            compute_invoice(doc)
-            doc["status"] = invoice_status(doc, self.today())
-        elif doc["doctype"] == "Payment Entry":
+        if kind in INVOICES:
+            self._validate_invoice(doc)
+        elif kind == "Payment Entry":
             self._validate_payment(doc)
-        elif doc["doctype"] == "Webhook":
+        elif kind == "Webhook":
             self._validate_webhook(doc)
-        elif doc["doctype"] == "Contact":
-            doc["full_name"] = " ".join(p for p in (doc.get("first_name"), doc.get("last_name")) if p)
-            primary = next((r for r in doc["email_ids"] if r.get("is_primary")), None) or next(
-                iter(doc["email_ids"]), None
-            )
-            doc["email_id"] = doc.get("email_id") or (primary or {}).get("email_id")
+        elif kind == "Contact":
+            self._validate_contact(doc)
+        elif kind == "Customer":
+            self._validate_customer(doc)
+
+    def _validate_invoice(self, doc: Doc) -> None:
+        for row in doc["items"]:
+            item = self.db["Item"].get(row.get("item_code"))
+            if item is None:
+                missing = f"Row #{row['idx']}: Item Code: {row.get('item_code')}"
+                raise FrappeError("LinkValidationError", f"Could not find {missing}")
+            row["item_name"] = row.get("item_name") or item["item_name"]
+            row["uom"] = row.get("uom") or item["stock_uom"]
+            row["stock_uom"] = item["stock_uom"]
+        for row in doc["taxes"]:
+            self._check_account(row["account_head"], doc["company"], f"Row {row['idx']}: ", "Account Head")
+        if str(doc["due_date"]) < str(doc["posting_date"]):
+            raise invalid("Due Date cannot be before Posting Date")
+        compute_invoice(doc)
+        doc["status"] = invoice_status(doc, self.today())
+
+    def _check_account(self, name: str, company: str, where: str, field: str) -> None:
+        """``validate_account_head``: an existing leaf account of the document's company."""
+        account = self.db["Account"].get(name)
+        if account is None:
+            raise FrappeError("LinkValidationError", f"Could not find {where}{field}: {name}")
+        if account["company"] != company:
+            raise invalid(f"{where} Account <strong>{name}</strong> does not belong to Company {company}")
+        if account["is_group"]:
+            raise invalid(f"{where}Account <strong>{name}</strong> is a Group Account")
+
+    def _add_missing_prices(self, doc: Doc) -> None:
+        """Stock Settings' "auto insert price list rate if missing": a rate for an Item without a selling
+        price adds one, with an alert in the answer's messages (kept only if the insert is)."""
+        prices = self.db["__prices"]
+        for row in doc.get("items") or []:
+            code = row.get("item_code")
+            if code in self.db["Item"] and row.get("rate") and code not in prices:
+                added = f"Item Price added for {code} in Price List {site.SELLING_PRICE_LIST}"
+                self.msgprint(added, alert=True)
+                self.on_commit(lambda code=code, rate=row["rate"]: prices.setdefault(code, rate))
+
+    def _on_update(self, doc: Doc, user: str) -> None:
+        if doc["doctype"] == "Customer":
+            self._create_primary_contact(doc, user)
+
+    def _on_trash(self, doc: Doc, user: str) -> None:
+        if doc["doctype"] == "Customer":
+            self._trash_customer(doc, user)
+        if doc["doctype"] == "Custom Field":
+            pass  # the column goes with its Custom Field document (custom_fields reads the store)
+
+    def inserted_view(self, doc: Doc, body: Doc) -> Doc:
+        """What an insert answers: an invoice inserted submitted is shown as before its on-submit updates,
+        status "Draft" and `modified` its creation (the stored one is later, status Unpaid)."""
+        shown = self.as_dict(doc)
+        if doc["doctype"] in INVOICES and int(body.get("docstatus") or 0) == 1:
+            shown.update(status="Draft", modified=doc["creation"])
+        return shown
 
     def _defaults(self, doc: Doc) -> None:
         kind = doc["doctype"]
@@ -94,7 +153,8 @@ class ERPNextRules(FrappeBase):
             raise FrappeError("LinkValidationError", f"Could not find Party: {doc.get('party')}")
         doc["party_name"] = doc.get("party_name") or party.get(party_type.lower() + "_name")
         bank = doc.get("paid_to") if doc["payment_type"] == "Receive" else doc.get("paid_from")
-        if str(bank or "").startswith("Bank") and not (doc.get("reference_no") and doc.get("reference_date")):
+        kind = (self.db["Account"].get(bank) or {}).get("account_type")
+        if kind == "Bank" and not (doc.get("reference_no") and doc.get("reference_date")):
             raise invalid("Reference No and Reference Date is mandatory for Bank transaction")
         compute_payment(doc)
         if doc["unallocated_amount"] < 0:
@@ -178,6 +238,12 @@ class ERPNextRules(FrappeBase):
     def _before_submit(self, doc: Doc) -> None:
         if doc["doctype"] == "Payment Entry":
             self._check_allocations(doc)
+            for field in ("paid_from", "paid_to"):  # the ledger refuses a group account
+                if (self.db["Account"].get(doc[field]) or {}).get("is_group"):
+                    raise invalid(
+                        f"Payment Entry {doc['name']}: Account {doc[field]} is a Group Account and group "
+                        "accounts cannot be used in transactions"
+                    )
 
     def _on_submit(self, doc: Doc, user: str) -> None:
         if doc["doctype"] in INVOICES:
@@ -207,18 +273,25 @@ class ERPNextRules(FrappeBase):
         reference_date: str | None = None,
         **_: Any,
     ) -> Doc:
-        """An unsaved Payment Entry settling the invoice's outstanding amount, every field defaulted."""
+        """An unsaved Payment Entry settling the invoice's outstanding amount (or ``party_amount``), every
+        field defaulted. Its arguments come as given: over GET (or a form) ``party_amount`` is a string, and
+        ERPNext fails on ``abs()`` of it with a 500 TypeError; a JSON body keeps it a number."""
         if dt not in INVOICES:
             raise invalid(f"Payment Entry against {dt} is not supported by the simulator")
         ref = self.get_doc(dt, dn)
+        if isinstance(party_amount, str):
+            raise printed("TypeError")
         if ref["docstatus"] != 1:
             raise invalid(f"{dt} {dn} must be submitted")
         outstanding = float(ref["outstanding_amount"] or 0)
         if outstanding <= 0:
             raise invalid(f"Can only make payment against unbilled {dt}")
         receive = dt == "Sales Invoice"
-        amount = float(party_amount) if party_amount not in (None, "") else outstanding
-        bank = bank_account or self.bank_account
+        amount = float(party_amount) if party_amount is not None else outstanding
+        if bank_account and bank_account not in self.db["Account"]:
+            raise not_found("Account", bank_account)
+        company_doc = self.db["Company"][ref["company"]]
+        bank = bank_account or site.default_bank_account(self.db["Account"], company_doc)
         party = ref["customer"] if receive else ref["supplier"]
         pe: Doc = {c: None for c in self.known("Payment Entry")}
         pe.update(
@@ -255,8 +328,8 @@ class ERPNextRules(FrappeBase):
                 "reference_name": dn,
                 "bill_no": ref.get("bill_no"),
                 "due_date": ref.get("due_date"),
-                "total_amount": ref["grand_total"],
-                "outstanding_amount": outstanding,
+                "total_amount": amount if party_amount is not None else ref["grand_total"],
+                "outstanding_amount": amount if party_amount is not None else outstanding,
                 "allocated_amount": min(amount, outstanding),
                 "exchange_rate": 1.0,
             }

@@ -2,9 +2,11 @@
 
 Auth is ``Authorization: token <api_key>:<api_secret>`` (or Basic of the same pair): a wrong pair is a 401
 AuthenticationError, no credentials make the caller Guest (403 on documents), and a user can be limited to
-some doctypes (403 PermissionError elsewhere). v2 answers ``{"data": …}``; v1 resources ``{"data": …}`` and
-v1 methods ``{"message": …}``. Frappe has no rate limit unless configured; the base's ``rate_limit`` fault
-stands for the site's ``rate_limit`` setting and answers like ``frappe/rate_limiter.py``.
+some doctypes and permission types (403 PermissionError elsewhere; ``frappe.client.has_permission`` tells).
+v2 answers ``{"data": …}`` plus the request's ``messages`` when it printed any; v1 resources ``{"data": …}``
+and v1 methods ``{"message": …}``. Whitelisted methods read their arguments from the query string (all
+strings) or the body (JSON keeps numbers). Frappe has no rate limit unless configured; the base's
+``rate_limit`` fault stands for the site's ``rate_limit`` setting and answers like ``frappe/rate_limiter.py``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from werkzeug.wrappers import Request, Response
 
 from simulators.base import Clock, route
 from simulators.erpnext.doctypes import DOCTYPES
-from simulators.erpnext.documents import Doc
-from simulators.erpnext.errors import FrappeError, invalid
+from simulators.erpnext.documents import SITE_TIME_ZONE, CustomFields, Doc
+from simulators.erpnext.errors import FrappeError, invalid, printed
 from simulators.erpnext.query import loads, select
 from simulators.erpnext.webhooks import FrappeWebhooks
 
 PAYMENT_ENTRY_METHOD = "erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry"
 DOC_METHODS = ("submit", "cancel")
+PTYPES = ("read", "write", "create", "delete", "submit", "cancel", "amend", "report")
+Permissions = list[str] | dict[str, list[str]] | None  # doctypes (every permission), or doctype -> ptypes
 
 
 def _v2(request: Request) -> bool:
@@ -34,16 +38,18 @@ def _v2(request: Request) -> bool:
 
 
 def frappe_api(fn: Callable[..., Any]) -> Callable[..., Response]:
-    """One request: errors rendered per API version; webhooks sent only when it succeeded."""
+    """One request: errors rendered per API version with the message log; webhooks and commit hooks run
+    only when it succeeded."""
 
     @functools.wraps(fn)
     def wrapper(self: ERPNextSimulator, request: Request, **kw: Any) -> Response:
-        self._outbox, self._fired = [], set()
+        self.begin()
         try:
             response = fn(self, request, **kw)
         except FrappeError as exc:
-            self._outbox = []
-            return self.json(exc.body(_v2(request)), status=exc.status)
+            body = exc.body(_v2(request), self._messages)
+            self.begin()
+            return self.json(body, status=exc.status)
         self.flush_outbox()
         return response
 
@@ -54,25 +60,33 @@ class ERPNextSimulator(FrappeWebhooks):
     """ERPNext v15 over a dict store; see ``doctypes.py`` for what is modelled."""
 
     def __init__(
-        self,
-        clock: Clock | None = None,
-        api_key: str = "erp-api-key",
+        self, clock: Clock | None = None, api_key: str = "erp-api-key",
         api_secret: str = "erp-api-secret",  # noqa: S107 - the simulator's well-known test credentials
-        custom_fields: dict[str, list[str]] | None = None,
-    ) -> None:
-        super().__init__(clock, custom_fields)
+        custom_fields: CustomFields | None = None, time_zone: str = SITE_TIME_ZONE,
+        accounts: tuple[tuple[str, str | None, int, str, str], ...] | None = None,
+    ) -> None:  # fmt: skip
+        """``custom_fields``: {doctype: [field name or Custom Field document]} the site has (e.g.
+        syncengine.vendors.erpnext.custom_field_seed()); ``accounts``: the accounts beyond the Standard
+        chart (default: a leaf tax and a leaf bank account, as `syncengine setup` makes them; ``()`` for a
+        new site); ``time_zone``: the site's, which its stamps are written in."""
+        if accounts is not None:
+            self.setup_accounts = accounts
+        super().__init__(clock, custom_fields, time_zone)
         self.users: dict[str, dict[str, Any]] = {}
         self.add_user(api_key, api_secret)
 
     def add_user(
-        self, api_key: str, api_secret: str, user: str = "Administrator", doctypes: list[str] | None = None
+        self, api_key: str, api_secret: str, user: str = "Administrator", doctypes: Permissions = None
     ) -> None:
-        """``doctypes`` limits what the user may touch (role permissions), None means everything."""
+        """``doctypes`` limits what the user may do (role permissions): a list of doctypes allows every
+        permission on them, a dict only the permission types named; None means everything."""
+        if isinstance(doctypes, list):
+            doctypes = {doctype: list(PTYPES) for doctype in doctypes}
         with self.lock:
             self.users[api_key] = {
                 "api_secret": api_secret,
                 "user": user,
-                "doctypes": None if doctypes is None else set(doctypes),
+                "doctypes": None if doctypes is None else {k: set(v) for k, v in doctypes.items()},
             }
 
     # ---- Python-side actions (what a person does in the desk UI) ----------------------------------
@@ -88,14 +102,15 @@ class ERPNextSimulator(FrappeWebhooks):
 
     def _act(self, fn: Callable[[], Any]) -> Any:
         with self.lock:
-            self._outbox, self._fired = [], set()
+            self.begin()
             result = fn()
             self.flush_outbox()
             return result
 
     def seed(self, data: Any) -> Any:
-        """Keys: ``users``, ``custom_fields`` ({doctype: [field]}) and doctype names (lists of documents,
-        inserted like a data import: no webhooks, given ``creation``/``modified`` kept)."""
+        """Keys: ``users``, ``custom_fields`` ({doctype: [field name or Custom Field document]}) and doctype
+        names (lists of documents, inserted like a data import: no webhooks, given ``creation``/``modified``
+        kept)."""
         data = data or {}
         unknown = set(data) - {"users", "custom_fields", *DOCTYPES}
         if unknown:
@@ -105,15 +120,16 @@ class ERPNextSimulator(FrappeWebhooks):
             for user in data.get("users", []):
                 self.add_user(**user)
             for doctype, fields in data.get("custom_fields", {}).items():
-                self.custom_fields[doctype] = (*self.custom_fields.get(doctype, ()), *fields)
+                for field in fields:
+                    self.add_custom_field(doctype, field)
             for doctype in (k for k in data if k in DOCTYPES):
                 try:
                     out[doctype] = [
                         self.insert(doctype, dict(d), seeding=True)["name"] for d in data[doctype]
                     ]
                 except FrappeError as exc:
-                    raise ValueError(f"{doctype}: {exc.exc_type}: {exc.message}") from None
-            self._outbox, self._fired = [], set()
+                    raise ValueError(f"{doctype}: {exc.exc_type}: {exc.message or self._messages}") from None
+            self.begin()
         return out
 
     # ---- auth and errors --------------------------------------------------------------------------
@@ -165,20 +181,23 @@ class ERPNextSimulator(FrappeWebhooks):
         error = FrappeError("DoesNotExistError", f"Page {request.path} not found")
         return self.json(error.body(_v2(request)), status=404)
 
-    def _user(self, request: Request, doctype: str | None = None) -> str:
+    def _user(self, request: Request, doctype: str | None = None, ptype: str = "read") -> str:
         user = request.environ.get("sim.user")
         name = user["user"] if user else "Guest"
         if doctype is not None:
             self.meta(doctype)
-        if user is None or (
-            doctype is not None and user["doctypes"] is not None and doctype not in user["doctypes"]
-        ):
-            raise FrappeError(
+        if user is None or (doctype is not None and not self.permitted(user, doctype, ptype)):
+            what = f"<strong>{doctype}</strong>" if doctype else "this method"
+            raise self.fail(
                 "PermissionError",
-                f"User {name} does not have doctype access via role permission "
-                f"for document {doctype or 'this method'}",
+                f"User <strong>{name}</strong> does not have doctype access via role permission "
+                f"for document {what}",
             )
         return name
+
+    @staticmethod
+    def permitted(user: dict[str, Any], doctype: str, ptype: str) -> bool:
+        return user["doctypes"] is None or ptype in user["doctypes"].get(doctype, ())
 
     @staticmethod
     def form_dict(request: Request) -> dict[str, Any]:
@@ -238,7 +257,13 @@ class ERPNextSimulator(FrappeWebhooks):
         args = self.form_dict(request)
         if method in ("ping", "frappe.ping"):
             return "pong"
+        if method == "frappe.client.get_time_zone":  # allow_guest
+            return {"time_zone": self.time_zone}
         user = self._user(request)
+        if method == "frappe.client.has_permission":
+            if not {"doctype", "docname"} <= set(args):  # required arguments (over GET: no empty docname)
+                raise printed("TypeError")
+            return {"has_permission": self._has_permission(request, **args)}
         if method == "frappe.auth.get_logged_user":
             return user
         if method in ("frappe.client.get_count", "frappe.desk.reportview.get_count"):
@@ -257,6 +282,18 @@ class ERPNextSimulator(FrappeWebhooks):
             return self.get_payment_entry(**args)
         raise invalid(f"Failed to get method {method} with No module named '{method.rsplit('.', 1)[0]}'")
 
+    def _has_permission(
+        self, request: Request, doctype: str, docname: str, perm_type: str = "read", **_: Any
+    ) -> bool:
+        """``frappe.client.has_permission``: an empty docname asks about the doctype. Asking about an unknown
+        doctype reads DocType, which only a System Manager may: 403."""
+        if doctype not in DOCTYPES:
+            self._user(request, "DocType")
+        if docname and docname not in self.db[doctype]:
+            raise FrappeError("DoesNotExistError", f"{doctype} {docname} not found")
+        ptype = str(perm_type).lower()
+        return ptype in PTYPES and self.permitted(request.environ["sim.user"], doctype, ptype)
+
     def _get_by(self, doctype: str, name: str | None, filters: Any) -> Doc:
         if name:
             return self.get_doc(doctype, name)
@@ -266,7 +303,9 @@ class ERPNextSimulator(FrappeWebhooks):
         return self.get_doc(doctype, rows[0]["name"])
 
     def _ok(self, data: Any, status: int = 200, **extra: Any) -> Response:
-        return self.json({"data": data, **extra}, status=status)
+        """``{"data": …}`` with the request's printed messages (notes, alerts) as ``messages``."""
+        messages = {"messages": list(self._messages)} if self._messages else {}
+        return self.json({"data": data, **extra, **messages}, status=status)
 
     # ---- API v2 -----------------------------------------------------------------------------------
 
@@ -282,8 +321,9 @@ class ERPNextSimulator(FrappeWebhooks):
     @route("POST", "/api/v1/resource/{doctype}")
     @frappe_api
     def create_doc(self, request: Request, doctype: str) -> Response:
-        user = self._user(request, doctype)
-        return self._ok(self.as_dict(self.insert(doctype, self._body(request), user)))
+        user = self._user(request, doctype, "create")
+        body = self._body(request)
+        return self._ok(self.inserted_view(self.insert(doctype, body, user), body))
 
     @route("GET", "/api/v2/document/{doctype}/{name}")
     @route("GET", "/api/resource/{doctype}/{name}")
@@ -299,7 +339,7 @@ class ERPNextSimulator(FrappeWebhooks):
     @route("PUT", "/api/v1/resource/{doctype}/{name}")
     @frappe_api
     def update_doc(self, request: Request, doctype: str, name: str) -> Response:
-        user = self._user(request, doctype)
+        user = self._user(request, doctype, "write")
         doc = self.save(self.get_doc(doctype, name), self._body(request), user)
         return self._ok(self.as_dict(doc))
 
@@ -308,7 +348,7 @@ class ERPNextSimulator(FrappeWebhooks):
     @route("DELETE", "/api/v1/resource/{doctype}/{name}")
     @frappe_api
     def delete_doc(self, request: Request, doctype: str, name: str) -> Response:
-        user = self._user(request, doctype)
+        user = self._user(request, doctype, "delete")
         self.delete(self.get_doc(doctype, name), user)
         return self._ok("ok", status=202)
 
@@ -316,7 +356,7 @@ class ERPNextSimulator(FrappeWebhooks):
     @route("POST", "/api/v2/document/{doctype}/{name}/method/{method}")
     @frappe_api
     def doc_method(self, request: Request, doctype: str, name: str, method: str) -> Response:
-        user = self._user(request, doctype)
+        user = self._user(request, doctype, method if method in DOC_METHODS else "write")
         doc = self.get_doc(doctype, name)
         if method not in DOC_METHODS:
             raise FrappeError("PermissionError", "Not permitted")

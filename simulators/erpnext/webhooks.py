@@ -70,7 +70,11 @@ class FrappeWebhooks(ERPNextRules):
             return False
 
     def flush_outbox(self) -> None:
-        """Send what the finished request queued (``enqueue_after_commit``)."""
+        """The request succeeded: its commit hooks run, then what it queued is sent
+        (``enqueue_after_commit``)."""
+        commits, self._commits = self._commits, []
+        for commit in commits:
+            commit()
         outbox, self._outbox, self._fired = self._outbox, [], set()
         for event, doc, hook in outbox:
             if hook is None:

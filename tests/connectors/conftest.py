@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from syncengine.vendors.erpnext import custom_field_seed
+
 # --- Invoice Ninja and Directus -----------------------------------------------------------------------
 
 # Tokens of these tests only (not the session's configured ones), so a leak into the logs cannot hide
@@ -73,8 +75,8 @@ MAUTIC_TEST_USER = "sync-user"
 MAUTIC_TEST_PASSWORD = "mautic-conn-pass-6a0c2e9b"
 MAUTIC_TEST_CLIENT_ID = "mautic-conn-client"
 MAUTIC_TEST_CLIENT_SECRET = "mautic-conn-client-secret-1f5d8b"
-# The custom fields our markers live in, declared as a real site declares them.
-ERPNEXT_CUSTOM_FIELDS = {"Customer": ["custom_syncengine_id"], "Sales Invoice": ["custom_syncengine_id"]}
+# The custom fields the engine needs, as `syncengine setup` creates them (syncengine.vendors.erpnext).
+ERPNEXT_CUSTOM_FIELDS = custom_field_seed()
 
 
 @pytest.fixture()

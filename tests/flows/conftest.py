@@ -15,11 +15,12 @@ import redis
 
 from simulators import REGISTRY
 from simulators.wiring import engine_env, subscribe
+from syncengine.vendors.erpnext import custom_field_seed
 from tests.conftest import REDIS_BASE, WORK
 from tests.servers import claim_redis_db
 from tests.support import SECRETS, Proc, celery_worker_cmd, free_port, gunicorn_cmd, wait_for_port, wait_until
 
-ERPNEXT_CUSTOM_FIELDS = {"Customer": ["custom_syncengine_id"], "Sales Invoice": ["custom_syncengine_id"]}
+ERPNEXT_CUSTOM_FIELDS = custom_field_seed()
 
 # Crash recovery (test_payment_crash): a short effect lease, and the points where a pool process kills
 # itself once, armed only while CRASH_DIR exists (the test creates it; its markers say which fired).

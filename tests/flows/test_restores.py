@@ -181,7 +181,18 @@ def test_an_edit_of_an_archived_copy_does_not_resurrect_the_record(deployment):
     # archive, so its copy stayed live): none of them is an un-archive.
     client_url, customer_url = f"/api/v1/clients/{client['id']}", f"/api/v2/document/Customer/{customer}"
     _call(deployment, "invoiceninja", "PUT", client_url, {"vat_number": "GB999"})
-    _call(deployment, "erpnext", "PUT", customer_url, {"mobile_no": "+441234567890"})
+    # A Customer's mobile is its primary Contact's, fetched when the Customer is saved (as in ERPNext).
+    contact = (
+        f"/api/v2/document/Contact/{sims['erpnext'].db['Customer'][customer]['customer_primary_contact']}"
+    )
+    _call(
+        deployment,
+        "erpnext",
+        "PUT",
+        contact,
+        {"phone_nos": [{"phone": "+441234567890", "is_primary_mobile_no": 1}]},
+    )
+    _call(deployment, "erpnext", "PUT", customer_url, {})
     response = requests.patch(
         f"{deployment.servers['mautic'].url}/api/contacts/{lead['id']}/edit",
         json={"city": "Leeds"}, auth=MAUTIC_AUTH, timeout=10,

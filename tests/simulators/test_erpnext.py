@@ -78,11 +78,9 @@ def test_naming_and_duplicates(erp):
     assert explicit["data"]["name"] == "CUST-X"
     dup = call("POST", "/api/v2/document/Customer", json={"name": "CUST-X", "customer_name": "Y"})
     assert dup.status_code == 409 and dup.json()["errors"][0]["type"] == "DuplicateEntryError"
-    item = call(
-        "POST", "/api/v2/document/Item", json={"item_code": "SKU1", "item_group": "P", "stock_uom": "Nos"}
-    )
-    assert item.status_code == 409
-    v1 = call("POST", "/api/resource/Item", json={"item_code": "SKU1", "item_group": "P", "stock_uom": "Nos"})
+    item = {"item_code": "SKU1", "item_group": "Products", "stock_uom": "Nos"}
+    assert call("POST", "/api/v2/document/Item", json=item).status_code == 409
+    v1 = call("POST", "/api/resource/Item", json=item)
     assert v1.status_code == 409 and v1.json()["exc_type"] == "DuplicateEntryError"
     assert "already exists" in json.loads(json.loads(v1.json()["_server_messages"])[0])["message"]
 
@@ -96,10 +94,17 @@ def test_validation_error_shapes(erp):
     )
     assert v2.status_code == 417
     assert v2.json()["errors"][0]["type"] == "LinkValidationError"
-    v1 = call("POST", "/api/resource/Sales Invoice", json={"customer": "Acme", "items": []})
+    body = {"customer": "Acme", "items": [{"item_code": "SKU1"}], "taxes": [{"charge_type": "Actual"}]}
+    v1 = call("POST", "/api/resource/Sales Invoice", json=body)
     assert v1.status_code == 417 and v1.json()["exc_type"] == "MandatoryError"
     assert v1.json()["exception"].startswith("frappe.exceptions.MandatoryError")
-    assert isinstance(v1.json()["_server_messages"], str)
+    printed = [json.loads(m)["message"] for m in json.loads(v1.json()["_server_messages"])]
+    assert printed == [
+        "Error: <strong>Sales Taxes and Charges</strong> Row #1: Value missing for: Account Head",
+        "Error: <strong>Sales Taxes and Charges</strong> Row #1: Value missing for: Description",
+    ]
+    no_rows = call("POST", "/api/v2/document/Sales Invoice", json={"customer": "Acme", "items": []})
+    assert no_rows.status_code == 500 and no_rows.json()["errors"][0]["type"] == "TypeError"  # as ERPNext
     late = call(
         "POST",
         "/api/v2/document/Sales Invoice",
@@ -193,7 +198,9 @@ def test_custom_fields_are_stored_unknown_ones_dropped(erp):
 def test_invoice_totals_submit_and_payment(erp):
     _, call = erp
     draft = invoice(
-        call, 100, taxes=[{"charge_type": "On Net Total", "account_head": "VAT - MC", "rate": 19}]
+        call,
+        100,
+        taxes=[{"charge_type": "On Net Total", "account_head": "VAT - MC", "description": "VAT", "rate": 19}],
     )
     assert draft["name"].startswith("ACC-SINV-") and draft["status"] == "Draft"
     assert (draft["net_total"], draft["total_taxes_and_charges"], draft["grand_total"]) == (100, 19, 119)
@@ -206,11 +213,10 @@ def test_invoice_totals_submit_and_payment(erp):
         and done["docs"][0] == done["data"]
     )
 
-    pe = call(
-        "GET",
-        f"/api/v2/method/{PE_METHOD}",
-        params={"dt": "Sales Invoice", "dn": draft["name"], "party_amount": 50},
-    ).json()["data"]
+    args = {"dt": "Sales Invoice", "dn": draft["name"], "party_amount": 50}
+    over_get = call("GET", f"/api/v2/method/{PE_METHOD}", params=args)  # party_amount arrives as "50"
+    assert over_get.status_code == 500 and over_get.json()["errors"][0]["type"] == "TypeError"
+    pe = call("POST", f"/api/v2/method/{PE_METHOD}", json=args).json()["data"]
     assert pe["paid_amount"] == 50 and pe["references"][0]["allocated_amount"] == 50 and pe["paid_to"]
     no_ref = call("POST", "/api/v2/document/Payment Entry", json={**pe, "docstatus": 1})
     assert no_ref.status_code == 417 and "Reference No" in no_ref.text

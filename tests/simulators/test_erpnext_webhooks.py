@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import uuid
 
 import pytest
 import requests
@@ -34,6 +35,7 @@ def erp(serve):
 
 def webhook(call, url: str, doctype: str, event: str, **fields) -> dict:
     body = {
+        "name": f"hook {doctype} {event} {uuid.uuid4().hex[:6]}",  # ERPNext wants one (see the test below)
         "webhook_doctype": doctype,
         "webhook_docevent": event,
         "request_url": url,
@@ -147,9 +149,20 @@ def test_a_failed_request_sends_nothing(erp, hook_receiver):
 )
 def test_webhook_doc_validation(erp, fields, message):
     _, call = erp
-    body = {"webhook_doctype": "Customer", "request_url": "http://127.0.0.1:9/x", **fields}
+    body = {"name": "hook", "webhook_doctype": "Customer", "request_url": "http://127.0.0.1:9/x", **fields}
     r = call("POST", "/api/v2/document/Webhook", expect=417, json=body)
     assert message in r.json()["errors"][0]["message"]
+
+
+def test_a_webhook_needs_a_name(erp):
+    _, call = erp
+    body = {
+        "webhook_doctype": "Customer",
+        "webhook_docevent": "on_update",
+        "request_url": "http://127.0.0.1:9/",
+    }
+    r = call("POST", "/api/v2/document/Webhook", expect=417, json=body)
+    assert r.json()["errors"][0]["message"] == "Please set the document name"  # as the real one (sample 14)
 
 
 def test_desk_actions_fire_webhooks_too(erp, hook_receiver):

@@ -1,0 +1,97 @@
+"""What an ERPNext v15 site must hold for the engine, declared once: the custom fields it writes (created
+by `syncengine setup` through the Custom Field doctype, seeded into the simulator), the masters and
+accounts it names, and the calls its API user must be allowed to make.
+
+Pure data: the connector, the setup, the tasks and the simulator all read it from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MARKER_FIELD = "custom_syncengine_id"  # our record id (Customer) or invoice number (Sales Invoice)
+IBAN_FIELD = "custom_iban"  # F7: the supplier's bank details, paid from Revolut
+BIC_FIELD = "custom_bic"
+
+
+@dataclass(frozen=True)
+class CustomField:
+    """One Custom Field document: `dt` + `fieldname` name it (`<dt>-<fieldname>`)."""
+
+    dt: str
+    fieldname: str
+    label: str
+    fieldtype: str = "Data"
+    unique: bool = False
+    insert_after: str = ""
+    no_copy: bool = False  # a duplicated or amended document must not carry our marker (it is unique)
+
+    @property
+    def name(self) -> str:
+        return f"{self.dt}-{self.fieldname}"
+
+    def document(self) -> dict[str, Any]:
+        """The body of `POST /api/v2/document/Custom Field`."""
+        doc: dict[str, Any] = {
+            "dt": self.dt, "fieldname": self.fieldname, "label": self.label, "fieldtype": self.fieldtype,
+            "unique": int(self.unique), "no_copy": int(self.no_copy),
+        }  # fmt: skip
+        return {**doc, "insert_after": self.insert_after} if self.insert_after else doc
+
+
+CUSTOM_FIELDS: tuple[CustomField, ...] = (
+    CustomField("Customer", MARKER_FIELD, "Syncengine ID", unique=True, insert_after="customer_name",
+                no_copy=True),
+    CustomField("Sales Invoice", MARKER_FIELD, "Syncengine ID", unique=True, insert_after="customer",
+                no_copy=True),
+    CustomField("Supplier", IBAN_FIELD, "IBAN", insert_after="supplier_name"),
+    CustomField("Supplier", BIC_FIELD, "BIC", insert_after=IBAN_FIELD),
+)  # fmt: skip
+
+
+def custom_field_seed() -> dict[str, list[dict[str, Any]]]:
+    """The declared custom fields by doctype, as the simulator's `custom_fields` takes them."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for field in CUSTOM_FIELDS:
+        out.setdefault(field.dt, []).append(field.document())
+    return out
+
+
+# --- masters ----------------------------------------------------------------------------------------------
+
+ITEM_GROUP = "Products"  # every Item we create goes in this leaf Item Group
+STOCK_UOM = "Nos"
+FALLBACK_ITEM = "MISC"  # the Item an invoice line without a SKU is booked on
+ITEM_DEFAULTS = {"item_group": ITEM_GROUP, "stock_uom": STOCK_UOM, "is_stock_item": 0}
+
+# The settings naming the company's accounts, and what each may be. ERPNext's tax rows take a leaf account
+# of the invoice's company (AccountsController.validate_account_head); the sales and purchase forms offer
+# Tax and Chargeable accounts on both sides. A Payment Entry receives into a Bank or Cash account: the one
+# `get_payment_entry(bank_account=…)` is given, else the company's default, which is Cash on a new site.
+ACCOUNTS = {
+    "tax_account": {"setting": "ERPNEXT_TAX_ACCOUNT", "types": ("Tax", "Chargeable"), "create_as": "Tax"},
+    "bank_account": {"setting": "ERPNEXT_BANK_ACCOUNT", "types": ("Bank", "Cash"), "create_as": "Bank"},
+}
+
+
+# --- what the API user must be allowed to do -------------------------------------------------------------
+
+# (doctype, permission types) for every call the engine makes. Customer delete is not among them: F9
+# archives by `disabled`. Webhook and Deleted Document are System Manager doctypes on a stock site.
+PERMISSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Customer", ("read", "create", "write")),
+    ("Contact", ("read", "create", "write")),  # a Customer's email and phone live on its primary Contact
+    ("Item", ("read", "create", "write")),
+    ("Sales Invoice", ("read", "create", "write", "submit")),
+    ("Payment Entry", ("read", "create", "submit")),
+    ("Supplier", ("read", "create")),  # OCR (F6) files supplier invoices; F7 reads the bank details
+    ("Purchase Invoice", ("read", "create")),
+    ("Deleted Document", ("read",)),  # the delete sweep
+    ("Webhook", ("read", "create", "write", "delete")),  # `webhooks install`
+    ("Account", ("read",)),
+    ("Company", ("read",)),
+)
+# Whitelisted methods the engine calls.
+PAYMENT_ENTRY_METHOD = "erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry"
+TIME_ZONE_METHOD = "frappe.client.get_time_zone"
