@@ -66,9 +66,8 @@ class ERPNextRules(PartyRules):
     def _validate_invoice(self, doc: Doc) -> None:
         for row in doc["items"]:
             item = self.db["Item"].get(row.get("item_code"))
-            if item is None:
-                missing = f"Row #{row['idx']}: Item Code: {row.get('item_code')}"
-                raise FrappeError("LinkValidationError", f"Could not find {missing}")
+            if item is None:  # ERPNext reads the row's Item before any link check: 404
+                raise not_found("Item", str(row.get("item_code")))
             row["item_name"] = row.get("item_name") or item["item_name"]
             row["uom"] = row.get("uom") or item["stock_uom"]
             row["stock_uom"] = item["stock_uom"]
