@@ -24,6 +24,7 @@ from syncengine.vendors.erpnext import (
     PAYMENT_ENTRY_METHOD,
     PERMISSIONS,
     STOCK_UOM,
+    AccountSetting,
     CustomField,
 )
 
@@ -51,8 +52,7 @@ class ERPNextSetup(VendorSetup):
             (f"Item Group {ITEM_GROUP}", lambda: [self._item_group(apply)]),
             (f"UOM {STOCK_UOM}", lambda: [self._uom(apply)]),
             (f"Item {FALLBACK_ITEM}", lambda: [self._fallback_item(apply)]),
-            *((str(ACCOUNTS[key]["setting"]), lambda key=key: [self._account(key, found[0], apply)])
-              for key in ACCOUNTS),
+            *((spec.variable, lambda spec=spec: [self._account(spec, found[0], apply)]) for spec in ACCOUNTS),
             ("time zone", lambda: [self._time_zone()]),
         ]  # fmt: skip
         return [line for subject, check in checks for line in self._guarded(subject, check)]
@@ -165,18 +165,13 @@ class ERPNextSetup(VendorSetup):
 
     # --- accounts ----------------------------------------------------------------------------------------
 
-    def _account(self, key: str, company: Doc | None, apply: bool) -> Finding:
-        spec = ACCOUNTS[key]
-        setting, kinds, kind = str(spec["setting"]), tuple(spec["types"]), str(spec["create_as"])
-        name = self.settings.services["erpnext"].options.get(key)
-        abbr = company.get("abbr") if company else "ABBR"
+    def _account(self, spec: AccountSetting, company: Doc | None, apply: bool) -> Finding:
+        name, kind = self.settings.services["erpnext"].options.get(spec.option), spec.types[0]
         if not name:
-            example = f"{_example(key)} - {abbr}"
-            fix = (
-                f"set {setting} to a leaf {kind} account of the company, e.g. '{example}' (setup creates it)"
-            )
-            return self.finding(setting, MISSING, "not set", fix)
-        subject = f"{setting} {name}"
+            example = f"{spec.example} - {company.get('abbr') if company else '<abbr>'}"
+            fix = f"set {spec.variable} to a leaf {kind} account of the company, e.g. '{example}'"
+            return self.finding(spec.variable, MISSING, "not set", fix)
+        subject = f"{spec.variable} {name}"
         if company is None:
             return self.finding(
                 subject, ERROR, "cannot be checked without the company", "fix the company line first"
@@ -184,7 +179,7 @@ class ERPNextSetup(VendorSetup):
         account = self._get("Account", name)
         if account is None:
             return self._new_account(subject, name, kind, company, apply)
-        problem = _account_problem(account, company["name"], kinds)
+        problem = _account_problem(account, company["name"], spec.types)
         if problem:
             return self.finding(subject, WRONG, problem[0], problem[1])
         return self.finding(subject, OK, f"{account.get('account_type')} account of {company['name']}")
@@ -252,12 +247,8 @@ def _account_problem(account: Doc, company: str, kinds: tuple[str, ...]) -> tupl
     if account.get("is_group"):
         return "is a group account", f"use a leaf account under {account['name']} (setup creates a named one)"
     if account.get("account_type") not in kinds:
-        shown = account.get("account_type") or "untyped"
-        return f"is a {shown} account", f"set its Account Type to {kinds[0]} in the Chart of Accounts"
+        shown = f"a {account['account_type']}" if account.get("account_type") else "an untyped"
+        return f"is {shown} account", f"set its Account Type to {kinds[0]} in the Chart of Accounts"
     if account.get("disabled"):
         return "is disabled", "enable it in the Chart of Accounts"
     return None
-
-
-def _example(key: str) -> str:
-    return {"tax_account": "VAT", "bank_account": "Bank"}.get(key, key)

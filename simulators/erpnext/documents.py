@@ -281,6 +281,8 @@ class FrappeBase(Simulator):
         series = dict(self.db["__series"])
         try:
             explicit = data.get("name") if isinstance(data.get("name"), str | int) else None
+            if seeding and meta.naming == "prompt" and not explicit:  # a seed may leave the name to us
+                explicit = f"{meta.name} {secrets.token_hex(4)}"
             doc["name"] = self._name(doc, meta, str(explicit) if explicit else None)
             for table in meta.children:
                 for row in doc[table]:

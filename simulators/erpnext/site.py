@@ -30,7 +30,7 @@ STANDARD_CHART: tuple[tuple[str, str | None, int, str, str], ...] = (
     ("Duties and Taxes", "Current Liabilities", 1, "Tax", "Liability"),
     ("Income", None, 1, "", "Income"),
     ("Direct Income", "Income", 1, "", "Income"),
-    ("Sales", "Direct Income", 0, "Income Account", "Income"),
+    ("Sales", "Direct Income", 0, "", "Income"),
     ("Expenses", None, 1, "", "Expense"),
     ("Indirect Expenses", "Expenses", 1, "", "Expense"),
     ("Miscellaneous Expenses", "Indirect Expenses", 0, "Chargeable", "Expense"),

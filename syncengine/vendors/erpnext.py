@@ -65,14 +65,25 @@ STOCK_UOM = "Nos"
 FALLBACK_ITEM = "MISC"  # the Item an invoice line without a SKU is booked on
 ITEM_DEFAULTS = {"item_group": ITEM_GROUP, "stock_uom": STOCK_UOM, "is_stock_item": 0}
 
-# The settings naming the company's accounts, and what each may be. ERPNext's tax rows take a leaf account
-# of the invoice's company (AccountsController.validate_account_head); the sales and purchase forms offer
-# Tax and Chargeable accounts on both sides. A Payment Entry receives into a Bank or Cash account: the one
-# `get_payment_entry(bank_account=…)` is given, else the company's default, which is Cash on a new site.
-ACCOUNTS = {
-    "tax_account": {"setting": "ERPNEXT_TAX_ACCOUNT", "types": ("Tax", "Chargeable"), "create_as": "Tax"},
-    "bank_account": {"setting": "ERPNEXT_BANK_ACCOUNT", "types": ("Bank", "Cash"), "create_as": "Bank"},
-}
+
+@dataclass(frozen=True)
+class AccountSetting:
+    """A setting naming one of the company's ledger accounts, and what that account may be."""
+
+    option: str  # its key in the ERPNext service options (settings.py)
+    variable: str
+    types: tuple[str, ...]  # the account types that can take the engine's rows, the usual first
+    example: str  # the account name (before " - <abbr>") setup suggests
+
+
+# ERPNext's tax rows take a leaf account of the invoice's company (AccountsController.validate_account_head);
+# its sales and purchase forms offer Tax and Chargeable accounts on both sides. A Payment Entry receives into
+# a Bank or Cash account: the one `get_payment_entry(bank_account=…)` is given, else the company's default,
+# which is Cash on a new site.
+ACCOUNTS = (
+    AccountSetting("tax_account", "ERPNEXT_TAX_ACCOUNT", ("Tax", "Chargeable"), "VAT"),
+    AccountSetting("bank_account", "ERPNEXT_BANK_ACCOUNT", ("Bank", "Cash"), "Bank"),
+)
 
 
 # --- what the API user must be allowed to do -------------------------------------------------------------
