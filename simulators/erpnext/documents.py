@@ -1,6 +1,7 @@
 """Frappe's document lifecycle over the simulator store: naming, validation, save, submit, cancel, delete.
 
-Docs are stored complete (every column, ``None`` when unset) because ``Document.as_dict()`` answers that way.
+Docs are stored complete (every column, ``None`` when unset); an answer leaves the empty ones out, as Frappe's
+JSON of a document does (``json_handler`` → ``as_dict(no_nulls=True)``, rows included).
 Webhooks are queued while a request runs and sent only if it succeeds, like Frappe's
 ``enqueue_after_commit``; the events each step fires follow ``Document.insert``, ``save`` and
 ``run_post_save_methods``. Each request keeps Frappe's message log (``msgprint``; errors.py renders it).
@@ -32,6 +33,15 @@ _NOT_SETTABLE = ("name", "doctype", "owner", "creation", "modified", "modified_b
 STAMP = "%Y-%m-%d %H:%M:%S.%f"
 SITE_TIME_ZONE = "Europe/Paris"
 CustomFields = dict[str, list[str | dict[str, Any]]]  # doctype -> field names, or Custom Field documents
+
+
+def no_nulls(value: Any) -> Any:
+    """A document (or its rows) without the fields that hold None."""
+    if isinstance(value, dict):
+        return {k: no_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [no_nulls(v) for v in value]
+    return value
 
 
 class FrappeBase(Simulator):
@@ -112,8 +122,9 @@ class FrappeBase(Simulator):
         return doc
 
     def as_dict(self, doc: Doc) -> Doc:
-        """A copy as the API shows it (Password fields already hold their mask, see ``_keep_secrets``)."""
-        return copy.deepcopy(doc)
+        """A copy as the API shows it: no empty fields, in rows neither (Password fields already hold their
+        mask, see ``_keep_secrets``)."""
+        return no_nulls(copy.deepcopy(doc))
 
     def site_now(self) -> datetime:
         return datetime.fromtimestamp(self.now(), tz=self._zone).replace(tzinfo=None)

@@ -8,6 +8,7 @@ Payment Entry from an invoice (``erpnext/accounts/doctype/payment_entry/payment_
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 from simulators.erpnext import site
@@ -127,6 +128,8 @@ class ERPNextRules(PartyRules):
             doc["company"] = doc.get("company") or self.company
             doc["currency"] = doc.get("currency") or "EUR"
             doc["conversion_rate"] = doc.get("conversion_rate") or 1.0
+        if kind == "Purchase Invoice" and not doc.get("remarks"):  # PurchaseInvoice.create_remarks
+            doc["remarks"] = _purchase_remarks(doc)
         if kind == "Sales Invoice":
             doc["debit_to"] = doc.get("debit_to") or f"Debtors - {self.abbr}"
             customer = self.db["Customer"].get(doc.get("customer"))
@@ -135,8 +138,9 @@ class ERPNextRules(PartyRules):
             doc["credit_to"] = doc.get("credit_to") or f"Creditors - {self.abbr}"
             supplier = self.db["Supplier"].get(doc.get("supplier"))
             doc["supplier_name"] = doc.get("supplier_name") or (supplier or {}).get("supplier_name")
-        if kind == "Item":
+        if kind == "Item":  # Item.validate: an empty name is the code, an empty description the name
             doc["item_name"] = doc.get("item_name") or doc.get("item_code")
+            doc["description"] = doc.get("description") or doc["item_name"]
         if kind == "Payment Entry":
             doc["company"] = doc.get("company") or self.company
             doc["posting_date"] = doc.get("posting_date") or self.today().isoformat()
@@ -235,6 +239,8 @@ class ERPNextRules(PartyRules):
         return found
 
     def _before_submit(self, doc: Doc) -> None:
+        if doc["doctype"] == "Sales Invoice":  # SalesInvoice.add_remarks
+            doc["remarks"] = doc.get("remarks") or "No Remarks"
         if doc["doctype"] == "Payment Entry":
             self._check_allocations(doc)
             for field in ("paid_from", "paid_to"):  # the ledger refuses a group account
@@ -335,3 +341,12 @@ class ERPNextRules(PartyRules):
         )
         compute_payment(pe)
         return pe
+
+
+def _purchase_remarks(doc: Doc) -> str:
+    if not doc.get("bill_no"):
+        return "No Remarks"
+    if not doc.get("bill_date"):
+        return f"Against Supplier Invoice {doc['bill_no']}"
+    dated = date.fromisoformat(str(doc["bill_date"])[:10])
+    return f"Against Supplier Invoice {doc['bill_no']} dated {dated:%d/%m/%Y}"  # the site's date format

@@ -12,6 +12,7 @@ document per request and the document is read when the request has committed, so
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
@@ -21,7 +22,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from simulators.base import Delivery
-from simulators.erpnext.documents import Doc
+from simulators.erpnext.documents import Doc, no_nulls
 from simulators.erpnext.rules import ERPNextRules
 
 _ALWAYS = ("on_update", "after_insert", "on_submit", "on_cancel", "on_trash")
@@ -33,7 +34,7 @@ ATTEMPTS = 3
 
 def _jinja() -> SandboxedEnvironment:
     env = SandboxedEnvironment(autoescape=False)  # renders JSON, never HTML
-    env.filters["json"] = lambda value: json.dumps(value, default=str)
+    env.filters["json"] = lambda value: json.dumps(no_nulls(value), default=str)  # as frappe.as_json
     return env
 
 
@@ -65,7 +66,7 @@ class FrappeWebhooks(ERPNextRules):
 
     def _condition(self, expression: str, doc: Doc) -> bool:
         try:
-            return bool(self._jenv.compile_expression(expression)(doc=self.as_dict(doc)))
+            return bool(self._jenv.compile_expression(expression)(doc=copy.deepcopy(doc)))
         except TemplateError:
             return False
 
@@ -100,7 +101,7 @@ class FrappeWebhooks(ERPNextRules):
                 self._sending = None
 
     def _request_for(self, doc: Doc, hook: Doc) -> tuple[dict[str, Any], Any]:
-        context = self.as_dict(doc)
+        context = copy.deepcopy(doc)  # the template sees every field (a Document's attributes)
         if hook.get("webhook_data"):
             data: Any = {row["key"]: context.get(row["fieldname"]) for row in hook["webhook_data"]}
         elif hook.get("webhook_json"):

@@ -332,7 +332,7 @@ def test_a_supplier_invoice_is_filed_once_as_a_draft_with_its_tax_row(target):
     assert supplier["name"] == name and conn.get("Supplier", name)["custom_iban"] == body["custom_iban"]
     code = new_item(target, conn)
     tag = f"[syncengine:doc:{uuid.uuid4().hex[:16]}]"
-    today = datetime.now(UTC).date().isoformat()
+    today = datetime.now(conn.site_timezone).date().isoformat()  # the site's today: due today is not overdue
     invoice = {
         "supplier": name, "posting_date": today, "set_posting_time": 1, "bill_date": today, "bill_no": "B-1",
         "currency": "EUR", "items": [{"item_code": code, "description": "Paper", "qty": 1, "rate": 40}],
@@ -345,3 +345,33 @@ def test_a_supplier_invoice_is_filed_once_as_a_draft_with_its_tax_row(target):
                         accept=lambda r: tag in str(r.get("remarks"))) for _ in range(2)]  # fmt: skip
     assert made[0]["name"] == made[1]["name"] and made[0]["docstatus"] == 0
     assert (made[0]["grand_total"], made[0]["total_taxes_and_charges"]) == (48, 8)
+    # Approved (submitted) in ERPNext, it is what F7 pays: outstanding, not a return, unpaid.
+    from tasks.transfers import not_due
+
+    submitted = conn.submit("Purchase Invoice", made[0]["name"])
+    held = conn.get("Purchase Invoice", submitted["name"])
+    assert (held["docstatus"], held["status"], held["outstanding_amount"], held["is_return"]) == (
+        1,
+        "Unpaid",
+        48,
+        0,
+    )
+    assert not_due(held) is None
+
+
+def test_a_document_is_answered_without_its_empty_fields_and_with_erpnexts_defaults(target):
+    """Frappe serialises a document with as_dict(no_nulls=True): a field never set is absent, not None; an
+    Item's empty name and description are its code, its rate 0.0; a submitted invoice's remarks "No
+    Remarks"."""
+    conn = target.connector()
+    customer = new_customer(target, conn)
+    assert "tax_id" not in customer and "tax_id" not in conn.get("Customer", customer["name"])
+    code = new_item(target, conn)
+    item = conn.get("Item", code)
+    assert (item["item_name"], item["description"], item["standard_rate"]) == (code, code, 0.0)
+    invoice = conn.create("Sales Invoice", invoice_body(customer["name"], code))
+    assert "remarks" not in invoice and invoice["status"] == "Draft"
+    assert conn.submit("Sales Invoice", invoice["name"])["remarks"] == "No Remarks"  # set when submitted
+    # A listing names its fields: those come back, empty or not.
+    [row] = conn.list_page("Customer", filters=[["name", "=", customer["name"]]], fields=("name", "tax_id"))
+    assert row == {"name": customer["name"], "tax_id": None}
