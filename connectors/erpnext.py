@@ -5,7 +5,7 @@ Inputs and outputs are plain dicts in ERPNext's own shape (a document as ``GET /
 
 ERPNext has no idempotency keys, so every create that must happen once goes through
 ``Connector.create_once``: under a lock on our marker, look the document up by a unique field that carries the
-marker (Customer: a custom field with our record id, or the customer name; Item: ``item_code``; Sales
+marker (Customer: a custom field with our marker, the email else the name; Item: ``item_code``; Sales
 Invoice: a custom field, or a tag in ``remarks``, with our invoice number; Payment Entry: ``reference_no`` =
 the Revolut transaction id) and insert only when it is absent. A create whose answer was lost is found by that
 look-up on the next try. A ``DuplicateEntryError`` (409) or ``UniqueValidationError`` (417, a unique custom
@@ -48,8 +48,8 @@ DEFAULT_PAGE = 100
 # set: some doctypes are named by the caller (a Webhook without one is 417 "Please set the document name").
 _SERVER_KEYS = frozenset({"owner", "creation", "modified", "modified_by", "parent", "idx"})
 _TAGS = re.compile(r"<[^>]+>")
-# A create refused because the document exists: a duplicate name (409), or a value of a unique field (417).
 CONTACT_FIELDS = ("email_id", "mobile_no")  # a Customer's copies of its primary Contact's
+# A create refused because the document exists: a duplicate name (409), or a value of a unique field (417).
 EXISTS = frozenset({"DuplicateEntryError", "UniqueValidationError"})
 SITE_ZONE_TTL = 3600.0  # the site's time zone is read again after an hour (a site's zone rarely changes)
 _site_zones: dict[str, tuple[float, tzinfo]] = {}  # base URL -> (monotonic time read, zone)
