@@ -368,3 +368,19 @@ def test_a_customer_is_looked_up_by_marker_or_email_in_one_request_preferring_th
     conn.delete("Customer", by_marker["name"])
     assert adapter.find(conn, fields)["name"] == by_email["name"]  # email matched case-insensitively
     assert adapter.find(conn, {"email": f"nobody-{uuid.uuid4().hex}@example.test", "name": "No"}) is None
+
+
+def test_a_sweep_cursor_is_the_stamp_in_utc_and_never_ahead_of_now(sim, erp):
+    """ERPNext's stamps are site time (Paris here): the cursor they earn is their UTC instant, and a stamp
+    ahead of our clock earns now, so the next sweep does not skip what changes meanwhile."""
+    from tasks.sweep_sources import SOURCES
+
+    conn, source = erp(), SOURCES[("erpnext", "contact")]
+    winter, summer = {"modified": "2026-01-15 10:00:00.000001"}, {"modified": "2026-07-15 10:00:00"}
+    assert source.modified(conn, winter) == datetime(2026, 1, 15, 9, 0, 0, 1, UTC)
+    assert source.modified(conn, summer) == datetime(2026, 7, 15, 8, 0, tzinfo=UTC)
+    ahead = (datetime.now(UTC) + timedelta(hours=3)).astimezone(conn.site_timezone)
+    before = datetime.now(UTC)
+    capped = source.modified(conn, {"modified": ahead.strftime("%Y-%m-%d %H:%M:%S.%f")})
+    assert before <= capped <= datetime.now(UTC)
+    assert conn.frappe_time(datetime(2026, 1, 15, 9, 0, tzinfo=UTC)) == "2026-01-15 10:00:00.000000"

@@ -123,7 +123,7 @@ def hub_record(email: str) -> Record:
 
 
 def test_setup_check_is_clean_after_setup(deployment):
-    check = deployment.cli("setup", "--check", "--system", "erpnext")
+    check = deployment.cli("setup", "--check", "--system", "erpnext", "--verbose")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "everything the engine needs is in place" in check.stdout
     assert "Custom Field Customer.custom_syncengine_id" in check.stdout
