@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from celery.exceptions import Retry
@@ -46,21 +48,25 @@ def test_a_push_waiting_for_its_contact_retries_with_backoff_then_gives_up(invoi
 # --- a push is done when the vendor holds what we sent (tasks.push.held_by) ---------------------------
 
 
-def target(system: str, kind: str, fields: dict) -> Target:
+def target(system: str, kind: str, fields: dict, adapter: Any = None) -> Target:
     from connectors.mapping import ADAPTERS
 
-    adapter = ADAPTERS[(system, kind)]
+    adapter = adapter or ADAPTERS[(system, kind)]
     return Target(12, system, kind, 3, adapter, adapter.carried(fields), "x", None, False, False)
 
 
 def test_a_field_the_vendor_answers_otherwise_is_refused_with_system_record_and_field():
-    sent = target("erpnext", "contact", {"name": "Ann Lee", "email": "new@example.test", "phone": "+33 1"})
+    from connectors.erpnext_mapping import CustomerAdapter
+
+    paris = CustomerAdapter(site_timezone=ZoneInfo("Europe/Paris"))  # ERPNext stamps are its site's time
+    fields = {"name": "Ann Lee", "email": "new@example.test", "phone": "+33 1"}
+    sent = target("erpnext", "contact", fields, paris)
     answer = {"name": "Ann Lee", "customer_name": "Ann Lee", "email_id": "OLD@example.test",
               "mobile_no": "+33 1", "modified": "2026-11-25 10:00:00.123456"}  # fmt: skip
     held = held_by(sent, answer, creating=False)
     assert held.refused == {"email": ("new@example.test", "old@example.test")}
     assert held.fields["email"] == "old@example.test" and held.fields["phone"] == "+33 1"
-    assert held.at == datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)
+    assert held.at == datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)  # 10:00 in Paris
     assert refusal(sent, held) == (
         "erpnext kept email='old@example.test' (sent 'new@example.test') for contact 12"
     )

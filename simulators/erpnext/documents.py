@@ -308,6 +308,8 @@ class FrappeBase(Simulator):
         self._fire(doc, "after_insert", in_insert=True)
         self._fire(doc, "on_update", in_insert=True)
         self._on_update(doc, user)
+        if seeding:  # what on_update wrote (a primary Contact) leaves an import's dates as given
+            doc.update({k: data[k] for k in ("creation", "modified") if data.get(k)})
         if docstatus == 1:
             try:
                 self._submit(doc, user, in_insert=True, keep_modified=seeding)
