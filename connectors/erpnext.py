@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
-from connectors.base import Connector
+from connectors.base import Connector, segment
 from syncengine.errors import Ambiguous, Permanent, Retryable, SyncError
 from syncengine.idempotency import Attempt, Effect
 from syncengine.redaction import redact, register_secrets
@@ -225,7 +225,7 @@ class ERPNextConnector(Connector):
     @staticmethod
     def doc_path(doctype: str, name: str | None = None) -> str:
         path = f"/api/v2/document/{quote(doctype)}"
-        return path if name is None else f"{path}/{quote(str(name), safe='')}"
+        return path if name is None else f"{path}/{segment(name, 'name', what='erpnext document name')}"
 
     def get(self, doctype: str, name: str) -> Doc:
         return self.get_json(self.doc_path(doctype, name))["data"]

@@ -105,3 +105,15 @@ def test_a_download_follows_a_redirect_within_its_origin_only_and_stops_at_the_c
         directus.download_asset(large, limit=1024 * 1024)
     assert refused.value.status == 413
     assert "/steal" not in files.hits
+
+
+@pytest.mark.parametrize("name", ["..", "", "Acme\nLtd", "x" * 141])
+def test_an_erpnext_document_name_from_outside_is_refused(name):
+    from connectors.erpnext import ERPNextConnector
+
+    with pytest.raises(Permanent, match="refused erpnext document name"):
+        ERPNextConnector.doc_path("Customer", name)
+    assert (
+        ERPNextConnector.doc_path("Customer", "Acme / Paris?x")
+        == "/api/v2/document/Customer/Acme%20%2F%20Paris%3Fx"
+    )
