@@ -45,8 +45,23 @@ def run(vendor: str, port: int, host: str = "127.0.0.1") -> None:
     """Serve one simulator in the foreground until interrupted (``syncengine simulate``)."""
     if vendor not in REGISTRY:
         raise SystemExit(f"unknown simulator {vendor!r}; available: {', '.join(sorted(REGISTRY))}")
+    import shlex
+
+    from simulators.wiring import simulator_env
+
     running = REGISTRY[vendor]().serve(host=host, port=port)
-    print(f"{vendor} simulator on {running.url} (control surface under {running.url}/_sim/)", flush=True)
+    env = simulator_env(vendor, running.url)
+    print(f"{vendor} simulator on {running.url} (its control surface: {running.url}/_sim/)")
+    accepted = [f"{k}={v}" for k, v in env.items() if not k.endswith(("_URL", "_WEBHOOK_SECRET"))]
+    print(f"credentials it accepts: {' '.join(accepted) or 'OAuth tokens from a consent (below)'}")
+    print("point the engine at it (in the shell that runs syncengine):")
+    print("  export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items()))
+    if vendor == "revolut":
+        print("Revolut's API wants OAuth tokens: seed a client through the control surface, then "
+              "`syncengine revolut consent`")  # fmt: skip
+    elif vendor != "openai":
+        print("then `syncengine setup --url <the receiver's URL>` subscribes the receiver to its webhooks")
+    print("Ctrl-C stops it", flush=True)
     try:
         running.thread.join()
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ syncengine.subscriptions."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 # What we subscribe to is declared once, in syncengine.subscriptions (what `webhooks install` creates).
@@ -82,6 +83,16 @@ _CREDENTIALS = {
     "mautic": {"MAUTIC_USERNAME": "admin", "MAUTIC_PASSWORD": "sim-mautic-pass"},
     "directus": {"DIRECTUS_TOKEN": "directus-static-token"},
 }
+
+
+def simulator_env(vendor: str, url: str) -> dict[str, str]:
+    """What points the engine at one simulator (`syncengine simulate` prints it as export lines): its URL,
+    its credentials, and a webhook secret for `syncengine setup` to give the subscriptions it makes."""
+    if vendor == "openai":
+        return {"OPENAI_BASE_URL": f"{url}/v1", "OPENAI_API_KEY": "sk-sim-openai"}
+    if vendor == "revolut":  # Revolut chooses the webhook secret, and its tokens come from the consent
+        return {"REVOLUT_URL": f"{url}/api/1.0"}
+    return {**engine_env({vendor: url}), f"{vendor.upper()}_WEBHOOK_SECRET": secrets.token_hex(16)}
 
 
 def engine_env(urls: dict[str, str]) -> dict[str, str]:

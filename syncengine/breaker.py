@@ -216,12 +216,58 @@ class SqlBreakerStore:
             row.opened_at, row.probe_at, row.failures = None, None, []
 
 
+class MemoryBreakerStore:
+    """The state in this process only: for an operator's one-off command (a sweep, `setup`), whose failures
+    against a mistyped URL must not open the breaker every worker shares. It still stops this command from
+    hammering a vendor that keeps failing."""
+
+    def __init__(self) -> None:
+        self.failures: dict[str, list[float]] = {}
+        self.opened: dict[str, float] = {}
+        self.probes: dict[str, float] = {}
+
+    def add_failure(self, service: str, now: float, window: float) -> int:
+        kept = [t for t in self.failures.get(service, []) if t > now - window] + [now]
+        self.failures[service] = kept
+        return len(kept)
+
+    def open(self, service: str, now: float) -> None:
+        self.opened[service] = now
+        self.failures.pop(service, None)
+        self.probes.pop(service, None)
+
+    def opened_at(self, service: str) -> float | None:
+        return self.opened.get(service)
+
+    def take_probe(self, service: str, now: float, ttl: float) -> bool:
+        if self.probes.get(service, float("-inf")) > now - ttl:
+            return False
+        self.probes[service] = now
+        return True
+
+    def close(self, service: str) -> None:
+        for part in (self.failures, self.opened, self.probes):
+            part.pop(service, None)
+
+
+_local: MemoryBreakerStore | None = None
+
+
+def keep_local() -> None:
+    """From now on, this process's breakers are its own (MemoryBreakerStore): the shared ones are neither
+    tripped nor read. For one-off commands; workers and the receiver never call it."""
+    global _local
+    _local = _local or MemoryBreakerStore()
+
+
 def breaker_for(service: str, policy: BreakerPolicy | None = None) -> Breaker:
     from .shared_state import get_redis
 
     if policy is None and os.environ.get("SYNCENGINE_BREAKER_COOLDOWN"):
         # An operator's knob, and the fault suite's accelerated clock (a 2-minute outage in seconds).
         policy = BreakerPolicy(cooldown=float(os.environ["SYNCENGINE_BREAKER_COOLDOWN"]))
+    if _local is not None:
+        return Breaker(service, _local, policy)
     client = get_redis()
     store: BreakerStore = RedisBreakerStore(client) if client is not None else SqlBreakerStore()
     return Breaker(service, store, policy)

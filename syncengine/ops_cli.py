@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any
 
+from .explain import Mistake
+
 SYSTEMS = ["invoiceninja", "erpnext", "mautic", "directus", "revolut"]
 NO_RECEIVER = "say where the vendors reach us: --url https://… or SYNCENGINE_PUBLIC_URL"
 
@@ -17,20 +19,20 @@ def cmd_flower(_args: argparse.Namespace) -> int:
     try:
         command = flower_command()
     except FlowerNotProtected as exc:
-        print(f"refusing to start Flower: {exc}", file=sys.stderr)
-        return 2
+        raise Mistake("refusing to start Flower", str(exc)) from None
     os.execv(sys.executable, command)
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
     """Exit 1 when a vendor failed (install) or anything is missing, outdated, stale or duplicated (check)."""
+    from .breaker import keep_local
     from .settings import get_settings
     from .subscriptions import reconcile
 
     receiver = args.url or get_settings().public_url
     if not receiver:
-        print(NO_RECEIVER, file=sys.stderr)
-        return 2
+        raise Mistake("no receiver URL", NO_RECEIVER)
+    keep_local()  # a vendor that fails here must not open the breaker the workers share
     changes = reconcile(receiver, apply=args.action == "install", systems=_systems(args))
     for change in changes:
         print(change)
@@ -41,16 +43,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
     """Each vendor's side (schema, permissions), then our webhook subscriptions; exit 1 while anything
     is still wrong, so a deploy script can stop on it. A vendor that is down or refuses us is one line and
     its webhooks are not tried; the others are still set up."""
-    from connectors.setup import SETUPS, run
-
+    from .breaker import keep_local
     from .settings import get_settings
 
-    apply, systems = not args.check, _systems(args)
-    findings = run(apply=apply, systems=[s for s in systems or SETUPS if s in SETUPS])
-    # Left out of the webhooks: a vendor that is down, refuses us, or is not configured (already said).
-    unreachable = {f.system for f in findings if f.subject == "-" and (f.problem or f.status == "skipped")}
+    keep_local()  # a vendor that fails here must not open the breaker the workers share
     receiver = args.url or get_settings().public_url
-    findings += _webhook_findings(receiver, apply, [s for s in systems or SYSTEMS if s not in unreachable])
+    findings = _setup_findings(not args.check, _systems(args) or SYSTEMS, receiver)
     for finding in sorted(findings, key=lambda f: _order(f.system)):
         if args.verbose or finding.status != "ok":
             print(finding)
@@ -65,6 +63,26 @@ def cmd_setup(args: argparse.Namespace) -> int:
     else:
         print(f"everything the engine needs is in place: {fine} already right, {mended} mended")
     return 1 if problems else 0
+
+
+def _setup_findings(apply: bool, wanted: list[str], receiver: str | None) -> list[Any]:
+    """Vendor by vendor (a progress bar on a terminal): its side, then its webhooks unless it is down,
+    refuses us, or is not configured (already said)."""
+    from connectors.setup import SETUPS, run
+
+    from .progress import progress
+
+    findings = [] if receiver else _webhook_findings(None, apply, [])
+    with progress("setup", total=len(wanted), unit="vendors") as bar:
+        for system in wanted:
+            bar.describe(f"setup {system}")
+            found = run(apply=apply, systems=[system]) if system in SETUPS else []
+            down = any(f.subject == "-" and (f.problem or f.status == "skipped") for f in found)
+            findings += (
+                found if down or not receiver else [*found, *_webhook_findings(receiver, apply, [system])]
+            )
+            bar.advance()
+    return findings
 
 
 def _webhook_findings(receiver: str | None, apply: bool, systems: list[str]) -> list[Any]:
@@ -92,27 +110,46 @@ def _order(system: str) -> int:
     return SYSTEMS.index(system) if system in SYSTEMS else len(SYSTEMS)
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("flower", help="Flower, refused without FLOWER_BASIC_AUTH or Flower's OAuth").set_defaults(
-        func=cmd_flower
-    )
-    hooks = sub.add_parser("webhooks", help="create (install) or compare (check) our vendor subscriptions")
-    hooks.add_argument("action", choices=["install", "check"])
-    hooks.add_argument("--url", help="the receiver's public base URL (default SYNCENGINE_PUBLIC_URL)")
-    hooks.add_argument("--system", choices=SYSTEMS, action="append", help="only this one (repeatable)")
-    hooks.set_defaults(func=cmd_webhooks)
-    setup = sub.add_parser(
-        "setup",
-        help="create or check what each vendor must hold for the engine (schema, permissions, webhooks)",
-    )
-    setup.add_argument(
-        "--check", action="store_true", help="change nothing; one line per problem with its fix"
-    )
-    setup.add_argument(
-        "--system", choices=SYSTEMS, action="append", help="only this one (repeatable; default: all)"
-    )
-    setup.add_argument(
-        "--url", help="the receiver's public base URL for the webhooks (default SYNCENGINE_PUBLIC_URL)"
-    )
+def add_commands(sub: argparse._SubParsersAction, formatter: type[argparse.HelpFormatter]) -> None:
+    def command(name: str, help_: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=description, epilog=epilog,
+                              formatter_class=formatter)  # fmt: skip
+
+    setup = command(
+        "setup", "create or check what each vendor must hold (schema, permissions, webhooks)",
+        "Vendor by vendor: its schema (fields, custom fields, template emails), then the permissions of the "
+        "credentials (tried without a visible trace), then our webhook subscriptions. One line per problem "
+        "with its fix, and per change made; exit 1 while anything is wrong, so a deploy script can stop on "
+        "it. A vendor that is down or refuses us is one line; the others are still set up.",
+        "examples:\n  syncengine setup --url https://sync.example.com\n  syncengine setup --check\n"
+        "  syncengine setup --system mautic --system revolut --verbose",
+    )  # fmt: skip
+    setup.add_argument("--check", action="store_true", help="change nothing; a line per problem and its fix")
+    setup.add_argument("--system", choices=SYSTEMS, action="append",
+                       help="only this one (repeatable); default: every configured one")  # fmt: skip
+    setup.add_argument("--url", help="the receiver's public base URL; default: SYNCENGINE_PUBLIC_URL")
     setup.add_argument("--verbose", action="store_true", help="also list what is already in place")
     setup.set_defaults(func=cmd_setup)
+
+    hooks = command(
+        "webhooks", "install or check our webhook subscriptions in every vendor",
+        "install keeps exactly one subscription of ours per (event, our URL) in each vendor: creates what is "
+        "missing, corrects what differs, moves ours to --url, removes duplicates; others' subscriptions are "
+        "left alone. check changes nothing and exits 1 when anything is missing, outdated, stale or "
+        "duplicated.",
+        "examples:\n  syncengine webhooks install --url https://sync.example.com\n"
+        "  syncengine webhooks check --system erpnext",
+    )  # fmt: skip
+    hooks.add_argument("action", choices=["install", "check"], help="install (create, correct) or check")
+    hooks.add_argument("--url", help="the receiver's public base URL; default: SYNCENGINE_PUBLIC_URL")
+    hooks.add_argument("--system", choices=SYSTEMS, action="append",
+                       help="only this one (repeatable); default: every configured one")  # fmt: skip
+    hooks.set_defaults(func=cmd_webhooks)
+
+    command(
+        "flower",
+        "the Celery monitor, behind FLOWER_BASIC_AUTH or Flower's OAuth",
+        "Run Flower on PORT (else FLOWER_PORT, 5555) behind FLOWER_BASIC_AUTH or Flower's OAuth variables; "
+        "Flower's own /metrics and /healthcheck are behind them too.",
+        "example:\n  FLOWER_BASIC_AUTH=ops:$(openssl rand -hex 16) syncengine flower",
+    ).set_defaults(func=cmd_flower)

@@ -94,6 +94,19 @@ def _service(env: Mapping[str, str], name: str) -> ServiceSettings:
     )
 
 
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number from the environment; a typo is one line naming the variable, not a traceback."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        from .explain import Mistake
+
+        raise Mistake(f"{name}={value!r} is not a whole number", f"set it to one, e.g. {default}") from None
+
+
 def _flag(value: str | None) -> bool:
     """An opt-in switch: only an explicit yes turns it on."""
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
@@ -183,17 +196,17 @@ class Settings:
             openai_model=env.get("OPENAI_MODEL", "gpt-4o-mini"),
             documents_token=_secret(env, "SYNCENGINE_DOCUMENTS_TOKEN"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
-            max_body_bytes=int(env.get("SYNCENGINE_MAX_BODY_BYTES", 1024 * 1024)),
-            inbox_lease_seconds=int(env.get("SYNCENGINE_INBOX_LEASE", 300)),
-            inbox_max_attempts=int(env.get("SYNCENGINE_INBOX_MAX_ATTEMPTS", 8)),
-            max_document_bytes=int(env.get("SYNCENGINE_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024)),
+            max_body_bytes=_whole(env, "SYNCENGINE_MAX_BODY_BYTES", 1024 * 1024),
+            inbox_lease_seconds=_whole(env, "SYNCENGINE_INBOX_LEASE", 300),
+            inbox_max_attempts=_whole(env, "SYNCENGINE_INBOX_MAX_ATTEMPTS", 8),
+            max_document_bytes=_whole(env, "SYNCENGINE_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024),
             pay_suppliers=_flag(env.get("SYNCENGINE_PAY_SUPPLIERS")),
-            sweep_lookback_seconds=int(env.get("SYNCENGINE_SWEEP_LOOKBACK", 120)),
+            sweep_lookback_seconds=_whole(env, "SYNCENGINE_SWEEP_LOOKBACK", 120),
             redis_ssl_cert_reqs=env.get("REDIS_SSL_CERT_REQS", "required").strip().lower(),
             metrics_token=_secret(env, "SYNCENGINE_METRICS_TOKEN"),
             public_url=(env.get("SYNCENGINE_PUBLIC_URL") or "").rstrip("/") or None,
             openai_detail=env.get("OPENAI_DETAIL", "high"),
-            ocr_max_side=int(env.get("SYNCENGINE_OCR_MAX_SIDE", 2048)),
+            ocr_max_side=_whole(env, "SYNCENGINE_OCR_MAX_SIDE", 2048),
             ocr_engine=env.get("SYNCENGINE_OCR_ENGINE", "auto").lower(),
             bind_host=env.get("SYNCENGINE_BIND_HOST") or "0.0.0.0",
         )

@@ -11,7 +11,7 @@ no-op: one inbox row per change.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -89,9 +89,11 @@ def sweep(
     connector: Any = None,
     lookback: float | None = None,
     since: datetime | None = None,
+    on_page: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
     """List changes since the cursor minus the lookback and store each as its webhook event. `since`
-    replaces the cursor (a deliberate backfill, `syncengine sweep --since`)."""
+    replaces the cursor (a deliberate backfill, `syncengine sweep --since`); `on_page` hears of each page
+    stored (progress)."""
     source: Source = SOURCES[(system, kind)]
     connector = connector if connector is not None else connector_for(system)
     lookback = get_settings().sweep_lookback_seconds if lookback is None else lookback
@@ -119,6 +121,8 @@ def sweep(
         seen = newest
         result.new += len(ids)
         _publish(ids)
+        if on_page is not None:
+            on_page(result)
     with engine.begin() as conn:
         _save_cursor(conn, result, seen)
     log.info("sweep %s %s: %s listed, %s new", system, kind, result.listed, result.new)
@@ -149,11 +153,17 @@ def sweep_task(system: str, kind: str) -> dict[str, Any]:
     """The beat's entry: one schedule per (system, kind); a system this deployment lacks is skipped."""
     if not _configured(system):
         return {"skipped": f"{system} is not configured"}
+    from syncengine.progress import LogTracker
+
+    # A long sweep says how far it is in the worker's log every so often, not only when it ends.
+    tracker = LogTracker(f"sweep {system} {kind}", None, "listed")
     try:
-        result = sweep(system, kind)
+        result = sweep(system, kind, on_page=lambda r: tracker.set(done=r.listed, new=r.new))
     except Permanent as exc:  # a permission or a setting: one line, and the other sweeps go on
         log.error("sweep %s %s: %s", system, kind, exc)
         return {"failed": redact(str(exc))}
+    finally:
+        tracker.close()
     return {"listed": result.listed, "new": result.new, "pages": result.pages, "cursor": result.cursor}
 
 

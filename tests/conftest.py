@@ -82,6 +82,10 @@ def worker(store: str) -> Iterator[Proc]:
     proc.stop()
 
 
+# A database of a test's own beside the session's: empty (before `db upgrade`), or migrated.
+from tests.databases import empty_database, own_database  # noqa: E402, F401
+
+
 @pytest.fixture()
 def record() -> Path:
     return Path(TEST_ENV["SYNCENGINE_TEST_RECORD"])

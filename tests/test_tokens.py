@@ -191,7 +191,7 @@ def test_cli_prints_the_consent_url(revolut: Revolut):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVOLUT_")}
     result = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
-    assert result.returncode == 1 and "REVOLUT_URL" in result.stderr
+    assert result.returncode == 2 and "REVOLUT_URL" in result.stderr  # a configuration mistake
 
 
 # ---- consent → callback → encrypted store -------------------------------------------------------------

@@ -8,7 +8,7 @@ import logging
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
-from syncengine import redaction, redis_policy
+from syncengine import migrate, redaction, redis_policy
 from syncengine.celery_app import app as celery_app
 from syncengine.db import get_engine
 from syncengine.metrics import count_webhook
@@ -52,9 +52,12 @@ def create_app() -> Flask:
     @app.get("/readyz")
     def readyz() -> Response:
         """Ready or not for anyone (a platform's health check); which check failed only for those who may
-        read /metrics. A Redis that may drop any key (maxmemory-policy allkeys-*) is not ready."""
+        read /metrics. A Redis that may drop any key (maxmemory-policy allkeys-*) is not ready, nor a store
+        whose schema is not at this release's head (every webhook would fail)."""
+        store = _store_ok()
         checks = {
-            "store": _store_ok(), "broker": _broker_ok(), "redis_keeps_keys": redis_policy.verdict().ready,
+            "store": store, "schema": store and _schema_ok(), "broker": _broker_ok(),
+            "redis_keeps_keys": redis_policy.verdict().ready,
         }  # fmt: skip
         ready = all(checks.values())
         details = checks if metrics_view.details_allowed(settings) else {}
@@ -81,6 +84,13 @@ def _store_ok() -> bool:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
         return True
+    except Exception:
+        return False
+
+
+def _schema_ok() -> bool:
+    try:
+        return migrate.behind(migrate.current()) is None
     except Exception:
         return False
 

@@ -20,7 +20,7 @@ from tests.support import ROOT, Proc, free_port, wait_for_port
 
 TOKEN = "metrics-token-4c1e9a7b2d"
 
-ALL_READY = {"status": "ok", "store": True, "broker": True, "redis_keeps_keys": True}
+ALL_READY = {"status": "ok", "store": True, "schema": True, "broker": True, "redis_keeps_keys": True}
 
 
 @pytest.fixture()
