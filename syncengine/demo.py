@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from .progress import Tracker, progress
 
 SYSTEMS = ("mautic", "invoiceninja", "erpnext", "directus")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -35,6 +38,7 @@ class Demo:
     procs: list[subprocess.Popen] = field(default_factory=list)
     seen_events: int = 0
     seen_writes: dict[str, int] = field(default_factory=dict)
+    bar: Tracker | None = None
 
     # --- set-up ----------------------------------------------------------------------------------------
 
@@ -135,9 +139,15 @@ class Demo:
                 time.sleep(1.5)  # room for the echoes, which must write nothing
                 self.show_progress()
                 print("  ✓ done")
+                self._advance()
                 return
             time.sleep(0.3)
-        print("  ✗ not finished in time; see engine.log")
+        print("  ✗ not finished in time; see engine.log (run the demo with --keep to look at it)")
+        self._advance()
+
+    def _advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance()
 
     # --- what each system holds ------------------------------------------------------------------------
 
@@ -191,15 +201,23 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def run(home: Path | None = None) -> int:
+def run(home: Path | None = None, keep: bool = False) -> int:
+    """The day, in `home` or a temporary folder removed at the end unless `keep`."""
+    from .demo_day import STEPS, play
+
     demo = Demo(home or Path(tempfile.mkdtemp(prefix="syncengine-demo-")))
     print(f"syncengine demo: simulators, receiver and worker on the embedded default in {demo.home}")
-    demo.start()
     try:
-        from .demo_day import play
-
-        play(demo)
+        with progress("demo: starting the simulators, receiver and worker", total=STEPS, unit="steps") as bar:
+            demo.bar = bar
+            demo.start()
+            bar.describe("demo: a day of a small business")
+            play(demo)
         print("\nWhat each system holds now:\n" + demo.table())
     finally:
         demo.stop()
+        if keep or home is not None:
+            print(f"\nkept {demo.home}: engine.log, the store (syncengine.sqlite3)")
+        else:
+            shutil.rmtree(demo.home, ignore_errors=True)
     return 0

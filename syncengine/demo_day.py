@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 EMAIL = "ada@lovelace.example"
 LEAD = {"email": EMAIL, "firstname": "Ada", "lastname": "Lovelace", "company": "Analytical Ltd"}
 SKU = "CONSULT-H"
+STEPS = 6  # the steps `play` takes: the demo's progress bar counts them
 
 
 def _mautic(demo: Demo, method: str, path: str, body: Any = None) -> dict:

@@ -6,7 +6,9 @@ are read once per process, exactly as in production.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,16 @@ from tests.servers import claim_redis_db, postgres_admin_url, redis_base_url, ru
 from tests.support import SECRETS, Proc, celery_worker_cmd, wait_until
 
 WORK = runtime_dir()
+KEEP = {"work": False}  # --keep: leave WORK (logs, embedded servers' data) behind for a look
+
+
+def _remove_work() -> None:
+    """Registered before any server that lives in WORK, so it runs after they stopped (atexit is LIFO)."""
+    if not KEEP["work"]:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+atexit.register(_remove_work)
 ADMIN_URL = postgres_admin_url(WORK)
 REDIS_BASE = redis_base_url()
 DB_NAME = f"syncengine_test_{uuid.uuid4().hex[:8]}"
@@ -40,6 +52,26 @@ TEST_ENV = {
 for _var in [v for v in os.environ if v.endswith(("_URL", "_WEBHOOK_SECRET", "_TOKEN"))]:
     os.environ.pop(_var, None)
 os.environ.update(TEST_ENV)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    help_ = "keep the session's temporary folder (worker and receiver logs) instead of removing it"
+    parser.addoption("--keep", action="store_true", help=help_)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    KEEP["work"] = bool(config.getoption("--keep", default=False))
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    if KEEP["work"]:
+        terminalreporter.write_line(f"kept the session's folder (--keep): {WORK}")
+    elif exitstatus:
+        terminalreporter.write_line(
+            "the session's logs (worker, receiver) are removed at exit: rerun with --keep"
+        )
 
 
 def _create_database() -> None:

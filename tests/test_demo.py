@@ -26,3 +26,5 @@ def test_demo_runs_every_step_and_ends_with_matching_systems(tmp_path):
         ["payments", "-", "1", "1", "1"],
         ["emails", "2", "-", "-", "-"],  # the invoice email and the receipt, once each
     ]
+    assert list(tmp_path.glob("syncengine-demo-*")) == []  # its folder is gone (kept only with --keep)
+    assert "kept " not in out
