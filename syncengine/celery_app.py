@@ -99,6 +99,9 @@ def make_celery() -> Celery:
         # Flower sees tasks from the worker's events; a 'sent' event per publish would double the
         # receiver's broker traffic for nothing.
         worker_send_task_events=True,
+        # Celery's stderr redirection logs a write at a time: a traceback printed at exit came out one token
+        # per log line (over a thousand lines for beat losing Redis). Our tasks print nothing; Celery logs.
+        worker_redirect_stdouts=False,
         task_send_sent_event=False,
         timezone="UTC",
         enable_utc=True,
@@ -131,6 +134,10 @@ def load_plugins() -> None:
 
 
 app = make_celery()
+
+from . import beat_outage  # noqa: E402 - beat losing Redis says so in one line
+
+beat_outage.install()
 
 
 @signals.worker_process_init.connect

@@ -113,9 +113,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return supervise(roles)
 
 
-def supervise(roles: dict[str, list[str]]) -> int:
+# Beat stops when it cannot renew its lock in Redis (it may have lost it to a standby): `up` starts it again,
+# as a platform would, and it takes the lock back once Redis answers. Any other role ending ends `up`.
+RESTARTED = ("beat",)
+RESTART_AFTER = 10.0
+
+
+def supervise(roles: dict[str, list[str]], restart_after: float = RESTART_AFTER) -> int:
     children = {name: subprocess.Popen(cmd) for name, cmd in roles.items()}
-    stopping = False
+    stopping, due = False, dict[str, float]()
 
     def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -125,21 +131,46 @@ def supervise(roles: dict[str, list[str]]) -> int:
     signal.signal(signal.SIGTERM, stop)
     exit_code = 0
     while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None:
+        for name, child in list(children.items()):
+            if child.poll() is None:
+                continue
+            if name not in RESTARTED:
                 print(f"{name} exited with {child.returncode}; stopping the others", file=sys.stderr)
                 exit_code, stopping = child.returncode or 1, True
+            elif name not in due:
+                print(f"{name} exited with {child.returncode}; starting it again once Redis answers",
+                      file=sys.stderr)  # fmt: skip
+                due[name] = time.monotonic() + restart_after
+            elif time.monotonic() >= due[name] and not stopping:
+                if _redis_answers():
+                    children[name] = subprocess.Popen(roles[name])
+                    del due[name]
+                else:  # it would only stop again: wait for Redis, quietly
+                    due[name] = time.monotonic() + restart_after
         time.sleep(0.2)
-    for child in children.values():
+    _stop_all(children.values())
+    return exit_code
+
+
+def _redis_answers() -> bool:
+    try:
+        preflight.redis()
+    except Mistake:
+        return False
+    return True
+
+
+def _stop_all(children: Any) -> None:
+    children = list(children)
+    for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 30
-    for child in children.values():
+    for child in children:
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    return exit_code
 
 
 def add_commands(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:

@@ -125,7 +125,7 @@ class BarTracker(Tracker):
         columns += [TextColumn(unit), _Rate(), TextColumn("{task.fields[side]}")]
         columns += [_Remaining()] if total is not None else []
         columns.append(TimeElapsedColumn())
-        self.bar = Progress(*columns, console=Console(stderr=True), transient=False)
+        self.bar = Progress(*columns, console=Console(stderr=True), transient=True)
         self.task = self.bar.add_task(title, total=total, side="")
         self.bar.start()
 

@@ -279,3 +279,40 @@ def test_a_revolut_timestamp_in_seconds_is_told_apart_in_the_log(client, caplog)
     assert (
         "Revolut-Request-Timestamp is in seconds: Revolut sends milliseconds since the epoch" in caplog.text
     )
+
+
+def test_redis_going_away_under_up_is_one_line_and_beat_comes_back(tmp_path):
+    """Before: beat's traceback came out one token per line (about 1,200 lines), then `up` stopped
+    everything. Now beat says it in one line, `up` starts it again once Redis answers, and beat takes its
+    lock back; Ctrl-C still stops everything."""
+    import signal
+
+    from tests.servers import PrivateRedis
+    from tests.support import wait_until
+
+    server = PrivateRedis()
+    env = dict(os.environ, REDIS_URL=server.url)
+    up = Proc(
+        [sys.executable, "-m", "syncengine", "up", "--port", str(free_port())], env, tmp_path / "up.log"
+    )
+    try:
+        wait_until(lambda: "beat: Acquired lock" in up.output(), timeout=120)
+        server.kill()
+        wait_until(
+            lambda: "beat exited with 1; starting it again once Redis answers" in up.output(), timeout=90
+        )
+        said = [line for line in up.output().splitlines() if "beat stopped" in line]
+        assert len(said) == 1 and said[0].endswith(
+            "beat stopped: Redis is unreachable (Error 111 connecting to 127.0.0.1:"
+            f"{server.port}. Connection refused); started again, it takes its lock back once Redis answers"
+        )
+        server.start()
+        wait_until(lambda: up.output().count("beat: Acquired lock") == 2, timeout=120)
+        assert up.popen.poll() is None  # web and worker never stopped
+        output = up.output()
+        assert "Traceback" not in output and len(output.splitlines()) < 200
+        up.signal(signal.SIGINT)
+        assert up.popen.wait(timeout=60) == 0
+    finally:
+        up.stop()
+        server.kill()
