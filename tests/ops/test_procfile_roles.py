@@ -108,6 +108,7 @@ def test_web_serves_health_and_metrics(roles: Roles):
     assert ready.status_code == 200 and ready.json() == {
         "status": "ok",
         "store": True,
+        "schema": True,
         "broker": True,
         "redis_keeps_keys": True,
     }
