@@ -191,7 +191,10 @@ def token_expiry(session: Session) -> list[dict[str, Any]]:
     the problem when there is one (beat refreshes it well before it expires)."""
     now = utcnow()
     out = []
-    for t in session.execute(select(OAuthToken).order_by(OAuthToken.provider)).scalars():
+    # The same table keeps the webhook signing secrets vendors make for us (syncengine.signing_secrets,
+    # "<sender>:webhook"): no token, nothing expires.
+    tokens = select(OAuthToken).where(OAuthToken.provider.not_like("%:webhook")).order_by(OAuthToken.provider)
+    for t in session.execute(tokens).scalars():
         left = (t.expires_at - now).total_seconds() if t.expires_at else None
         out.append({"provider": t.provider, "expires_at": t.expires_at, "refreshed_at": t.refreshed_at,
                     "expires_in_seconds": left, "has_refresh_token": t.refresh_token_enc is not None,

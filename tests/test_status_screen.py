@@ -53,6 +53,7 @@ def test_problems_come_first_with_their_reasons_and_fit_100_columns(own_database
         s.add(
             OAuthToken(provider="revolut", access_token_enc=b"x", refresh_token_enc=b"y", expires_at=expired)
         )
+        s.add(OAuthToken(provider="revolut:webhook", access_token_enc=b"z"))  # a signing secret: no token
     screen = status(own_database, INVOICENINJA_URL="http://127.0.0.1:9", INVOICENINJA_TOKEN="t")
     assert screen.returncode == 0, screen.stderr
     lines = screen.stdout.splitlines()
@@ -69,6 +70,7 @@ def test_problems_come_first_with_their_reasons_and_fit_100_columns(own_database
     assert summary.startswith(" waiting 0 · retrying 1 · processing 0 · done 3 · failed 1 · ignored 0")
     report = json.loads(status(own_database, "--json", INVOICENINJA_URL="http://127.0.0.1:9").stdout)
     assert report["problems"] == 4 and report["retrying_count"] == 1
+    assert [t["provider"] for t in report["tokens"]] == ["revolut"]
     assert [c["stale"] for c in report["cursors"]] == [True, False]
 
 
