@@ -9,6 +9,7 @@ vendor again under a new idempotency key (tasks.push.Target.key), instead of fin
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -183,9 +184,10 @@ def _event_state(event: InboxEvent | None, inbox_id: int, rows: list[OutboxTask]
     if event.status not in (InboxStatus.DONE, InboxStatus.IGNORED):
         return Settled(what, "running")
     states = [_task_state(row, row.id) for row in rows]
-    bad = next((s for s in states if s.state in ("failed", "retrying")), None)
-    if bad is not None:
-        return Settled(f"{what}, then {bad.what}", bad.state, bad.error, bad.next_attempt)
+    bad = [s for s in states if s.state in ("failed", "retrying")]
+    if bad:
+        first, more = bad[0], f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        return Settled(f"{what}, then {first.what}{more}", first.state, first.error, first.next_attempt)
     if any(s.state == "running" for s in states):
         return Settled(what, "running")
     return Settled(what, "done")
@@ -194,12 +196,21 @@ def _event_state(event: InboxEvent | None, inbox_id: int, rows: list[OutboxTask]
 def _task_state(row: OutboxTask | None, row_id: int) -> Settled:
     if row is None:  # a finished task's row is deleted
         return Settled(f"task #{row_id}", "done")
-    what = f"{row.task.rsplit('.', 1)[-1]} #{row.id} ({row.subject or ''})"
+    what = f"{row.task.rsplit('.', 1)[-1]} #{row.id} ({_subject(row.subject)})"
     if row.state == TaskState.FAILED:
         return Settled(what, "failed", row.last_error)
     if row.state == TaskState.PENDING and row.last_error:
         return Settled(what, "retrying", row.last_error, row.available_at)
     return Settled(what, "running")
+
+
+def _subject(subject: str | None) -> str:
+    """A task's arguments as status shows them: `[12, "erpnext"]` is "12 erpnext"."""
+    try:
+        args = json.loads(subject or "[]")
+    except ValueError:
+        return subject or ""
+    return " ".join(map(str, args)) if isinstance(args, list) else str(args)
 
 
 def report(outcome: Outcome) -> list[str]:

@@ -101,10 +101,9 @@ def collect() -> dict[str, Any]:
 
 
 def count_problems(report: dict[str, Any]) -> int:
-    """Everything the problems part of the screen lists."""
-    listed = sum(len(report[k]) for k in ("failed", "retrying")) + sum(
-        len(v) for part in ("tasks", "effects") for v in report[part].values()
-    )
+    """Everything the problems part of the screen is about (the lists show the first LIMIT of each)."""
+    listed = report["events"].get("failed", 0) + report["retrying_count"] + report["task_counts"]["failed"]
+    listed += len(report["tasks"]["stuck"]) + sum(len(v) for v in report["effects"].values())
     listed += sum(state not in ("closed", "unknown") for state in report["breakers"].values())
     listed += sum(bool(c["stale"]) for c in report["cursors"]) + sum(
         bool(t["problem"]) for t in report["tokens"]
@@ -217,8 +216,9 @@ def _token_problem(left: float | None, refreshable: bool) -> str | None:
 WIDTH = 100  # every line fits 100 columns: long reasons wrap, indented under their item
 
 
-def render(report: dict[str, Any]) -> str:
-    lines = [*render_problems(report), *render_summary(report)]
+def render(report: dict[str, Any], show: int = LIMIT) -> str:
+    """The screen; `show` items at most per problem section (`status --watch` shows fewer)."""
+    lines = [*render_problems(report, show), *render_summary(report)]
     return "\n".join(fit(line) for item in lines for line in item.split("\n"))
 
 
@@ -229,20 +229,22 @@ def fit(line: str) -> str:
     return textwrap.fill(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
-def render_problems(report: dict[str, Any]) -> list[str]:
+def render_problems(report: dict[str, Any], show: int = LIMIT) -> list[str]:
     tasks, effects = report["tasks"], report["effects"]
     if not report["problems"]:
         return ["no problems: every push, effect and event is done or on its way", ""]
-    lines = [f"PROBLEMS: {report['problems']}"]
-    lines += _section(FAILED_TASKS, [_task_line(t) for t in tasks["failed"]])
-    lines += _section("stuck pushes and tasks", [_task_line(t) for t in tasks["stuck"]])
-    lines += _section("failed effects", [_effect_line(e) for e in effects["failed"]])
+    failed_tasks, failed_events = report["task_counts"]["failed"], report["events"].get("failed", 0)
+    lines = [f"PROBLEMS: {report['problems']:,}"]
+    lines += _section(FAILED_TASKS, [_task_line(t) for t in tasks["failed"]], failed_tasks, show)
+    lines += _section("stuck pushes and tasks", [_task_line(t) for t in tasks["stuck"]], show=show)
+    lines += _section("failed effects", [_effect_line(e) for e in effects["failed"]], show=show)
     lines += _section(
-        "unfinished effects (called, no answer recorded)", [_effect_line(e) for e in effects["unfinished"]]
-    )
-    lines += _section(FAILED_EVENTS, [_event_line(e) for e in report["failed"]])
-    lines += _section(f"retrying events ({report.get('retrying_count', len(report['retrying']))})",
-                      [_retrying_line(e) for e in report["retrying"]])  # fmt: skip
+        "unfinished effects (called, no answer recorded)", [_effect_line(e) for e in effects["unfinished"]],
+        show=show,
+    )  # fmt: skip
+    lines += _section(FAILED_EVENTS, [_event_line(e) for e in report["failed"]], failed_events, show)
+    retrying = report["retrying_count"]
+    lines += _section("retrying events", [_retrying_line(e) for e in report["retrying"]], retrying, show)
     return [*lines, *_environment_problems(report), ""]
 
 
@@ -277,8 +279,12 @@ OPEN_BREAKERS = "open circuit breakers (calls wait for the cool-down; a vendor d
 STALE_SWEEPS = "stale sweeps (is beat running? `syncengine sweep <system> <kind>` shows the failure)"
 
 
-def _section(title: str, lines: list[str]) -> list[str]:
-    return [f"{title}:", *lines] if lines else []
+def _section(title: str, lines: list[str], total: int | None = None, show: int = LIMIT) -> list[str]:
+    """A title and its first `show` lines; how many more there are when there are more."""
+    if not lines:
+        return []
+    more = (len(lines) if total is None else total) - min(show, len(lines))
+    return [f"{title}:", *lines[:show], *([f"  … and {more:,} more"] if more > 0 else [])]
 
 
 def _task_line(t: dict[str, Any]) -> str:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
 from .db import session_scope
 from .models import InboxEvent, InboxStatus, OutboxTask, TaskState
-from .progress import Tracker, duration, on_terminal
+from .progress import duration, on_terminal
 
 
 @dataclass(frozen=True)
@@ -60,57 +61,90 @@ def backlog() -> Backlog:
     return Backlog(int(events), int(tasks), int(retrying))
 
 
-def describe(now: Backlog, tracker: Tracker) -> str:
+class Pace:
+    """How fast the backlog moves, over the last WINDOW seconds: work that makes more work (an event sets
+    off pushes) grows it before it drains, so the pace is measured, never assumed."""
+
+    WINDOW = 30.0
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.samples: deque[tuple[float, int]] = deque()
+        self.moved = False
+
+    def add(self, size: int) -> None:
+        now = time.monotonic()
+        if self.samples and self.samples[-1][1] != size:
+            self.moved = True
+        self.samples.append((now, size))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.WINDOW:
+            self.samples.popleft()
+
+    def rate(self) -> float | None:
+        """Items drained per second (negative: growing); None until there are two looks."""
+        (t0, first), (t1, last) = self.samples[0], self.samples[-1]
+        return (first - last) / (t1 - t0) if t1 - t0 >= 1.0 else None
+
+
+def describe(now: Backlog, pace: Pace) -> str:
     """ "backlog: 1,234 events and 56 pushes/tasks waiting (draining 40.0/s, ETA 31 s)"."""
     if now.size == 0:
-        return drained(now, tracker)
-    rate = tracker.rate()
-    pace = f"draining {rate:,.1f}/s, ETA {duration(now.size / rate)}" if rate > 0 else "not draining yet"
-    return f"backlog: {now.events:,} events and {now.tasks:,} pushes/tasks waiting ({pace})"
+        return drained(now, pace)
+    rate = pace.rate()
+    if rate is None:
+        how = "measuring the pace"
+    elif rate > 0.05:
+        how = f"draining {rate:,.1f}/s, ETA {duration(now.size / rate)}"
+    elif rate < -0.05:
+        how = f"growing {-rate:,.1f}/s: events are setting off their pushes"
+    else:
+        how = "not moving: are the workers running?" if time.monotonic() - pace.started > 10 else "steady"
+    return f"backlog: {now.events:,} events and {now.tasks:,} pushes/tasks waiting ({how})"
 
 
-def drained(now: Backlog, tracker: Tracker) -> str:
-    after = f" after {duration(time.monotonic() - tracker.started)}" if tracker.done else ""
+def drained(now: Backlog, pace: Pace) -> str:
+    after = f" after {duration(time.monotonic() - pace.started)}" if pace.moved else ""
     left = f"; {now.retrying:,} retrying after an error (listed above)" if now.retrying else ""
     return f"backlog drained{after}: every event, push and task is done or failed{left}"
 
 
 def watch(interval: float, as_json: bool = False) -> int:
     """Until the backlog is drained (exit 0); Ctrl-C stops it sooner."""
-    tracker = Tracker("backlog", None, "done")
-    first = backlog()
+    pace = Pace()
     if on_terminal(sys.stdout) and not as_json:
-        return _live(interval, tracker, first)
-    now = first
+        return _live(interval, pace)
     while True:
-        tracker.set(done=max(0, first.size - now.size))
+        now = backlog()
+        pace.add(now.size)
         if as_json:
+            rate = pace.rate()
             line = {"events": now.events, "tasks": now.tasks, "retrying": now.retrying,
-                    "rate": round(tracker.rate(), 2), "drained": now.size == 0}  # fmt: skip
+                    "rate": None if rate is None else round(rate, 2), "drained": now.size == 0}  # fmt: skip
             print(json.dumps(line), flush=True)
         else:
-            print(describe(now, tracker), flush=True)
+            print(describe(now, pace), flush=True)
         if now.size == 0:
             return 0
         time.sleep(interval)
-        now = backlog()
 
 
-def _live(interval: float, tracker: Tracker, first: Backlog) -> int:
+SHOW = 5  # problems per section on the watch screen: the backlog line must stay in sight
+
+
+def _live(interval: float, pace: Pace) -> int:
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
 
     from .status import collect, render
 
-    now = first
     with Live(console=Console(), auto_refresh=False, vertical_overflow="visible") as live:
         while True:
-            tracker.set(done=max(0, first.size - now.size))
-            footer = describe(now, tracker)
+            now = backlog()
+            pace.add(now.size)
+            footer = describe(now, pace)
             hint = "" if now.size == 0 else f"\n(refreshed every {interval:g} s; Ctrl-C stops watching)"
-            live.update(Text(f"{render(collect())}\n\n{footer}{hint}"), refresh=True)
+            live.update(Text(f"{render(collect(), show=SHOW)}\n\n{footer}{hint}"), refresh=True)
             if now.size == 0:
                 return 0
             time.sleep(interval)
-            now = backlog()

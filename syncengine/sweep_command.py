@@ -45,7 +45,7 @@ def _one(system: str, kind: str, since: datetime | None) -> Mistake | None:
         if explain(exc) is not None or DEBUG["on"]:  # our own environment, not the vendor's; or --debug
             raise
         return vendor_failure(system, exc)
-    print(f"{system} {kind}: {result.listed} listed, {result.new} new, cursor {result.cursor}")
+    print(f"{system} {kind}: {result.listed:,} listed, {result.new:,} new, cursor {result.cursor}")
     return None
 
 

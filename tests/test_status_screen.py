@@ -134,3 +134,12 @@ def test_inbox_counts_split_retrying_from_waiting(own_database: str):
     report = json.loads(status(own_database, "--json").stdout)
     assert report["events"]["received"] == 1 and report["retrying_count"] == 1
     assert report["retrying"][0]["error"] == "Retryable: timeout"
+
+
+def test_a_long_list_says_how_many_more_and_the_count_is_the_total(own_database: str):
+    with Session(create_engine(own_database)) as s, s.begin():
+        for n in range(23):
+            event(s, n, status=InboxStatus.FAILED, attempts=8, last_error="Permanent: nope")
+    screen = status(own_database).stdout
+    assert screen.startswith("PROBLEMS: 23\n")
+    assert screen.count("x8: Permanent: nope") == 20 and "  … and 3 more\n" in screen
