@@ -76,7 +76,10 @@ def _database(exc: BaseException, settings) -> Mistake | None:  # type: ignore[n
     if isinstance(exc, sa.NoSuchModuleError | sa.ArgumentError):
         from .preflight import database_url
 
-        database_url()  # raises the Mistake that names the scheme
+        try:
+            database_url()
+        except Mistake as mistake:  # the one that names the scheme
+            return mistake
     if isinstance(exc, sa.OperationalError) and exc.statement is None:  # failed to connect
         return database_unreachable(settings.database_url, str(exc.orig))
     if isinstance(exc, sa.ProgrammingError | sa.OperationalError) and _missing_table(str(exc.orig)):
