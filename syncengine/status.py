@@ -223,9 +223,14 @@ def render(report: dict[str, Any], show: int = LIMIT) -> str:
 
 
 def fit(line: str) -> str:
+    """A line within the width: an item's reason moved whole onto the next line when it fits there (so it
+    can still be searched for), else wrapped under the item."""
     if len(line) <= WIDTH:
         return line
     indent = " " * (len(line) - len(line.lstrip()) + 4)
+    head, sep, reason = line.partition(": ")
+    if sep and len(head) < WIDTH and len(indent) + len(reason) <= WIDTH:
+        return f"{head}:\n{indent}{reason}"
     return textwrap.fill(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 

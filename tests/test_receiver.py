@@ -14,7 +14,7 @@ from syncengine.models import InboxEvent
 from syncengine.settings import get_settings
 from tests.support import SECRETS, dumps, free_port, sample, sign
 
-ALL_READY = {"status": "ok", "store": True, "broker": True, "redis_keeps_keys": True}
+ALL_READY = {"status": "ok", "store": True, "schema": True, "broker": True, "redis_keeps_keys": True}
 
 
 def total_rows() -> int:
