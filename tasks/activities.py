@@ -21,7 +21,7 @@ from syncengine.models import Link, Record
 from syncengine.records import Change, merge
 
 from .dispatch import Handler, HandlerContext, handles
-from .push import push
+from .sync import defer_pushes
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,7 @@ def activity_handler(read: Read) -> Handler:
         merged = merge(
             ctx.session, Change("mautic", "activity", fields["ref"], fields, at, match_key=fields["ref"])
         )
-        for target in merged.targets:
-            ctx.defer(push.s(merged.record_id, target))
+        defer_pushes(ctx, merged)
 
     return handle
 

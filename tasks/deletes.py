@@ -22,7 +22,7 @@ from syncengine.models import Link, utcnow
 from syncengine.records import Change, merge
 
 from .dispatch import Handler, HandlerContext, handles
-from .push import push
+from .sync import defer_pushes
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,7 @@ def tombstone_handler(
                 continue
             change = Change(system, kind, str(external_id), {}, at, deleted=True, gone=gone)
             merged = merge(ctx.session, change)
-            for target in merged.targets:
-                ctx.defer(push.s(merged.record_id, target))
+            defer_pushes(ctx, merged)
 
     return handle
 

@@ -13,6 +13,7 @@ from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
 from syncengine.errors import Permanent, SyncError
 from syncengine.records import Change, Merged, merge, note_echo
+from syncengine.settings import get_settings
 
 from .dispatch import Handler, HandlerContext
 from .push import push
@@ -73,8 +74,12 @@ def _echo_as_sent(ctx: HandlerContext, adapter: Any, read: Read, prepare: Prepar
 
 
 def defer_pushes(ctx: HandlerContext, merged: Merged) -> None:
+    """A push to each system that must hear of the change, among those this deployment is connected to:
+    a system left unconfigured (a business without Mautic) carries nothing, so nothing is pushed there."""
+    services = get_settings().services
     for target in merged.targets:
-        ctx.defer(push.s(merged.record_id, target))
+        if services[target].configured:
+            ctx.defer(push.s(merged.record_id, target))
 
 
 # --- how each sender's events name their objects ------------------------------------------------------

@@ -101,3 +101,23 @@ def test_an_answer_the_adapter_cannot_read_is_taken_as_sent():
     sent = target("invoiceninja", "activity", {"ref": "r1", "contact_id": 3, "type": "open"})
     held = held_by(sent, {"id": "c1:r1", "client_id": "c1"}, creating=True)
     assert held.refused == {} and held.fields == sent.fields and held.at is None
+
+
+def test_a_change_is_pushed_only_to_the_systems_this_deployment_is_connected_to(monkeypatch):
+    # given: a business with Mautic but no ERPNext
+    from syncengine.records import Merged
+    from syncengine.settings import get_settings
+    from tasks.dispatch import HandlerContext
+    from tasks.sync import defer_pushes
+
+    monkeypatch.delenv("ERPNEXT_URL", raising=False)
+    monkeypatch.setenv("MAUTIC_URL", "http://127.0.0.1:9")
+    get_settings.cache_clear()
+    ctx = HandlerContext(session=None, event=None)  # type: ignore[arg-type]
+    try:
+        # when
+        defer_pushes(ctx, Merged(record_id=7, version=2, changed=["phone"], targets=["erpnext", "mautic"]))
+    finally:
+        get_settings.cache_clear()
+    # then: one push, to Mautic; none staged for the system that is not there (it could only fail)
+    assert [sig.args for sig in ctx.deferred] == [(7, "mautic")]
