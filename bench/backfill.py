@@ -1,0 +1,310 @@
+"""The first sync of existing data, beside the sync a user would write instead (issue 19's yardstick).
+
+Simulators seeded with data that overlaps (at full scale: 2,000 Invoice Ninja clients; 2,000 ERPNext
+Customers, 1,000 of them with an Invoice Ninja client's email; 1,000 Mautic contacts; 500 Directus
+contacts; 200 products in Invoice Ninja and 200 ERPNext Items, 100 of them the same SKUs; and 500 open
+invoices in Invoice Ninja, which neither side syncs here: they make the data a business has, and a contact
+sweep reads past them). Then, timed:
+
+- syncengine: the receiver, one worker (a prefork pool of 2, as `syncengine worker` runs) and the
+  operator's `syncengine sweep <system> contact|product --since <long ago>` for every system, until every
+  system holds every contact and product exactly once;
+- the naive sync (bench/naive_sync.py) on freshly seeded identical simulators: list everything, create
+  what is missing, plain `requests`.
+
+Prints both times, objects/s, the ratio (targets: >= 0.5x on Postgres + Redis, >= 0.25x embedded), the
+vendor requests per object each made (counted at the simulators; target: no more than the naive sync's
+plus one read-back) and the duplicates at the end. Exit 1 on any duplicate, a missing object or a request
+answered outside 2xx.
+
+    python bench/backfill.py [--store postgres|embedded|both] [--scale 1.0] [--short]
+
+Postgres and Redis: DATABASE_URL's server (a scratch database, dropped after) and REDIS_URL's db 15
+(flushed), 127.0.0.1 by default. Embedded: a temporary SYNCENGINE_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.intake import drop_database, scratch_database  # noqa: E402
+from simulators import stack  # noqa: E402
+from syncengine.vendors.erpnext import ITEM_DEFAULTS  # noqa: E402
+
+OLD = datetime.now(UTC) - timedelta(days=30)  # the existing data: a month old, before any cursor
+SINCE = "2000-01-01T00:00:00+00:00"  # the first sync's `--since`: everything
+KINDS = ("contact", "product")
+PRODUCT_SYSTEMS = ("invoiceninja", "erpnext", "directus")
+BENCH_REDIS_DB = 15
+
+
+@dataclass(frozen=True)
+class Scale:
+    clients: int = 2000  # Invoice Ninja
+    customers: int = 2000  # ERPNext; half share an email with Invoice Ninja
+    leads: int = 1000  # Mautic
+    directus: int = 500
+    products: int = 200  # Invoice Ninja, and as many ERPNext Items (half the same SKUs)
+    invoices: int = 500  # open, in Invoice Ninja
+
+    def times(self, factor: float) -> Scale:
+        return Scale(*(max(2, round(v * factor)) for v in vars(self).values()))
+
+    @property
+    def contacts(self) -> int:
+        return self.clients + self.customers - self.customers // 2 + self.leads + self.directus
+
+    @property
+    def product_count(self) -> int:
+        return self.products + self.products - self.products // 2
+
+
+def seed(sims: dict[str, Any], scale: Scale) -> None:
+    """The existing data, imported through each simulator's seed control (no webhooks, old stamps)."""
+    erp_at, unix = OLD.strftime("%Y-%m-%d %H:%M:%S.%f"), int(OLD.timestamp())
+    iso, iso_ms = OLD.strftime("%Y-%m-%d %H:%M:%S"), OLD.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    shared = scale.customers // 2
+    clients = sims["invoiceninja"].seed({
+        "clients": [{"name": f"Client {i}", "created_at": unix, "updated_at": unix,
+                     "contacts": [{"first_name": "In", "last_name": str(i), "email": f"in-{i}@example.test"}]}
+                    for i in range(scale.clients)],
+        "products": [{"product_key": f"SKU-{i}", "notes": f"Product {i}", "price": 10 + i, "created_at": unix,
+                      "updated_at": unix} for i in range(scale.products)],
+    })["clients"]  # fmt: skip
+    sims["invoiceninja"].seed({"invoices": [
+        {"client_id": clients[i % len(clients)], "mark_sent": True, "created_at": unix, "updated_at": unix,
+         "line_items": [{"product_key": f"SKU-{i % scale.products}", "cost": 10 + i, "quantity": 1}]}
+        for i in range(scale.invoices)
+    ]})  # fmt: skip
+    email = [
+        f"in-{i}@example.test" if i < shared else f"erp-{i}@example.test" for i in range(scale.customers)
+    ]
+    sims["erpnext"].seed({
+        "Customer": [{"customer_name": f"Customer {i}", "customer_type": "Company", "email_id": email[i],
+                      "creation": erp_at, "modified": erp_at} for i in range(scale.customers)],
+        "Item": [{**ITEM_DEFAULTS, "item_code": f"SKU-{i + scale.products // 2}", "item_name": f"Item {i}",
+                  "standard_rate": 20 + i, "creation": erp_at, "modified": erp_at}
+                 for i in range(scale.products)],
+    })  # fmt: skip
+    sims["mautic"].seed({"contacts": [
+        {"email": f"mautic-{i}@example.test", "firstname": "Lead", "lastname": str(i), "date_added": iso,
+         "date_modified": iso} for i in range(scale.leads)
+    ]})  # fmt: skip
+    sims["directus"].seed({"items": {"contacts": [
+        {"email": f"dx-{i}@example.test", "name": f"Hub {i}", "date_created": iso_ms}
+        for i in range(scale.directus)
+    ]}})  # fmt: skip
+
+
+# Where each (system, kind) keeps its objects in the simulator, and the key (email, SKU) it holds them by.
+HELD = {
+    ("invoiceninja", "contact"): ("clients", lambda c: ((c.get("contacts") or [{}])[0]).get("email")),
+    ("erpnext", "contact"): ("Customer", lambda d: d.get("email_id")),
+    ("mautic", "contact"): ("leads", lambda c: c.get("fields", {}).get("email")),
+    ("directus", "contact"): ("contacts", lambda i: i.get("email")),
+    ("invoiceninja", "product"): ("products", lambda p: p.get("product_key")),
+    ("erpnext", "product"): ("Item", lambda d: d.get("item_code")),
+    ("directus", "product"): ("products", lambda i: i.get("sku")),
+}
+
+
+def holdings(sims: dict[str, Any]) -> dict[tuple[str, str], Counter]:
+    """(system, kind) -> how many objects each key has there: a count above 1 is a duplicate."""
+    found = {}
+    for (system, kind), (table, key) in HELD.items():
+        rows = list(sims[system].db.get(table, {}).values())
+        found[(system, kind)] = Counter(str(key(row) or "").lower() for row in rows)
+    return found
+
+
+@dataclass
+class Outcome:
+    seconds: float
+    objects: int
+    requests: int
+    duplicates: int
+    missing: int
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.objects / self.seconds
+
+    @property
+    def per_object(self) -> float:
+        return self.requests / self.objects
+
+
+def _expected(scale: Scale) -> dict[str, int]:
+    return {"contact": scale.contacts, "product": scale.product_count}
+
+
+def check(sims: dict[str, Any], scale: Scale) -> tuple[int, int]:
+    """(duplicates, missing) over every system and kind."""
+    found = holdings(sims)
+    duplicates = sum(n - 1 for held in found.values() for n in held.values() if n > 1)
+    missing = sum(max(0, _expected(scale)[kind] - len(held)) for (_, kind), held in found.items())
+    return duplicates, missing
+
+
+def _complete(sims: dict[str, Any], scale: Scale) -> bool:
+    found = holdings(sims)
+    return all(len(held) >= _expected(scale)[kind] for (_, kind), held in found.items())
+
+
+def _requests(sims: dict[str, Any]) -> int:
+    return sum(len(sim.requests_log()) for sim in sims.values())
+
+
+def naive(scale: Scale) -> Outcome:
+    sims = stack.simulators()
+    seed(sims, scale)
+    servers = {name: sim.serve() for name, sim in sims.items()}
+    try:
+        started = time.perf_counter()
+        urls = json.dumps({name: server.url for name, server in servers.items()})
+        run = subprocess.run([sys.executable, str(ROOT / "bench" / "naive_sync.py"), urls], cwd=ROOT,
+                             capture_output=True, text=True)  # fmt: skip
+        if run.returncode:
+            raise SystemExit(
+                run.stderr.strip().splitlines()[-1] if run.stderr.strip() else "naive sync failed"
+            )
+        seconds = time.perf_counter() - started
+        duplicates, missing = check(sims, scale)
+        objects = scale.contacts + scale.product_count
+        return Outcome(seconds, objects, _requests(sims), duplicates, missing)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+# The operator's first sync, `syncengine sweep <system> <kind> --since <long ago>` for each, in one process.
+SWEEP = """
+import sys
+from datetime import datetime
+from syncengine.sweep_command import run
+since = datetime.fromisoformat({since!r})
+sys.exit(max(run(system, kind, since) for system, kind in {targets!r}))
+"""
+
+
+def engine(scale: Scale, store: str, timeout: float) -> Outcome:
+    sims = stack.simulators()
+    seed(sims, scale)
+    home = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    database_url = redis_url = admin = None
+    if store == "postgres":
+        admin, database_url = scratch_database()
+        found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+        redis_url = urlunsplit((found.scheme, found.netloc, f"/{BENCH_REDIS_DB}", "", ""))
+        redis.Redis.from_url(redis_url).flushdb()
+    log = Path(os.environ["BENCH_ENGINE_LOG"]) if os.environ.get("BENCH_ENGINE_LOG") else None
+    deployment = stack.start(sims, home=home, database_url=database_url, redis_url=redis_url,
+                             layout=stack.Layout(log=log))  # fmt: skip
+    try:
+        before = _requests(sims)
+        started = time.perf_counter()
+        targets = [
+            (s, k) for k in KINDS for s in stack.CONTACT_SYSTEMS if k == "contact" or s in PRODUCT_SYSTEMS
+        ]
+        swept = subprocess.run([sys.executable, "-c", SWEEP.format(since=SINCE, targets=targets)],
+                               env=deployment.env, cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+        if swept.returncode:
+            raise SystemExit(f"bench: the first sync's sweeps failed: {swept.stderr.strip()[-400:]}")
+        stack.wait_until(lambda: _complete(sims, scale), timeout, "every system to hold every object",
+                         interval=0.5)  # fmt: skip
+        seconds = time.perf_counter() - started
+        settled = _settle(deployment, timeout)
+        duplicates, missing = check(sims, scale)
+        objects = scale.contacts + scale.product_count
+        note = "" if settled else "; the engine had not settled (echoes still queued) when counted"
+        return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note)
+    finally:
+        deployment.stop()
+        shutil.rmtree(home, ignore_errors=True)
+        if admin and database_url:
+            drop_database(admin, database_url)
+        if redis_url:
+            redis.Redis.from_url(redis_url).flushdb()
+
+
+def _settle(deployment: stack.Stack, timeout: float) -> bool:
+    """Wait for the echoes of our writes to be handled (the requests they cost count too)."""
+    from sqlalchemy import create_engine, text
+
+    url = deployment.env.get("DATABASE_URL", "").replace("postgresql://", "postgresql+psycopg2://", 1)
+    db = create_engine(url or f"sqlite:///{deployment.env['SYNCENGINE_HOME']}/syncengine.sqlite3")
+    busy = text("SELECT (SELECT count(*) FROM inbox_events WHERE status IN ('received', 'processing'))"
+                " + (SELECT count(*) FROM outbox WHERE state != 'failed')")  # fmt: skip
+
+    def quiet() -> bool:
+        for sim in deployment.sims.values():
+            sim.flush_webhooks(timeout=5)
+        with db.connect() as conn:
+            return conn.execute(busy).scalar_one() == 0
+
+    try:
+        stack.wait_until(quiet, timeout, "the engine to settle", interval=0.5)
+        return bool(stack.wait_until(quiet, timeout, "the engine to settle", interval=0.5))
+    except SystemExit:
+        return False
+    finally:
+        db.dispose()
+
+
+def report(store: str, ours: Outcome, plain: Outcome) -> bool:
+    target = 0.5 if store == "postgres" else 0.25
+    print(f"\n{store}: {ours.objects} objects (contacts and products) every system must hold once")
+    for name, o in (("naive sync", plain), ("syncengine", ours)):
+        print(f"  {name:<11} {o.seconds:8.1f} s {o.rate:8.1f} objects/s {o.per_object:6.2f} requests/object"
+              f"  duplicates {o.duplicates}, missing {o.missing}{o.note}")  # fmt: skip
+    ratio = ours.rate / plain.rate
+    print(f"  ratio {ratio:.2f}x (target >= {target}x); requests/object {ours.per_object:.2f} "
+          f"against naive + 1 read-back = {plain.per_object + 1:.2f}")  # fmt: skip
+    return ours.duplicates == 0 and ours.missing == 0 and plain.missing == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=("postgres", "embedded", "both"), default="both")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="share of the full data set (1.0: 2,000 clients…)"
+    )
+    parser.add_argument("--short", action="store_true", help="CI: 1%% of the data, Postgres + Redis only")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds the engine may take")
+    args = parser.parse_args()
+    scale = Scale().times(0.01 if args.short else args.scale)
+    stores = (
+        ["postgres"] if args.short else ["postgres", "embedded"] if args.store == "both" else [args.store]
+    )
+    print(
+        f"{os.cpu_count()} cores shared with other work: compare ratios measured in the same run, not times"
+    )
+    good = True
+    for store in stores:
+        plain = naive(scale)
+        ours = engine(scale, store, args.timeout)
+        good = report(store, ours, plain) and good
+    return 0 if good else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
