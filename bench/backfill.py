@@ -19,8 +19,8 @@ answered outside 2xx.
 
     python bench/backfill.py [--store postgres|embedded|both] [--scale 1.0] [--short]
 
-Postgres and Redis: DATABASE_URL's server (a scratch database, dropped after) and REDIS_URL's db 15
-(flushed), 127.0.0.1 by default. Embedded: a temporary SYNCENGINE_HOME.
+Postgres and Redis: DATABASE_URL's server (a scratch database, dropped after) and REDIS_URL's (bench.scratch),
+127.0.0.1 by default. Embedded: a temporary SYNCENGINE_HOME.
 """
 
 from __future__ import annotations
@@ -38,14 +38,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.intake import drop_database, scratch_database  # noqa: E402
+from bench import scratch  # noqa: E402
 from simulators import stack  # noqa: E402
 from syncengine.vendors.erpnext import ITEM_DEFAULTS  # noqa: E402
 
@@ -53,7 +52,6 @@ OLD = datetime.now(UTC) - timedelta(days=30)  # the existing data: a month old, 
 SINCE = "2000-01-01T00:00:00+00:00"  # the first sync's `--since`: everything
 KINDS = ("contact", "product")
 PRODUCT_SYSTEMS = ("invoiceninja", "erpnext", "directus")
-BENCH_REDIS_DB = 15
 
 
 @dataclass(frozen=True)
@@ -212,9 +210,8 @@ def engine(scale: Scale, store: str, timeout: float) -> Outcome:
     home = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
     database_url = redis_url = admin = None
     if store == "postgres":
-        admin, database_url = scratch_database()
-        found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-        redis_url = urlunsplit((found.scheme, found.netloc, f"/{BENCH_REDIS_DB}", "", ""))
+        admin, database_url = scratch.scratch_database()
+        redis_url = scratch.redis_url()
         redis.Redis.from_url(redis_url).flushdb()
     log = Path(os.environ["BENCH_ENGINE_LOG"]) if os.environ.get("BENCH_ENGINE_LOG") else None
     deployment = stack.start(sims, home=home, database_url=database_url, redis_url=redis_url,
@@ -241,7 +238,7 @@ def engine(scale: Scale, store: str, timeout: float) -> Outcome:
         deployment.stop()
         shutil.rmtree(home, ignore_errors=True)
         if admin and database_url:
-            drop_database(admin, database_url)
+            scratch.drop_database(admin, database_url)
         if redis_url:
             redis.Redis.from_url(redis_url).flushdb()
 

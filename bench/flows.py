@@ -20,7 +20,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import requests
@@ -28,7 +27,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.intake import drop_database, scratch_database  # noqa: E402
+from bench import scratch  # noqa: E402
+from bench.checked import ok  # noqa: E402
 from simulators import REGISTRY  # noqa: E402
 from simulators.wiring import engine_env, subscribe  # noqa: E402
 from tests.support import SECRETS, dumps, free_port, wait_for_port  # noqa: E402
@@ -119,10 +119,13 @@ def landed_emails(sims: dict) -> set[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=150)
+    parser.add_argument("--short", action="store_true", help="CI: 10 events, 50 no-op tasks")
     args = parser.parse_args()
-    admin, db_url = scratch_database()
-    found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    redis_url = urlunsplit((found.scheme, found.netloc, "/14", "", ""))
+    noops = 50 if args.short else 400
+    if args.short:
+        args.events = 10
+    admin, db_url = scratch.scratch_database()
+    redis_url = scratch.redis_url()
     redis.Redis.from_url(redis_url).flushdb()
     custom = {"Customer": ["custom_syncengine_id"]}
     sims = {"invoiceninja": REGISTRY["invoiceninja"](), "erpnext": REGISTRY["erpnext"](custom_fields=custom),
@@ -138,7 +141,7 @@ def main() -> None:
     procs = start(sims, env, port)
     try:
         time.sleep(3)
-        baseline = noop_rate(redis_url, 400)
+        baseline = noop_rate(redis_url, noops)
         run = uuid.uuid4().hex[:6]
         ids = [f"{run}-{i}" for i in range(args.events)]
         sent: dict[str, float] = {}
@@ -148,7 +151,7 @@ def main() -> None:
 
         def send(n: str) -> None:
             sent[n] = time.perf_counter()
-            assert requests.post(url, data=client_body(n), headers=headers, timeout=10).status_code == 202
+            ok(requests.post(url, data=client_body(n), headers=headers, timeout=10))
 
         def watch() -> None:
             deadline = time.monotonic() + 300
@@ -181,7 +184,7 @@ def main() -> None:
                 proc.wait(timeout=30)
         for server in servers.values():
             server.stop()
-        drop_database(admin, db_url)
+        scratch.drop_database(admin, db_url)
     print(f"{WORKERS} worker(s), {POOL} pool of {CONCURRENCY}; "
           f"{len(done)}/{len(ids)} new clients reached ERPNext, Mautic and Directus")  # fmt: skip
     print(f"no-op tasks      {baseline:8.1f} /s")

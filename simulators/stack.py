@@ -43,6 +43,17 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
     return value
 
 
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    def listening() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    wait_until(listening, timeout, f"port {port} to listen")
+
+
 def simulators(vendors: tuple[str, ...] = CONTACT_SYSTEMS) -> dict[str, Any]:
     """Fresh simulators, ERPNext with the custom fields `setup` adds."""
     options = {"erpnext": {"custom_fields": ERPNEXT_CUSTOM_FIELDS}}
