@@ -204,7 +204,7 @@ sys.exit(max(run(system, kind, since) for system, kind in {targets!r}))
 """
 
 
-def engine(scale: Scale, store: str, timeout: float) -> Outcome:
+def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Outcome:
     sims = stack.simulators()
     seed(sims, scale)
     home = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
@@ -213,9 +213,7 @@ def engine(scale: Scale, store: str, timeout: float) -> Outcome:
         admin, database_url = scratch.scratch_database()
         redis_url = scratch.redis_url()
         redis.Redis.from_url(redis_url).flushdb()
-    log = Path(os.environ["BENCH_ENGINE_LOG"]) if os.environ.get("BENCH_ENGINE_LOG") else None
-    deployment = stack.start(sims, home=home, database_url=database_url, redis_url=redis_url,
-                             layout=stack.Layout(log=log))  # fmt: skip
+    deployment = stack.start(sims, home=home, database_url=database_url, redis_url=redis_url, layout=layout)
     try:
         before = _requests(sims)
         started = time.perf_counter()
@@ -267,9 +265,10 @@ def _settle(deployment: stack.Stack, timeout: float) -> bool:
         db.dispose()
 
 
-def report(store: str, ours: Outcome, plain: Outcome) -> bool:
+def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome) -> bool:
     target = 0.5 if store == "postgres" else 0.25
-    print(f"\n{store}: {ours.objects} objects (contacts and products) every system must hold once")
+    print(f"\n{store}, {layout.workers} worker(s) of {layout.concurrency} processes: {ours.objects} objects "
+          "(contacts and products) every system must hold once")  # fmt: skip
     for name, o in (("naive sync", plain), ("syncengine", ours)):
         print(f"  {name:<11} {o.seconds:8.1f} s {o.rate:8.1f} objects/s {o.per_object:6.2f} requests/object"
               f"  duplicates {o.duplicates}, missing {o.missing}{o.note}")  # fmt: skip
@@ -287,7 +286,11 @@ def main() -> int:
     )
     parser.add_argument("--short", action="store_true", help="CI: 1%% of the data, Postgres + Redis only")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds the engine may take")
+    parser.add_argument("--workers", type=int, default=1, help="Celery workers")
+    parser.add_argument("--concurrency", type=int, default=2, help="each worker's pool processes")
+    parser.add_argument("--log", type=Path, default=None, help="keep the engine's output in this file")
     args = parser.parse_args()
+    layout = stack.Layout(workers=args.workers, concurrency=args.concurrency, log=args.log)
     scale = Scale().times(0.01 if args.short else args.scale)
     stores = (
         ["postgres"] if args.short else ["postgres", "embedded"] if args.store == "both" else [args.store]
@@ -298,8 +301,8 @@ def main() -> int:
     good = True
     for store in stores:
         plain = naive(scale)
-        ours = engine(scale, store, args.timeout)
-        good = report(store, ours, plain) and good
+        ours = engine(scale, store, args.timeout, layout)
+        good = report(store, layout, ours, plain) and good
     return 0 if good else 1
 
 

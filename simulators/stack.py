@@ -66,7 +66,16 @@ class Stack:
     servers: dict[str, Any]
     env: dict[str, str]
     receiver: str
-    procs: list[subprocess.Popen] = field(default_factory=list)
+    secrets: dict[str, str]  # sender -> the webhook secret the receiver expects
+    procs: list[subprocess.Popen] = field(default_factory=list)  # the receiver, then the workers
+
+    @property
+    def web(self) -> subprocess.Popen:
+        return self.procs[0]
+
+    @property
+    def workers(self) -> list[subprocess.Popen]:
+        return self.procs[1:]
 
     def stop(self) -> None:
         """Everything started here, engine first (a warm shutdown may wait on a task: then it is killed)."""
@@ -125,7 +134,7 @@ def start(
                              database_url=database_url, redis_url=redis_url)  # fmt: skip
     env.update(layout.extra_env)
     port = free_port()
-    stack = Stack(sims, servers, env, f"http://127.0.0.1:{port}")
+    stack = Stack(sims, servers, env, f"http://127.0.0.1:{port}", webhook_secrets)
     try:
         migrated = subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, cwd=ROOT,
                                   capture_output=True, text=True)  # fmt: skip
