@@ -141,6 +141,7 @@ class Outcome:
     duplicates: int
     missing: int
     note: str = ""
+    by_kind: Counter | None = None  # (system, method, path) -> requests
 
     @property
     def rate(self) -> float:
@@ -172,6 +173,17 @@ def _requests(sims: dict[str, Any]) -> int:
     return sum(len(sim.requests_log()) for sim in sims.values())
 
 
+def _kinds_of_request(sims: dict[str, Any], skip: dict[str, int]) -> Counter:
+    """(system, method, path without ids) -> count, past the first `skip[system]` requests."""
+    found: Counter = Counter()
+    for name, sim in sims.items():
+        for entry in sim.requests_log()[skip.get(name, 0) :]:
+            parts = [p for p in entry["path"].split("/") if p]
+            path = "/".join(p if not any(c.isdigit() for c in p) else "<id>" for p in parts[:4])
+            found[(name, entry["method"], path)] += 1
+    return found
+
+
 def naive(scale: Scale) -> Outcome:
     sims = stack.simulators()
     seed(sims, scale)
@@ -188,7 +200,9 @@ def naive(scale: Scale) -> Outcome:
         seconds = time.perf_counter() - started
         duplicates, missing = check(sims, scale)
         objects = scale.contacts + scale.product_count
-        return Outcome(seconds, objects, _requests(sims), duplicates, missing)
+        return Outcome(
+            seconds, objects, _requests(sims), duplicates, missing, by_kind=_kinds_of_request(sims, {})
+        )
     finally:
         for server in servers.values():
             server.stop()
@@ -216,6 +230,7 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
     deployment = stack.start(sims, home=home, database_url=database_url, redis_url=redis_url, layout=layout)
     try:
         before = _requests(sims)
+        skip = {name: len(sim.requests_log()) for name, sim in sims.items()}
         started = time.perf_counter()
         targets = [
             (s, k) for k in KINDS for s in stack.CONTACT_SYSTEMS if k == "contact" or s in PRODUCT_SYSTEMS
@@ -231,7 +246,8 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
         duplicates, missing = check(sims, scale)
         objects = scale.contacts + scale.product_count
         note = "" if settled else "; the engine had not settled (echoes still queued) when counted"
-        return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note)
+        by_kind = _kinds_of_request(sims, skip)
+        return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note, by_kind)
     finally:
         deployment.stop()
         shutil.rmtree(home, ignore_errors=True)
@@ -265,13 +281,20 @@ def _settle(deployment: stack.Stack, timeout: float) -> bool:
         db.dispose()
 
 
-def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome) -> bool:
+def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome, detail: bool) -> bool:
     target = 0.5 if store == "postgres" else 0.25
     print(f"\n{store}, {layout.workers} worker(s) of {layout.concurrency} processes: {ours.objects} objects "
           "(contacts and products) every system must hold once")  # fmt: skip
     for name, o in (("naive sync", plain), ("syncengine", ours)):
         print(f"  {name:<11} {o.seconds:8.1f} s {o.rate:8.1f} objects/s {o.per_object:6.2f} requests/object"
               f"  duplicates {o.duplicates}, missing {o.missing}{o.note}")  # fmt: skip
+    if detail:
+        for name, o in (("naive sync", plain), ("syncengine", ours)):
+            top = ", ".join(
+                f"{s} {m} {p} {n / o.objects:.2f}"
+                for (s, m, p), n in (o.by_kind or Counter()).most_common(14)
+            )
+            print(f"    {name} requests per object: {top}")
     ratio = ours.rate / plain.rate
     print(f"  ratio {ratio:.2f}x (target >= {target}x); requests/object {ours.per_object:.2f} "
           f"against naive + 1 read-back = {plain.per_object + 1:.2f}")  # fmt: skip
@@ -289,6 +312,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="Celery workers")
     parser.add_argument("--concurrency", type=int, default=2, help="each worker's pool processes")
     parser.add_argument("--log", type=Path, default=None, help="keep the engine's output in this file")
+    parser.add_argument("--requests", action="store_true", help="requests per object by endpoint, both sides")
     args = parser.parse_args()
     layout = stack.Layout(workers=args.workers, concurrency=args.concurrency, log=args.log)
     scale = Scale().times(0.01 if args.short else args.scale)
@@ -302,7 +326,7 @@ def main() -> int:
     for store in stores:
         plain = naive(scale)
         ours = engine(scale, store, args.timeout, layout)
-        good = report(store, layout, ours, plain) and good
+        good = report(store, layout, ours, plain, args.requests) and good
     return 0 if good else 1
 
 
