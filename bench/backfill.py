@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench import scratch  # noqa: E402
 from simulators import stack  # noqa: E402
+from syncengine.counters import PREFIX, SEP  # noqa: E402
+from syncengine.metrics import PUSHES  # noqa: E402
 from syncengine.vendors.erpnext import ITEM_DEFAULTS  # noqa: E402
 
 OLD = datetime.now(UTC) - timedelta(days=30)  # the existing data: a month old, before any cursor
@@ -243,9 +246,12 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
                          interval=0.5)  # fmt: skip
         seconds = time.perf_counter() - started
         settled = _settle(deployment, timeout)
+        time.sleep(1.5)  # the workers' push counts are flushed every second
+        listed = sum(int(n.replace(",", "")) for n in re.findall(r": ([\d,]+) listed", swept.stdout))
+        note = f"\n    engine: {listed} changes swept; {tasks_run(deployment)}"
         duplicates, missing = check(sims, scale)
         objects = scale.contacts + scale.product_count
-        note = "" if settled else "; the engine had not settled (echoes still queued) when counted"
+        note = ("" if settled else "; the engine had not settled (echoes still queued) when counted") + note
         by_kind = _kinds_of_request(sims, skip)
         return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note, by_kind)
     finally:
@@ -257,12 +263,43 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
             redis.Redis.from_url(redis_url).flushdb()
 
 
-def _settle(deployment: stack.Stack, timeout: float) -> bool:
-    """Wait for the echoes of our writes to be handled (the requests they cost count too)."""
-    from sqlalchemy import create_engine, text
+def _store(deployment: stack.Stack, name: str = "syncengine") -> Any:
+    from sqlalchemy import create_engine
 
     url = deployment.env.get("DATABASE_URL", "").replace("postgresql://", "postgresql+psycopg2://", 1)
-    db = create_engine(url or f"sqlite:///{deployment.env['SYNCENGINE_HOME']}/syncengine.sqlite3")
+    return create_engine(url or f"sqlite:///{deployment.env['SYNCENGINE_HOME']}/{name}.sqlite3")
+
+
+def tasks_run(deployment: stack.Stack) -> str:
+    """What the engine did for the first sync: inbox events (each a dispatch task) and pushes by outcome."""
+    from sqlalchemy import text
+
+    db = _store(deployment)
+    with db.connect() as conn:
+        events = conn.execute(text("SELECT count(*) FROM inbox_events")).scalar_one()
+    db.dispose()
+    if deployment.env.get("REDIS_URL"):
+        found = redis.Redis.from_url(deployment.env["REDIS_URL"]).hgetall(PREFIX + PUSHES)
+        pushes = {k.decode(): int(v) for k, v in found.items()}
+    else:
+        state = _store(deployment, "state")
+        with state.connect() as conn:
+            rows = conn.execute(
+                text("SELECT labels, value FROM metric_counters WHERE name = :n"), {"n": PUSHES}
+            )
+            pushes = {labels: value for labels, value in rows}
+        state.dispose()
+    by_outcome: Counter = Counter()
+    for labels, n in pushes.items():
+        by_outcome[labels.split(SEP)[-1]] += n
+    return f"{events} inbox events (dispatch tasks), {sum(by_outcome.values())} pushes {dict(by_outcome)}"
+
+
+def _settle(deployment: stack.Stack, timeout: float) -> bool:
+    """Wait for the echoes of our writes to be handled (the requests they cost count too)."""
+    from sqlalchemy import text
+
+    db = _store(deployment)
     busy = text("SELECT (SELECT count(*) FROM inbox_events WHERE status IN ('received', 'processing'))"
                 " + (SELECT count(*) FROM outbox WHERE state != 'failed')")  # fmt: skip
 
