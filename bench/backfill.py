@@ -333,7 +333,7 @@ def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome, deta
             )
             print(f"    {name} requests per object: {top}")
     ratio = ours.rate / plain.rate
-    print(f"  ratio {ratio:.2f}x (target >= {target}x); requests/object {ours.per_object:.2f} "
+    print(f"  ratio {ratio:.3f}x (target >= {target}x); requests/object {ours.per_object:.2f} "
           f"against naive + 1 read-back = {plain.per_object + 1:.2f}")  # fmt: skip
     return ours.duplicates == 0 and ours.missing == 0 and plain.missing == 0
 
