@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import scratch  # noqa: E402
-from bench.backfill import holdings  # noqa: E402
 from bench.checked import ok  # noqa: E402
+from bench.existing_data import holdings  # noqa: E402
 from simulators import stack  # noqa: E402
 
 TARGETS = ("erpnext", "mautic", "directus")
