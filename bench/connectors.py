@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 
-from tests.support import free_port, wait_for_port  # noqa: E402
+from bench.checked import ok  # noqa: E402
+from simulators.stack import free_port, wait_for_port  # noqa: E402
 
 # vendor -> (path, auth headers for the simulator's default test credentials)
 ENDPOINTS: dict[str, tuple[str, dict[str, str]]] = {
@@ -34,7 +35,8 @@ ENDPOINTS: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "directus": ("/items/contacts?limit=20", {"Authorization": "Bearer directus-static-token"}),
     "erpnext": ("/api/v2/document/Customer?limit=20", {"Authorization": "token erp-api-key:erp-api-secret"}),
-    "mautic": ("/api/contacts?limit=20", {"Authorization": "Basic YWRtaW46bWF1dGlj"}),
+    # admin:sim-mautic-pass, the simulator's default (simulators.wiring)
+    "mautic": ("/api/contacts?limit=20", {"Authorization": "Basic YWRtaW46c2ltLW1hdXRpYy1wYXNz"}),
     "revolut": ("/api/1.0/accounts", {"Authorization": "Bearer bench-access-token"}),
 }
 # Control-surface calls that make each simulator answer the endpoint: a token as if consent had happened,
@@ -67,10 +69,12 @@ def measure(vendor: str, seconds: float) -> tuple[float, float, int]:
         wait_for_port(port)
         base = f"http://127.0.0.1:{port}"
         for method, control, body in SETUP.get(vendor, []):
-            requests.request(method, base + control, json=body, timeout=5).raise_for_status()
-        status = requests.get(base + path, headers=headers, timeout=5).status_code
+            ok(requests.request(method, base + control, json=body, timeout=5))
+        status = ok(requests.get(base + path, headers=headers, timeout=5)).status_code
         session = requests.Session()
-        plain = rate(lambda: session.get(base + path, headers=headers, timeout=(3.05, 30)).content, seconds)
+        plain = rate(
+            lambda: ok(session.get(base + path, headers=headers, timeout=(3.05, 30))).content, seconds
+        )
 
         class Bench(Connector):
             service = f"bench-{vendor}"
@@ -89,7 +93,10 @@ def measure(vendor: str, seconds: float) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--short", action="store_true", help="CI: 0.3 s per loop")
     args = parser.parse_args()
+    if args.short:
+        args.seconds = 0.3
     print(f"{'simulator':<14}{'status':>7}{'plain req/s':>14}{'connector req/s':>17}{'ratio':>8}")
     for vendor in ENDPOINTS:
         plain, ours, status = measure(vendor, args.seconds)

@@ -1,26 +1,34 @@
-"""End-to-end throughput of a sync flow beside the rate of no-op Celery tasks on the same 2 workers.
+"""Steady state of a sync flow: how long a new client takes to reach every system, at idle and in a burst,
+beside the same change made by a plain script.
 
 A new client in Invoice Ninja (a signed `create_client` webhook into the receiver) must reach ERPNext,
-Mautic and Directus; their echo webhooks come back and must write nothing. Prints events/s from the first
-webhook accepted to the last push seen in the simulators, no-op tasks/s on the same workers in the same
-run, the ratio (target >= 0.25x), and p50/p99 latency from webhook to last effect.
+Mautic and Directus; their echo webhooks come back and must write nothing. On one worker of 2 processes (as
+`syncengine worker` runs), on Postgres + Redis and on the embedded default, prints:
 
-    python bench/flows.py [--events 150]
+- at idle (one change at a time): webhook -> last effect p50 (targets: <= 1 s on Postgres + Redis, <= 2 s
+  embedded), beside the naive sync's latency for the same change (three creates with plain `requests`);
+- a burst of 150 new clients at once: events/s and p50/p99 (target p99 <= 10 s);
+- vendor requests per event, and duplicates (exit 1 on any, or on a client that never lands).
+
+    python bench/flows.py [--store postgres|embedded|both] [--events 150] [--idle 10] [--short]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import shutil
 import statistics
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import redis
 import requests
@@ -28,174 +36,157 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.intake import drop_database, scratch_database  # noqa: E402
-from simulators import REGISTRY  # noqa: E402
-from simulators.wiring import engine_env, subscribe  # noqa: E402
-from tests.support import SECRETS, dumps, free_port, wait_for_port  # noqa: E402
+from bench import scratch  # noqa: E402
+from bench.checked import ok  # noqa: E402
+from bench.existing_data import holdings  # noqa: E402
+from simulators import stack  # noqa: E402
 
-TASKS_PER_EVENT = 7  # the webhook's dispatch, one push per other system (3), one echo webhook from each (3)
-LOGLEVEL = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
-# Two processes run tasks: one Celery worker with a prefork pool of 2, as `syncengine worker` deploys it.
-# BENCH_WORKERS/BENCH_POOL/BENCH_CONCURRENCY try other layouts (2 workers of 1, a threads pool ...).
-WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
-POOL = os.environ.get("BENCH_POOL", "prefork")
-CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "2")
-WORKER = ["-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", "intake,sync", "--pool", POOL,
-          "--concurrency", CONCURRENCY, "--loglevel", LOGLEVEL,
-          "--without-gossip", "--without-mingle"]  # fmt: skip
-
-
-def start(sims: dict, env: dict, port: int) -> list[subprocess.Popen]:
-    subscribe(sims, f"http://127.0.0.1:{port}", SECRETS)
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "webhooks.app:create_app()",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    log = open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "wb")  # noqa: SIM115 - lives as long as the worker
-    workers = [
-        subprocess.Popen(
-            [sys.executable, *WORKER, "-n", f"bench{i}@%h"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        for i in range(WORKERS)
-    ]
-    wait_for_port(port)
-    return [web, *workers]
-
-
-def noop_rate(redis_url: str, count: int) -> float:
-    from celery import Celery
-
-    client = Celery(broker=redis_url)
-    counter = f"bench:noop:{uuid.uuid4().hex}"
-    r = redis.Redis.from_url(redis_url)
-    client.send_task("bench.noop", args=[counter], queue="intake")  # warm the workers
-    deadline = time.monotonic() + 60
-    while int(r.get(counter) or 0) < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    started = time.perf_counter()
-    for _ in range(count):
-        client.send_task("bench.noop", args=[counter], queue="intake")
-    while int(r.get(counter) or 0) < count + 1 and time.monotonic() < deadline + 120:
-        time.sleep(0.01)
-    return count / (time.perf_counter() - started)
+TARGETS = ("erpnext", "mautic", "directus")
+IDLE_P50 = {"postgres": 1.0, "embedded": 2.0}
+BURST_P99 = 10.0
 
 
 def client_body(n: str) -> bytes:
     email = f"bench-{n}@example.test"
-    return dumps(
-        {
-            "id": f"b{n}",
-            "name": f"Bench {n}",
-            "updated_at": int(time.time()),
-            "contacts": [{"id": f"c{n}", "first_name": "Bench", "last_name": n, "email": email}],
-        }
-    )
+    return json.dumps({
+        "id": f"b{n}", "name": f"Bench {n}", "updated_at": int(time.time()),
+        "contacts": [{"id": f"c{n}", "first_name": "Bench", "last_name": n, "email": email}],
+    }).encode()  # fmt: skip
 
 
-def landed_emails(sims: dict) -> set[str]:
-    """The emails present in all three target systems, read once per poll."""
-    erpnext = {d.get("email_id") for d in list(sims["erpnext"].db.get("Customer", {}).values())}
-    directus = {i.get("email") for i in list(sims["directus"].db.get("contacts", {}).values())}
-    mautic = {c.get("fields", {}).get("email") for c in list(sims["mautic"].db.get("leads", {}).values())}
-    return erpnext & directus & mautic
+def emails_in(sims: dict[str, Any]) -> dict[str, Counter]:
+    """target system -> how many contacts carry each email there."""
+    found = holdings(sims)
+    return {system: found[(system, "contact")] for system in TARGETS}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=150)
-    args = parser.parse_args()
-    admin, db_url = scratch_database()
-    found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    redis_url = urlunsplit((found.scheme, found.netloc, "/14", "", ""))
-    redis.Redis.from_url(redis_url).flushdb()
-    custom = {"Customer": ["custom_syncengine_id"]}
-    sims = {"invoiceninja": REGISTRY["invoiceninja"](), "erpnext": REGISTRY["erpnext"](custom_fields=custom),
-            "mautic": REGISTRY["mautic"](), "directus": REGISTRY["directus"]()}  # fmt: skip
-    servers = {name: sim.serve() for name, sim in sims.items()}
-    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING",
-               SYNCENGINE_PLUGINS="bench.noop_tasks", PYTHONPATH=str(ROOT),
-               **engine_env({name: server.url for name, server in servers.items()}),
-               **{f"{k.upper()}_WEBHOOK_SECRET": v for k, v in SECRETS.items()})  # fmt: skip
-    subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, cwd=ROOT, check=True,
-                   capture_output=True)  # fmt: skip
-    port = free_port()
-    procs = start(sims, env, port)
+@dataclass
+class Sender:
+    deployment: stack.Stack
+    sent: dict[str, float]
+    done: dict[str, float]
+
+    def send(self, n: str) -> None:
+        url = f"{self.deployment.receiver}/webhooks/invoiceninja/create_client"
+        headers = {"Content-Type": "application/json",
+                   "X-Webhook-Secret": self.deployment.secrets["invoiceninja"]}  # fmt: skip
+        self.sent[n] = time.perf_counter()
+        ok(requests.post(url, data=client_body(n), headers=headers, timeout=10))
+
+    def watch(self, ids: list[str], timeout: float) -> None:
+        """Note when each client is first seen in all three target systems."""
+        deadline = time.monotonic() + timeout
+        while any(n not in self.done for n in ids) and time.monotonic() < deadline:
+            found = emails_in(self.deployment.sims)
+            now = time.perf_counter()
+            for n in ids:
+                email = f"bench-{n}@example.test"
+                if n in self.sent and n not in self.done and all(found[s][email] for s in TARGETS):
+                    self.done[n] = now
+            time.sleep(0.02)
+
+
+def idle(sender: Sender, count: int) -> list[float]:
+    """One change at a time, each sent once the previous landed and a pause passed: seconds to last effect."""
+    ids = [f"idle-{uuid.uuid4().hex[:8]}" for _ in range(count)]
+    for n in ids:
+        sender.send(n)
+        sender.watch([n], timeout=60)
+        time.sleep(1.0)  # quiet again (echoes handled)
+    return sorted(sender.done[n] - sender.sent[n] for n in ids if n in sender.done)
+
+
+def burst(sender: Sender, count: int) -> tuple[float, list[float], int]:
+    """`count` changes at once: (events/s, sorted latencies, how many landed)."""
+    run = uuid.uuid4().hex[:6]
+    ids = [f"{run}-{i}" for i in range(count)]
+    watcher = threading.Thread(target=sender.watch, args=(ids, 600))
+    watcher.start()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(sender.send, ids))
+    watcher.join()
+    landed = [n for n in ids if n in sender.done]
+    if not landed:
+        return 0.0, [], 0
+    elapsed = max(sender.done[n] for n in landed) - min(sender.sent[n] for n in ids)
+    return len(landed) / elapsed, sorted(sender.done[n] - sender.sent[n] for n in landed), len(landed)
+
+
+def naive_latency(servers: dict[str, Any], count: int) -> list[float]:
+    """The same change made by a plain script: the client created in the three other systems, in turn."""
+    from bench.naive_sync import SYSTEMS
+
+    clients = {name: SYSTEMS[name][0](servers[name].url, SYSTEMS[name][1]) for name in TARGETS}
+    seconds = []
+    for i in range(count):
+        row = {"name": f"Naive {i}", "email": f"naive-{uuid.uuid4().hex[:8]}@example.test"}
+        started = time.perf_counter()
+        for client in clients.values():
+            client.create_contact(row)
+        seconds.append(time.perf_counter() - started)
+    return sorted(seconds)
+
+
+def pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
+
+
+def run(store: str, events: int, idle_count: int, layout: stack.Layout) -> bool:
+    home = Path(tempfile.mkdtemp(prefix="bench-flows-"))
+    admin = database_url = redis_url = None
+    if store == "postgres":
+        admin, database_url = scratch.scratch_database()
+        redis_url = scratch.redis_url()
+        redis.Redis.from_url(redis_url).flushdb()
+    deployment = stack.start(stack.simulators(), home=home, database_url=database_url, redis_url=redis_url,
+                             layout=layout)  # fmt: skip
     try:
-        time.sleep(3)
-        baseline = noop_rate(redis_url, 400)
-        run = uuid.uuid4().hex[:6]
-        ids = [f"{run}-{i}" for i in range(args.events)]
-        sent: dict[str, float] = {}
-        done: dict[str, float] = {}
-        url = f"http://127.0.0.1:{port}/webhooks/invoiceninja/create_client"
-        headers = {"Content-Type": "application/json", "X-Webhook-Secret": SECRETS["invoiceninja"]}
-
-        def send(n: str) -> None:
-            sent[n] = time.perf_counter()
-            assert requests.post(url, data=client_body(n), headers=headers, timeout=10).status_code == 202
-
-        def watch() -> None:
-            deadline = time.monotonic() + 300
-            while len(done) < len(ids) and time.monotonic() < deadline:
-                emails = landed_emails(sims)
-                now = time.perf_counter()
-                for n in ids:
-                    if n in sent and n not in done and f"bench-{n}@example.test" in emails:
-                        done[n] = now
-                time.sleep(0.1)
-
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(send, ids))
-        watcher.join()
-        elapsed = max(done.values()) - min(sent.values())
-        rate = len(done) / elapsed
-        latencies = sorted((done[n] - sent[n]) * 1000 for n in done)
-        calls = {name: {m: len(sim.requests_log(method=m)) for m in ("GET", "POST", "PUT", "PATCH")}
-                 for name, sim in sims.items()}  # fmt: skip
+        time.sleep(2)
+        naive = naive_latency(deployment.servers, idle_count)
+        sender = Sender(deployment, {}, {})
+        before = sum(len(sim.requests_log()) for sim in deployment.sims.values())
+        quiet = idle(sender, idle_count)
+        rate, latencies, landed = burst(sender, events)
+        time.sleep(3)  # the burst's echoes, which must write nothing
+        requests_made = sum(len(sim.requests_log()) for sim in deployment.sims.values()) - before
+        found = emails_in(deployment.sims)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # a warm shutdown still waiting on a task: the figures stand
-                proc.kill()
-                proc.wait(timeout=30)
-        for server in servers.values():
-            server.stop()
-        drop_database(admin, db_url)
-    print(f"{WORKERS} worker(s), {POOL} pool of {CONCURRENCY}; "
-          f"{len(done)}/{len(ids)} new clients reached ERPNext, Mautic and Directus")  # fmt: skip
-    print(f"no-op tasks      {baseline:8.1f} /s")
-    print(f"flow events      {rate:8.1f} /s   (each: 1 webhook, 3 pushes, 3 echo webhooks)")
-    print(f"ratio            {rate / baseline:8.2f}x   (target >= 0.25x)")
-    # Every event is TASKS_PER_EVENT Celery tasks, so even tasks as cheap as a no-op would cap the ratio at
-    # 1/TASKS_PER_EVENT; this is how close to that cap the flow's tasks come, vendor calls included.
-    print(f"per task         {rate * TASKS_PER_EVENT / baseline:8.2f}x   of a no-op task's rate "
-          f"(cap on the ratio: 1/{TASKS_PER_EVENT} = {1 / TASKS_PER_EVENT:.2f}x)")  # fmt: skip
-    per_event = {name: {m: round(n / len(ids), 2) for m, n in c.items() if n} for name, c in calls.items()}
-    print(f"vendor requests per event: {per_event}")
-    print(f"webhook -> last effect: p50 {statistics.median(latencies):.0f} ms, "
-          f"p99 {latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]:.0f} ms")  # fmt: skip
+        deployment.stop()
+        shutil.rmtree(home, ignore_errors=True)
+        if admin and database_url:
+            scratch.drop_database(admin, database_url)
+        if redis_url:
+            redis.Redis.from_url(redis_url).flushdb()
+    duplicates = sum(n - 1 for held in found.values() for n in held.values() if n > 1)
+    print(f"\n{store}, {layout.workers} worker(s) of {layout.concurrency} processes")
+    print(f"  idle: webhook -> last effect p50 {statistics.median(quiet):.2f} s over {len(quiet)} changes "
+          f"(target <= {IDLE_P50[store]:.0f} s); naive sync of the same change p50 "
+          f"{statistics.median(naive) * 1000:.0f} ms")  # fmt: skip
+    print(f"  burst of {events}: {landed} landed, {rate:.1f} events/s, p50 {pct(latencies, 50):.1f} s, "
+          f"p99 {pct(latencies, 99):.1f} s (target <= {BURST_P99:.0f} s)")  # fmt: skip
+    print(f"  vendor requests per event {requests_made / (len(quiet) + events):.2f} (naive: 3), "
+          f"duplicates {duplicates}")  # fmt: skip
+    return duplicates == 0 and landed == events and len(quiet) == idle_count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=("postgres", "embedded", "both"), default="both")
+    parser.add_argument("--events", type=int, default=150, help="the burst's new clients")
+    parser.add_argument("--idle", type=int, default=10, help="changes sent one at a time")
+    parser.add_argument("--concurrency", type=int, default=2, help="the worker's pool processes")
+    parser.add_argument("--log", type=Path, default=None, help="keep the engine's output in this file")
+    parser.add_argument(
+        "--short", action="store_true", help="CI: Postgres + Redis, 3 changes at idle, 10 at once"
+    )
+    args = parser.parse_args()
+    if args.short:
+        args.store, args.events, args.idle = "postgres", 10, 3
+    layout = stack.Layout(concurrency=args.concurrency, log=args.log)
+    stores = ["postgres", "embedded"] if args.store == "both" else [args.store]
+    good = [run(store, args.events, args.idle, layout) for store in stores]
+    return 0 if all(good) else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

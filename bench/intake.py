@@ -6,7 +6,7 @@ of each and the ratio. Target: intake >= 0.30x hello-world with p99 < 50 ms.
 
     python bench/intake.py [--seconds 8] [--rounds 2] [--workers 4] [--concurrency 32] [--threads 1]
 
-Uses DATABASE_URL's server (a scratch database is created and dropped) and REDIS_URL (db 14), or
+Uses DATABASE_URL's server (a scratch database is created and dropped) and REDIS_URL's (bench.scratch), or
 Postgres and Redis on 127.0.0.1 by default. No Celery worker runs: only intake is measured.
 """
 
@@ -20,16 +20,14 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg2
 import redis
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import loadgen  # noqa: E402
+from bench import loadgen, scratch  # noqa: E402
+from bench.checked import all_2xx  # noqa: E402
 from tests.support import SECRETS, dumps, free_port, sample, sign, wait_for_port  # noqa: E402
 
 HELLO_APP = """
@@ -68,31 +66,16 @@ def build_requests(port: int, count: int) -> list[bytes]:
     return built
 
 
-def scratch_database() -> tuple[str, str]:
-    admin = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    admin = admin.replace("postgres://", "postgresql://", 1)
-    name = f"syncengine_bench_{uuid.uuid4().hex[:8]}"
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return admin, make_url(admin).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(admin: str, url: str) -> None:
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    conn.close()
-
-
 def measure(app: str, cwd: Path, env: dict, args: argparse.Namespace) -> loadgen.Result:
     port = free_port()
     server = gunicorn(app, port, args.workers, env, cwd, args.threads)
     try:
         requests = build_requests(port, int(args.seconds * 5000) + 200)
-        loadgen.run("127.0.0.1", port, requests[:200], concurrency=8, seconds=1)  # warm up
-        return loadgen.run("127.0.0.1", port, requests[200:], args.concurrency, args.seconds)
+        warm = loadgen.run("127.0.0.1", port, requests[:200], concurrency=8, seconds=1)
+        measured = loadgen.run("127.0.0.1", port, requests[200:], args.concurrency, args.seconds)
+        for result in (warm, measured):
+            all_2xx(result.statuses, f"POST /webhooks/<sender> on {app}")
+        return measured
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -116,11 +99,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="> 1: gthread workers with this many threads")
+    parser.add_argument("--short", action="store_true", help="CI: one round of 1 s, 2 workers")
     args = parser.parse_args()
+    if args.short:
+        args.seconds, args.rounds, args.workers = 1.0, 1, 2
 
-    admin, db_url = scratch_database()
-    found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    redis_url = urlunsplit((found.scheme, found.netloc, "/14", "", ""))
+    admin, db_url = scratch.scratch_database()
+    redis_url = scratch.redis_url()
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING",
                **{f"{k.upper()}_WEBHOOK_SECRET": v for k, v in SECRETS.items()})  # fmt: skip
     subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, cwd=ROOT, check=True,
@@ -134,7 +119,7 @@ def main() -> None:
             for name, (app, cwd) in apps.items():
                 rounds[name].append(measure(app, cwd, env, args))
     finally:
-        drop_database(admin, db_url)
+        scratch.drop_database(admin, db_url)
         redis.Redis.from_url(redis_url).flushdb()
 
     kind = f"gthread workers ({args.threads} threads)" if args.threads > 1 else "sync workers"

@@ -67,7 +67,10 @@ def main() -> int:
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--rotation", type=float, default=None, help="max degrees either way")
     parser.add_argument("--noise", type=float, default=None, help="max share of speckled pixels")
+    parser.add_argument("--short", action="store_true", help="CI: 5 documents, the target not judged")
     args = parser.parse_args()
+    if args.short:
+        args.count = 5
     if not available():
         print("tesseract is not installed (apt-get install tesseract-ocr; pip install -e '.[ocr]')")
         return 2
@@ -79,7 +82,7 @@ def main() -> int:
     print(f"\nseconds per page: {result['seconds_per_page']:.2f}")
     ok = all(result["hits"][f] / result["count"] >= 0.9 for f in ("total", "date"))
     print(f"target ≥ 90 % on total and date: {'met' if ok else 'NOT met'}")
-    return 0 if ok else 1
+    return 0 if ok or args.short else 1
 
 
 if __name__ == "__main__":

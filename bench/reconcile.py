@@ -23,15 +23,13 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-_found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-os.environ["REDIS_URL"] = urlunsplit((_found.scheme, _found.netloc, "/14", "", ""))
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+from bench.scratch import drop_database, redis_url, scratch_database  # noqa: E402
 
-from bench.intake import drop_database, scratch_database  # noqa: E402
+os.environ["REDIS_URL"] = redis_url()
+os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 
 def one_size(records: int, share: float) -> dict[str, float]:
@@ -65,7 +63,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--changed", type=float, default=0.01)
+    parser.add_argument("--short", action="store_true", help="CI: 300 records per system")
     args = parser.parse_args()
+    if args.short:
+        args.sizes = "300"
     admin, db_url = scratch_database()
     os.environ["DATABASE_URL"] = db_url
     import redis

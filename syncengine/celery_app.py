@@ -53,9 +53,15 @@ def _seconds(configured: str | None, default: int) -> int | None:
     return int(configured or default) or None
 
 
-def _transport(broker_url: str) -> str | None:
-    # rediss:// keeps kombu's own transport: its TLS set-up is keyed on that scheme name.
-    return "syncengine.broker:Transport" if broker_url.startswith("redis://") else None
+def _broker(broker_url: str) -> tuple[str, str | None]:
+    """The broker's URL and our transport for it (syncengine.broker). rediss:// keeps kombu's own transport:
+    its TLS set-up is keyed on that scheme name. kombu takes a `sqla+` prefix over any transport named, so
+    the embedded broker's URL goes without it."""
+    if broker_url.startswith("redis://"):
+        return broker_url, "syncengine.broker:Transport"
+    if broker_url.startswith("sqla+"):
+        return broker_url.removeprefix("sqla+"), "syncengine.broker:EmbeddedTransport"
+    return broker_url, None
 
 
 def make_celery() -> Celery:
@@ -63,9 +69,10 @@ def make_celery() -> Celery:
     redaction.install(s.reveal() for s in settings.all_secrets())
     # Every task runs under the outbox's claim when the outbox carries it (syncengine.outbox_task).
     app = Celery("syncengine", include=TASK_MODULES + _plugin_modules(), task_cls=TASK_CLASS)
+    broker_url, transport = _broker(settings.broker_url)
     app.conf.update(
-        broker_url=settings.broker_url,
-        broker_transport=_transport(settings.broker_url),
+        broker_url=broker_url,
+        broker_transport=transport,
         broker_transport_options=_broker_options(settings.embedded),
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,

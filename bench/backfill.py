@@ -1,0 +1,272 @@
+"""The first sync of existing data, beside the sync a user would write instead (issue 19's yardstick).
+
+Simulators seeded with data that overlaps (bench/existing_data.py: at full scale 2,000 Invoice Ninja
+clients, 2,000 ERPNext Customers of which 1,000 share an email with them, 1,000 Mautic and 500 Directus
+contacts, products, and open invoices that neither side syncs here: they make the data a business has).
+Then, timed:
+
+- syncengine: the receiver, one worker (a prefork pool of 2, as `syncengine worker` runs) and the
+  operator's `syncengine sweep <system> contact|product --since <long ago>` for every system, until every
+  system holds every contact and product exactly once;
+- the naive sync (bench/naive_sync.py) on freshly seeded identical simulators: list everything, create
+  what is missing, plain `requests`.
+
+Prints both times, objects/s, the ratio (targets: >= 0.5x on Postgres + Redis, >= 0.25x embedded), the
+vendor requests per object each made (counted at the simulators; target: no more than the naive sync's
+plus one read-back) and the duplicates at the end. Exit 1 on any duplicate, a missing object or a request
+answered outside 2xx.
+
+    python bench/backfill.py [--store postgres|embedded|both] [--scale 1.0] [--short]
+
+Postgres and Redis: DATABASE_URL's server (a scratch database, dropped after) and REDIS_URL's (bench.scratch),
+127.0.0.1 by default. Embedded: a temporary SYNCENGINE_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import scratch  # noqa: E402
+from bench.existing_data import Scale, check, complete, seed  # noqa: E402
+from simulators import stack  # noqa: E402
+from syncengine.counters import PREFIX, SEP  # noqa: E402
+from syncengine.metrics import PUSHES  # noqa: E402
+
+SINCE = "2000-01-01T00:00:00+00:00"  # the first sync's `--since`: everything
+KINDS = ("contact", "product")
+PRODUCT_SYSTEMS = ("invoiceninja", "erpnext", "directus")
+
+
+@dataclass
+class Outcome:
+    seconds: float
+    objects: int
+    requests: int
+    duplicates: int
+    missing: int
+    note: str = ""
+    by_kind: Counter | None = None  # (system, method, path) -> requests
+
+    @property
+    def rate(self) -> float:
+        return self.objects / self.seconds
+
+    @property
+    def per_object(self) -> float:
+        return self.requests / self.objects
+
+
+def _requests(sims: dict[str, Any]) -> int:
+    return sum(len(sim.requests_log()) for sim in sims.values())
+
+
+def _kinds_of_request(sims: dict[str, Any], skip: dict[str, int]) -> Counter:
+    """(system, method, path without ids) -> count, past the first `skip[system]` requests."""
+    found: Counter = Counter()
+    for name, sim in sims.items():
+        for entry in sim.requests_log()[skip.get(name, 0) :]:
+            parts = [p for p in entry["path"].split("/") if p]
+            path = "/".join(p if not any(c.isdigit() for c in p) else "<id>" for p in parts[:4])
+            found[(name, entry["method"], path)] += 1
+    return found
+
+
+def naive(scale: Scale) -> Outcome:
+    sims = stack.simulators()
+    seed(sims, scale)
+    servers = {name: sim.serve() for name, sim in sims.items()}
+    try:
+        started = time.perf_counter()
+        urls = json.dumps({name: server.url for name, server in servers.items()})
+        run = subprocess.run([sys.executable, str(ROOT / "bench" / "naive_sync.py"), urls], cwd=ROOT,
+                             capture_output=True, text=True)  # fmt: skip
+        if run.returncode:
+            raise SystemExit(
+                run.stderr.strip().splitlines()[-1] if run.stderr.strip() else "naive sync failed"
+            )
+        seconds = time.perf_counter() - started
+        duplicates, missing = check(sims, scale)
+        objects = scale.contacts + scale.product_count
+        return Outcome(
+            seconds, objects, _requests(sims), duplicates, missing, by_kind=_kinds_of_request(sims, {})
+        )
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+# The operator's first sync, `syncengine sweep <system> <kind> --since <long ago>` for each, in one process.
+SWEEP = """
+import sys
+from datetime import datetime
+from syncengine.sweep_command import run
+since = datetime.fromisoformat({since!r})
+sys.exit(max(run(system, kind, since) for system, kind in {targets!r}))
+"""
+
+
+def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Outcome:
+    sims = stack.simulators()
+    seed(sims, scale)
+    home = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    database_url = redis_url = admin = None
+    if store == "postgres":
+        admin, database_url = scratch.scratch_database()
+        redis_url = scratch.redis_url()
+        redis.Redis.from_url(redis_url).flushdb()
+    deployment = stack.start(sims, home=home, database_url=database_url, redis_url=redis_url, layout=layout)
+    try:
+        before = _requests(sims)
+        skip = {name: len(sim.requests_log()) for name, sim in sims.items()}
+        started = time.perf_counter()
+        targets = [
+            (s, k) for k in KINDS for s in stack.CONTACT_SYSTEMS if k == "contact" or s in PRODUCT_SYSTEMS
+        ]
+        swept = subprocess.run([sys.executable, "-c", SWEEP.format(since=SINCE, targets=targets)],
+                               env=deployment.env, cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+        if swept.returncode:
+            raise SystemExit(f"bench: the first sync's sweeps failed: {swept.stderr.strip()[-400:]}")
+        stack.wait_until(lambda: complete(sims, scale), timeout, "every system to hold every object",
+                         interval=0.5)  # fmt: skip
+        seconds = time.perf_counter() - started
+        settled = _settle(deployment, timeout)
+        time.sleep(1.5)  # the workers' push counts are flushed every second
+        listed = sum(int(n.replace(",", "")) for n in re.findall(r": ([\d,]+) listed", swept.stdout))
+        note = f"\n    engine: {listed} changes swept; {tasks_run(deployment)}"
+        duplicates, missing = check(sims, scale)
+        objects = scale.contacts + scale.product_count
+        note = ("" if settled else "; the engine had not settled (echoes still queued) when counted") + note
+        by_kind = _kinds_of_request(sims, skip)
+        return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note, by_kind)
+    finally:
+        deployment.stop()
+        shutil.rmtree(home, ignore_errors=True)
+        if admin and database_url:
+            scratch.drop_database(admin, database_url)
+        if redis_url:
+            redis.Redis.from_url(redis_url).flushdb()
+
+
+def _store(deployment: stack.Stack, name: str = "syncengine") -> Any:
+    from sqlalchemy import create_engine
+
+    url = deployment.env.get("DATABASE_URL", "").replace("postgresql://", "postgresql+psycopg2://", 1)
+    return create_engine(url or f"sqlite:///{deployment.env['SYNCENGINE_HOME']}/{name}.sqlite3")
+
+
+def tasks_run(deployment: stack.Stack) -> str:
+    """What the engine did for the first sync: inbox events (each a dispatch task) and pushes by outcome."""
+    from sqlalchemy import text
+
+    db = _store(deployment)
+    with db.connect() as conn:
+        events = conn.execute(text("SELECT count(*) FROM inbox_events")).scalar_one()
+    db.dispose()
+    if deployment.env.get("REDIS_URL"):
+        found = redis.Redis.from_url(deployment.env["REDIS_URL"]).hgetall(PREFIX + PUSHES)
+        pushes = {k.decode(): int(v) for k, v in found.items()}
+    else:
+        state = _store(deployment, "state")
+        with state.connect() as conn:
+            rows = conn.execute(
+                text("SELECT labels, value FROM metric_counters WHERE name = :n"), {"n": PUSHES}
+            )
+            pushes = {labels: value for labels, value in rows}
+        state.dispose()
+    by_outcome: Counter = Counter()
+    for labels, n in pushes.items():
+        by_outcome[labels.split(SEP)[-1]] += n
+    return f"{events} inbox events (dispatch tasks), {sum(by_outcome.values())} pushes {dict(by_outcome)}"
+
+
+def _settle(deployment: stack.Stack, timeout: float) -> bool:
+    """Wait for the echoes of our writes to be handled (the requests they cost count too)."""
+    from sqlalchemy import text
+
+    db = _store(deployment)
+    busy = text("SELECT (SELECT count(*) FROM inbox_events WHERE status IN ('received', 'processing'))"
+                " + (SELECT count(*) FROM outbox WHERE state != 'failed')")  # fmt: skip
+
+    def quiet() -> bool:
+        for sim in deployment.sims.values():
+            sim.flush_webhooks(timeout=5)
+        with db.connect() as conn:
+            return conn.execute(busy).scalar_one() == 0
+
+    try:
+        stack.wait_until(quiet, timeout, "the engine to settle", interval=0.5)
+        return bool(stack.wait_until(quiet, timeout, "the engine to settle", interval=0.5))
+    except SystemExit:
+        return False
+    finally:
+        db.dispose()
+
+
+def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome, detail: bool) -> bool:
+    target = 0.5 if store == "postgres" else 0.25
+    print(f"\n{store}, {layout.workers} worker(s) of {layout.concurrency} processes: {ours.objects} objects "
+          "(contacts and products) every system must hold once")  # fmt: skip
+    for name, o in (("naive sync", plain), ("syncengine", ours)):
+        print(f"  {name:<11} {o.seconds:8.1f} s {o.rate:8.1f} objects/s {o.per_object:6.2f} requests/object"
+              f"  duplicates {o.duplicates}, missing {o.missing}{o.note}")  # fmt: skip
+    if detail:
+        for name, o in (("naive sync", plain), ("syncengine", ours)):
+            top = ", ".join(
+                f"{s} {m} {p} {n / o.objects:.2f}"
+                for (s, m, p), n in (o.by_kind or Counter()).most_common(14)
+            )
+            print(f"    {name} requests per object: {top}")
+    ratio = ours.rate / plain.rate
+    print(f"  ratio {ratio:.3f}x (target >= {target}x); requests/object {ours.per_object:.2f} "
+          f"against naive + 1 read-back = {plain.per_object + 1:.2f}")  # fmt: skip
+    return ours.duplicates == 0 and ours.missing == 0 and plain.missing == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=("postgres", "embedded", "both"), default="both")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="share of the full data set (1.0: 2,000 clients…)"
+    )
+    parser.add_argument("--short", action="store_true", help="CI: 1%% of the data, Postgres + Redis only")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds the engine may take")
+    parser.add_argument("--workers", type=int, default=1, help="Celery workers")
+    parser.add_argument("--concurrency", type=int, default=2, help="each worker's pool processes")
+    parser.add_argument("--log", type=Path, default=None, help="keep the engine's output in this file")
+    parser.add_argument("--requests", action="store_true", help="requests per object by endpoint, both sides")
+    args = parser.parse_args()
+    layout = stack.Layout(workers=args.workers, concurrency=args.concurrency, log=args.log)
+    scale = Scale().times(0.01 if args.short else args.scale)
+    stores = (
+        ["postgres"] if args.short else ["postgres", "embedded"] if args.store == "both" else [args.store]
+    )
+    print(
+        f"{os.cpu_count()} cores shared with other work: compare ratios measured in the same run, not times"
+    )
+    good = True
+    for store in stores:
+        plain = naive(scale)
+        ours = engine(scale, store, args.timeout, layout)
+        good = report(store, layout, ours, plain, args.requests) and good
+    return 0 if good else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""Where a benchmark keeps its data: a scratch Postgres database on DATABASE_URL's server (created, then
+dropped), and a Redis database of the benchmarks' own on REDIS_URL's server, flushed before and after:
+BENCH_REDIS_DB, else 14 (the test suite claims 1-13; tests/test_bench.py claims one for the benchmarks it
+runs, so two sessions never flush each other's)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+from sqlalchemy.engine import make_url
+
+
+def scratch_database() -> tuple[str, str]:
+    """(the admin URL, the new database's URL)."""
+    admin = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    admin = admin.replace("postgres://", "postgresql://", 1)
+    name = f"syncengine_bench_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return admin, make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin: str, url: str) -> None:
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    conn.close()
+
+
+def redis_url() -> str:
+    found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    return urlunsplit((found.scheme, found.netloc, f"/{os.environ.get('BENCH_REDIS_DB', '14')}", "", ""))
