@@ -108,6 +108,9 @@ def test_an_edit_in_invoice_ninja_reaches_the_others_and_its_echoes_write_nothin
     assert {name: writes(sim) for name, sim in sims.items()} == before
 
 
+ERP_AUTH = {"Authorization": "token erp-api-key:erp-api-secret"}
+
+
 def test_two_customers_of_the_same_name_without_email_stay_two_everywhere(deployment):
     """Without an email nothing but our links tells two namesakes apart: the webhook of a client our push
     is creating waits for the push to store its link (so it is no new person), and a namesake's push does
@@ -116,8 +119,8 @@ def test_two_customers_of_the_same_name_without_email_stay_two_everywhere(deploy
     url = f"{deployment.servers['erpnext'].url}/api/v2/document/Customer"
     made = []
     for i in (1, 2):
-        answer = requests.post(url, json={"customer_name": name, "mobile_no": f"+3363000000{i}"},
-                               headers={"Authorization": "token erp-api-key:erp-api-secret"}, timeout=10)  # fmt: skip
+        body = {"customer_name": name, "mobile_no": f"+3363000000{i}"}
+        answer = requests.post(url, json=body, headers=ERP_AUTH, timeout=10)
         assert answer.status_code == 200, answer.text
         made.append(answer.json()["data"]["name"])
     assert made == [name, f"{name} - 1"]
