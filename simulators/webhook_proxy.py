@@ -66,12 +66,14 @@ class Action:
 @dataclass
 class Chaos:
     """A seeded policy: each delivery is dropped, duplicated, delayed by up to `max_delay` seconds (so later
-    ones overtake it) or passed, with these probabilities, drawn in arrival order from `Random(seed)`."""
+    ones overtake it), held until `release()` (late: after everything else) or passed, with these
+    probabilities, drawn in arrival order from `Random(seed)`."""
 
     seed: int | str | None = None
     drop: float = 0.0
     duplicate: float = 0.0
     delay: float = 0.0
+    hold: float = 0.0
     max_delay: float = 4.0
     rng: random.Random = field(init=False)
 
@@ -87,6 +89,8 @@ class Chaos:
             return Action(DUPLICATE, pause)
         if roll < self.drop + self.duplicate + self.delay:
             return Action(DELAY, pause)
+        if roll < self.drop + self.duplicate + self.delay + self.hold:
+            return Action(HOLD)
         return Action(PASS)
 
 
