@@ -89,49 +89,92 @@ class Router:
         return None
 
 
-def run_batch(stack: Stack, seeds: list[int], faults: Faults | None = None, people: int = 2, steps: int = 5,
-              settle_timeout: float = 240.0) -> dict[int, Outcome]:  # fmt: skip
-    faults = faults or Faults()
-    assert stack.proxy is not None
-    tag = uuid.uuid4().hex[:6]
-    contacts = stack.contacts()
-    runners = {seed: Runner(seed, tag, contacts, plan(seed, people, steps)) for seed in seeds}
-    stack.proxy.policy = Router(tag, runners, faults)
-    everyone = list(runners.values())
-    threads = [threading.Thread(target=r.run, name=f"seed-{r.seed}") for r in everyone]
-    stop = threading.Event()
-    killer = threading.Thread(target=_kill_now_and_then, args=(stack, faults, min(seeds), everyone, stop))
-    beat = threading.Thread(target=_redeliver_now_and_then, args=(stack, stop))
-    for thread in [*threads, killer, beat]:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    stop.set()
-    killer.join()
-    beat.join()
-    stack.proxy.policy = None
-    for r in everyone:
-        r.note(f"every step done; {len(stack.proxy.held())} held webhooks released")
-    stack.proxy.release()
-    trouble = _settled(stack, settle_timeout, everyone, "after the steps")
-    try:
-        stack.sweep()
-        for r in everyone:
-            r.note("syncengine sweep done")
-    except RuntimeError as exc:
-        trouble.append(str(exc)[:300])
-    trouble += _settled(stack, settle_timeout, everyone, "after the sweep")
-    return {seed: _outcome(r, trouble) for seed, r in runners.items()}
+class Batch:
+    """Seeds side by side on one stack: `steps()` carries out every seed's plan under faults, `settle()`
+    waits for quiescence, `sweep()` runs `syncengine sweep`, `outcomes()` checks every seed's people."""
+
+    def __init__(self, stack: Stack, seeds: list[int], faults: Faults | None = None, people: int = 2,
+                 steps: int = 5) -> None:  # fmt: skip
+        assert stack.proxy is not None
+        self.stack, self.faults, self.seeds = stack, faults or Faults(), seeds
+        tag = uuid.uuid4().hex[:6]
+        contacts = stack.contacts()
+        self.runners = {seed: Runner(seed, tag, contacts, plan(seed, people, steps)) for seed in seeds}
+        self.router = Router(tag, self.runners, self.faults)
+        self.trouble: list[str] = []  # what went wrong for every seed at once (no quiescence, a failed sweep)
+
+    @property
+    def changes(self) -> int:
+        return sum(len(r.steps) for r in self.runners.values())
+
+    def note(self, line: str) -> None:
+        for runner in self.runners.values():
+            runner.note(line)
+
+    def steps(self) -> None:
+        """Every plan at once, with the beat's redelivery and the worker killed now and then; then the
+        webhooks held until now are let go (the latest of all)."""
+        self.stack.proxy.policy = self.router
+        threads = [threading.Thread(target=r.run, name=f"seed-{r.seed}") for r in self.runners.values()]
+        stop = threading.Event()
+        helpers = [threading.Thread(target=self._kill_now_and_then, args=(stop,)),
+                   threading.Thread(target=_redeliver_now_and_then, args=(self.stack, stop))]  # fmt: skip
+        for thread in [*threads, *helpers]:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stop.set()
+        for thread in helpers:
+            thread.join()
+        self.stack.proxy.policy = None
+        self.note(f"every step done; {self.stack.proxy.release()} held webhooks released")
+
+    def settle(self, timeout: float = 240.0, when: str = "") -> bool:
+        try:
+            self.stack.settle(timeout)
+        except TimeoutError as exc:
+            self.trouble.append(f"no quiescence {when}: {exc}")
+            return False
+        self.note(f"quiet {when}".rstrip())
+        return True
+
+    def sweep(self) -> None:
+        try:
+            self.stack.sweep()
+        except RuntimeError as exc:
+            self.trouble.append(str(exc)[:300])
+            return
+        self.note("syncengine sweep done")
+
+    def outcomes(self) -> dict[int, Outcome]:
+        return {seed: _outcome(runner, self.trouble) for seed, runner in self.runners.items()}
+
+    def divergent(self) -> int:
+        """People whose systems do not agree (or hold a duplicate, or a deleted person live) right now."""
+        return sum(bool(oracle.problems(person, r.contacts)) for r in self.runners.values()
+                   for person in r.people.values())  # fmt: skip
+
+    def _kill_now_and_then(self, stop: threading.Event) -> None:
+        if self.faults.first_kill is None:
+            return
+        rng = random.Random(f"kills-{min(self.seeds)}")
+        pause = rng.uniform(*self.faults.first_kill)
+        while not stop.wait(pause):
+            pause = rng.uniform(*self.faults.kill_every)
+            self.note("worker killed (SIGTERM, SIGKILL 2 s later), another started")
+            started = time.monotonic()
+            self.stack.kill_worker()
+            self.note(f"new worker ready ({time.monotonic() - started:.1f} s after the SIGTERM)")
 
 
-def _settled(stack: Stack, timeout: float, runners: list[Runner], when: str) -> list[str]:
-    try:
-        stack.settle(timeout)
-    except TimeoutError as exc:
-        return [f"no quiescence {when}: {exc}"]
-    for r in runners:
-        r.note(f"quiet {when}")
-    return []
+def run_batch(stack: Stack, seeds: list[int], faults: Faults | None = None) -> dict[int, Outcome]:
+    """The convergence test's run: the steps, quiescence, one sweep, quiescence, the check."""
+    batch = Batch(stack, seeds, faults)
+    batch.steps()
+    batch.settle(when="after the steps")
+    batch.sweep()
+    batch.settle(when="after the sweep")
+    return batch.outcomes()
 
 
 def _outcome(runner: Runner, trouble: list[str]) -> Outcome:
@@ -149,19 +192,3 @@ def _redeliver_now_and_then(stack: Stack, stop: threading.Event) -> None:
     """The beat's redelivery entry, at the pace of the stack's short leases, while the steps run."""
     while not stop.wait(REDELIVER_EVERY):
         stack.redeliver(grace=REDELIVER_EVERY)
-
-
-def _kill_now_and_then(stack: Stack, faults: Faults, seed: int, runners: list[Runner],
-                       stop: threading.Event) -> None:  # fmt: skip
-    if faults.first_kill is None:
-        return
-    rng = random.Random(f"kills-{seed}")
-    pause = rng.uniform(*faults.first_kill)
-    while not stop.wait(pause):
-        pause = rng.uniform(*faults.kill_every)
-        for r in runners:
-            r.note("worker killed (SIGTERM, SIGKILL 2 s later), another started")
-        started = time.monotonic()
-        stack.kill_worker()
-        for r in runners:
-            r.note(f"new worker ready ({time.monotonic() - started:.1f} s after the SIGTERM)")

@@ -81,7 +81,8 @@ class Stack:
         self.worker: Process | None = None
         self.kills = 0
         self._worker_lock = threading.Lock()
-        self._db = sa.create_engine(database_url.replace("postgres://", "postgresql://", 1), pool_size=2)
+        url = sa.make_url(database_url.replace("postgres://", "postgresql://", 1))
+        self._db = sa.create_engine(url.set(drivername="postgresql+psycopg2"), pool_size=2)
         self._redis = redis.Redis.from_url(redis_url)
 
     # ---- lifecycle ------------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ class Stack:
 
     def vendor_reads(self) -> int:
         """GET requests the simulators answered (the vendors' reads), for the benchmark's cost figure."""
-        return sum(sim.count("GET") for sim in self.sims.values())
+        return sum(len(sim.requests_log(method="GET")) for sim in self.sims.values())
 
 
 def _free_port() -> int:
