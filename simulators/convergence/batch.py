@@ -129,7 +129,7 @@ class Batch:
         self.stack.proxy.policy = None
         self.note(f"every step done; {self.stack.proxy.release()} held webhooks released")
 
-    def settle(self, timeout: float = 240.0, when: str = "") -> bool:
+    def settle(self, timeout: float = 120.0, when: str = "") -> bool:
         try:
             self.stack.settle(timeout)
         except TimeoutError as exc:

@@ -6,7 +6,10 @@ back. A failure prints the seed (replay it with `--seed S`) and its trace."""
 
 from __future__ import annotations
 
+import pytest
 
+
+@pytest.mark.timeout(600)  # the first seed of a batch runs the whole batch: about a minute, two quiescences
 def test_every_system_ends_equal_whatever_the_webhooks_do(seed: int, convergence) -> None:
     outcome = convergence.outcome(seed)
     assert not outcome.problems, outcome.report()
