@@ -18,7 +18,7 @@ from simulators.convergence.scenario import Runner, plan
 from simulators.convergence.stack import Stack
 from simulators.webhook_proxy import PASS, Action, Chaos, Delivery
 
-REDELIVER_EVERY = 5.0  # seconds; the stack's leases are 6 s
+REDELIVER_EVERY = 10.0  # seconds; the stack's leases are 10 s
 EVENT = re.compile(rb'"(?:event|type)"\s*:\s*"([^"]{1,60})"|"(mautic\.[a-z_]+)"')
 
 
@@ -130,12 +130,15 @@ class Batch:
         self.note(f"every step done; {self.stack.proxy.release()} held webhooks released")
 
     def settle(self, timeout: float = 120.0, when: str = "") -> bool:
+        started = time.monotonic()
         try:
-            self.stack.settle(timeout)
+            slow = self.stack.settle(timeout)
         except TimeoutError as exc:
             self.trouble.append(f"no quiescence {when}: {exc}")
             return False
-        self.note(f"quiet {when}".rstrip())
+        for line in slow:
+            self.note(f"still waiting {when}: {line}")
+        self.note(f"quiet {when} ({time.monotonic() - started:.1f} s)")
         return True
 
     def sweep(self) -> None:

@@ -65,8 +65,9 @@ def plan(seed: int, people: int = 2, steps: int = 5, delete_rate: float = 0.12) 
     rng = random.Random(seed)
     out: list[Step] = []
     alive = list(range(people))
+    origin: dict[int, str] = {}
     for person in range(people):
-        system = rng.choice(SYSTEMS)
+        system = origin[person] = rng.choice(SYSTEMS)
         values = {name: value(seed, person, name, 0) for name in CARRIES[system]}
         out.append(Step(rng.choice((SAME_SECOND, rng.uniform(*SOON))), person, "create", system, values))
     for n in range(1, steps + 1):
@@ -76,7 +77,9 @@ def plan(seed: int, people: int = 2, steps: int = 5, delete_rate: float = 0.12) 
         pause = rng.choice((SAME_SECOND, rng.uniform(*SOON), rng.uniform(*LATER)))
         if rng.random() < delete_rate:
             alive.remove(person)
-            out.append(Step(pause, person, "delete", system, n=n))
+            # Half the deletes where the person was made: its create's webhook may still be on its way.
+            where = origin[person] if rng.random() < 0.5 else system
+            out.append(Step(pause, person, "delete", where, n=n))
             continue
         name = rng.choice(CARRIES[system])
         out.append(Step(pause, person, "edit", system, {name: value(seed, person, name, n)}, n))

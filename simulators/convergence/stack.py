@@ -28,10 +28,20 @@ from syncengine.vendors.erpnext import custom_field_seed
 ROOT = Path(__file__).resolve().parents[2]
 QUEUES = ("intake", "sync", "sweeps")
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL, as Heroku gives a dyno
-# Short leases, so work a killed worker held is re-driven within seconds, not the production half-minute.
-LEASES = {"SYNCENGINE_INBOX_LEASE": "6", "SYNCENGINE_TASK_LEASE": "6"}
+# Short leases, so work a killed worker held is re-driven within seconds, not production's half-minute (and
+# an effect a killed worker had started is retried after 10 s, not 2 minutes: syncengine.idempotency).
+LEASES = {"SYNCENGINE_INBOX_LEASE": "10", "SYNCENGINE_TASK_LEASE": "10", "SYNCENGINE_EFFECT_LEASE": "10"}
 UNFINISHED_EVENTS = "SELECT count(*) FROM inbox_events WHERE status IN ('received', 'processing')"
 UNFINISHED_TASKS = "SELECT count(*) FROM outbox WHERE state IN ('pending', 'running')"
+# What keeps a stack from quiescence, for the trace of a slow one: the oldest unfinished rows and why.
+WAITING = """
+    SELECT 'event ' || source || ' ' || event_type, status, attempts, available_at, last_error
+      FROM inbox_events WHERE status IN ('received', 'processing')
+    UNION ALL
+    SELECT 'task ' || task || ' ' || coalesce(subject, ''), state, attempts, available_at, last_error
+      FROM outbox WHERE state IN ('pending', 'running')
+    ORDER BY 4 NULLS FIRST LIMIT 5"""
+SLOW_SETTLE = 30.0  # seconds of waiting for quiescence after which the trace says what is still waiting
 
 
 class Process:
@@ -150,9 +160,13 @@ class Stack:
     # ---- quiescence and the sweep ---------------------------------------------------------------------
 
     def redeliver(self, grace: float = 0.0) -> None:
-        """What the beat's redelivery entry does: events and pushes a killed worker held, published again."""
+        """What the beat's redelivery entry does: events and pushes a killed worker held, published again.
+        Only while the queues are empty: redelivery cannot tell a message lost from one queued behind a
+        backlog longer than the lease, and would publish the whole backlog again."""
         from celery import Celery
 
+        if any(self._redis.llen(q) for q in QUEUES):
+            return
         with Celery(broker=self.redis_url, set_as_current=False) as app:
             app.send_task("tasks.dispatch.redeliver", kwargs={"grace_seconds": grace}, queue="sweeps")
 
@@ -170,21 +184,31 @@ class Stack:
         assert self.proxy is not None
         return self.proxy.idle() and not any(self.pending().values())
 
-    def settle(self, timeout: float = 180.0) -> None:
+    def settle(self, timeout: float = 180.0) -> list[str]:
         """Wait until nothing is left to do, publishing again what a killed worker held, as the beat would;
-        twice, as a push may have caused an echo meanwhile."""
-        last = [0.0]
+        twice, as a push may have caused an echo meanwhile. Returns what was still waiting after
+        SLOW_SETTLE seconds, if it took that long."""
+        last, started, slow = [0.0], time.monotonic(), []
 
         def done() -> bool:
             if self.quiet():
                 return True
+            if not slow and time.monotonic() - started > SLOW_SETTLE:
+                slow.extend(self.waiting())
             if time.monotonic() - last[0] > 3:
                 last[0] = time.monotonic()
                 self.redeliver()
             return False
 
         for _ in range(2):
-            wait_for(done, timeout, interval=0.5, what=f"quiescence ({self.pending()})")
+            wait_for(done, timeout, interval=0.5, what=f"quiescence ({self.pending()}; {self.waiting()})")
+        return slow
+
+    def waiting(self) -> list[str]:
+        with self._db.connect() as conn:
+            rows = conn.execute(sa.text(WAITING)).all()
+        return [f"{what} {state} attempts={n} at={at:%H:%M:%S} {str(error or '')[:120]}".rstrip()
+                if at else f"{what} {state} attempts={n}" for what, state, n, at, error in rows]  # fmt: skip
 
     def sweep(self) -> str:
         """`syncengine sweep`: every kind of every configured system, as an operator runs it."""
