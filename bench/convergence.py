@@ -30,7 +30,8 @@ from simulators.convergence.batch import Batch, Faults  # noqa: E402
 from simulators.convergence.scenario import plan  # noqa: E402
 from simulators.convergence.stack import Stack  # noqa: E402
 
-PEOPLE, STEPS = 2, 8  # per seed: 2 creates and 8 edits or deletes, 10 changes
+PEOPLE = 2  # per seed, each created once
+STEPS = 8  # edits or deletes per seed after the creates; --short: 3 (a seed's steps take about 2 s each)
 
 
 def main() -> int:
@@ -41,9 +42,9 @@ def main() -> int:
     parser.add_argument("--reorder", type=float, default=0.10, help="share of webhooks delayed (reordered)")
     parser.add_argument("--sweeps", type=int, default=3, help="at most this many sweeps until agreement")
     args = parser.parse_args()
-    changes = 50 if args.short else args.changes
+    changes, steps = (50, 3) if args.short else (args.changes, STEPS)
     seeds: list[int] = []
-    while sum(len(plan(seed, PEOPLE, STEPS)) for seed in seeds) < changes:  # a plan ends once all are deleted
+    while sum(len(plan(seed, PEOPLE, steps)) for seed in seeds) < changes:  # a plan ends once all are deleted
         seeds.append(len(seeds) + 1)
     faults = Faults(drop=args.drop, duplicate=0.0, delay=args.reorder, hold=0.0, first_kill=None)
 
@@ -60,14 +61,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-convergence-") as work:
         stack = Stack(db_url, redis_url, Path(work), base_env=env).start()
         try:
-            return measure(stack, seeds, faults, args.sweeps)
+            return measure(Batch(stack, seeds, faults, people=PEOPLE, steps=steps), args.sweeps)
         finally:
             stack.stop()
             drop_database(admin, db_url)
 
 
-def measure(stack: Stack, seeds: list[int], faults: Faults, max_sweeps: int) -> int:
-    batch = Batch(stack, seeds, faults, people=PEOPLE, steps=STEPS)
+def measure(batch: Batch, max_sweeps: int) -> int:
+    stack, seeds = batch.stack, batch.seeds
     started = time.monotonic()
     batch.steps()
     burst_end = time.monotonic()

@@ -62,9 +62,9 @@ class Router:
         action = self.chaos[seed](delivery)
         if action.kind != PASS:
             found = EVENT.search(delivery.body)
-            event = (found.group(1) or found.group(2)).decode() if found else "?"
+            event = f" ({(found.group(1) or found.group(2)).decode()})" if found else ""  # else in the path
             delay = f" {action.delay:.1f}s" if action.delay else ""
-            self.runners[seed].note(f"proxy: {action.kind}{delay} {delivery.path} ({event}) #{delivery.id}")
+            self.runners[seed].note(f"proxy: {action.kind}{delay} {delivery.path}{event} #{delivery.id}")
         return action
 
     def owner(self, delivery: Delivery) -> int | None:
