@@ -30,6 +30,8 @@ from simulators.convergence.batch import Batch, Faults  # noqa: E402
 from simulators.convergence.scenario import plan  # noqa: E402
 from simulators.convergence.stack import Stack  # noqa: E402
 
+# A 1,000-change burst leaves a backlog of several thousand tasks for one worker of 2 processes to drain.
+SETTLE_TIMEOUT = 1200.0
 PEOPLE = 2  # per seed, each created once
 STEPS = 8  # edits or deletes per seed after the creates; --short: 3 (a seed's steps take about 2 s each)
 
@@ -72,12 +74,12 @@ def measure(batch: Batch, max_sweeps: int) -> int:
     started = time.monotonic()
     batch.steps()
     burst_end = time.monotonic()
-    batch.settle(when="after the burst")
+    batch.settle(SETTLE_TIMEOUT, when="after the burst")
     reads_sync = stack.vendor_reads()
     sweeps = 0
     while (divergent := batch.divergent()) and sweeps < max_sweeps:
         batch.sweep()
-        batch.settle(when="after a sweep")
+        batch.settle(SETTLE_TIMEOUT, when="after a sweep")
         sweeps += 1
     agreed = time.monotonic()
     reads_sweeps = stack.vendor_reads() - reads_sync
