@@ -145,7 +145,6 @@ class WebhookProxy:
         self._timer_thread.start()
         self.session = requests.Session()
 
-    # ---- by hand --------------------------------------------------------------------------------------
 
     def hold_next(self, match: Match | None = None) -> Hold:
         """Hold the next delivery that matches (any, without `match`) until `release(hold)`."""
@@ -208,7 +207,6 @@ class WebhookProxy:
                 out[entry["action"]] = out.get(entry["action"], 0) + 1
             return out
 
-    # ---- the proxy ------------------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
@@ -311,7 +309,6 @@ class WebhookProxy:
                 wait = self._timers[0][0] - now if self._timers else 0.5
                 self._lock.wait(max(0.005, min(wait, 0.5)))
 
-    # ---- serving --------------------------------------------------------------------------------------
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> RunningProxy:
         server = make_server(host, port, self, threaded=True, request_handler=_QuietHandler)

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from simulators.convergence.contacts import CARRIES, FIELDS, SYSTEMS, Contacts
+from simulators.convergence.contacts import CARRIES, SYSTEMS, Contacts
 
 SAME_SECOND, SOON, LATER = 0.0, (0.2, 1.2), (1.5, 3.5)  # pauses before a step, in seconds
 # How long a step waits for the person's copy to reach the system it edits; then it edits the copy where
@@ -149,5 +149,3 @@ class Runner:
         values = {name: value(self.seed, step.person, name, step.n)}
         return Step(0, step.person, "edit", origin, values, step.n)
 
-
-__all__ = ["FIELDS", "Person", "Runner", "Step", "Write", "plan"]

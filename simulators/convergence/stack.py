@@ -95,7 +95,6 @@ class Stack:
         self._db = sa.create_engine(url.set(drivername="postgresql+psycopg2"), pool_size=2)
         self._redis = redis.Redis.from_url(redis_url)
 
-    # ---- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> Stack:
         self.sims = {
@@ -157,7 +156,6 @@ class Stack:
     def contacts(self) -> Contacts:
         return Contacts(self.sims, {name: server.url for name, server in self.servers.items()})
 
-    # ---- quiescence and the sweep ---------------------------------------------------------------------
 
     def redeliver(self, grace: float = 0.0) -> None:
         """What the beat's redelivery entry does: events and pushes a killed worker held, published again.
@@ -200,8 +198,11 @@ class Stack:
                 self.redeliver()
             return False
 
-        for _ in range(2):
-            wait_for(done, timeout, interval=0.5, what=f"quiescence ({self.pending()}; {self.waiting()})")
+        try:
+            for _ in range(2):
+                wait_for(done, timeout, interval=0.5, what="quiescence")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {self.pending()}; {self.waiting()}") from None
         return slow
 
     def waiting(self) -> list[str]:
