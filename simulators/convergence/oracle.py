@@ -4,9 +4,9 @@ A person alive at the end has exactly one live copy in every system, and every s
 shows the same value: the one written last (the conflict rule: newest modification wins per field group;
 each group has one varying field here). Writes less than `TIE` seconds apart in different systems cannot be
 ordered by stamps Invoice Ninja and Mautic keep in whole seconds, so any of them may win, but all systems
-must still agree. A deleted person has no live copy anywhere, except in Mautic when it was deleted elsewhere
-(Mautic keeps its contacts); deleted in Mautic, it is not there at all. No system ever holds two objects for
-one person.
+must still agree (edits in one system are ordered: its last one wins). A deleted person has no live copy
+anywhere, except in Mautic when it was deleted elsewhere (Mautic keeps its contacts); deleted in Mautic, it
+is not there at all. No system ever holds two objects for one person.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ TIE = 1.1  # seconds: a whole-second stamp may read up to a second early
 
 
 def expected(writes: list[Write], name: str) -> set[str | None]:
-    """The values that may win for this field: the last write's, and any other write within a tie of it."""
+    """The values that may win for this field: the last write's, and another system's within a tie of it
+    (one system's own edits are ordered: the last one is what it holds)."""
     mine = [w for w in writes if w.field == name]
     if not mine:
         return {None}
     last = max(mine, key=lambda w: w.end)
-    return {w.value for w in mine if w.end >= last.start - TIE}
+    return {last.value} | {w.value for w in mine if w.system != last.system and w.end >= last.start - TIE}
 
 
 def problems(person: Person, contacts: Contacts) -> list[str]:
