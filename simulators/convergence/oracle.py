@@ -18,13 +18,13 @@ TIE = 1.1  # seconds: a whole-second stamp may read up to a second early
 
 
 def expected(writes: list[Write], name: str) -> set[str | None]:
-    """The values that may win for this field: the last write's, and another system's within a tie of it
-    (one system's own edits are ordered: the last one is what it holds)."""
-    mine = [w for w in writes if w.field == name]
-    if not mine:
+    """The values that may win for this field: the last write's, and another system's last within a tie of
+    it (one system's own edits are ordered: only its last one can win)."""
+    latest = {w.system: w for w in sorted((w for w in writes if w.field == name), key=lambda w: w.end)}
+    if not latest:
         return {None}
-    last = max(mine, key=lambda w: w.end)
-    return {last.value} | {w.value for w in mine if w.system != last.system and w.end >= last.start - TIE}
+    last = max(latest.values(), key=lambda w: w.end)
+    return {w.value for w in latest.values() if w.end >= last.start - TIE}
 
 
 def problems(person: Person, contacts: Contacts) -> list[str]:
