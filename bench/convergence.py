@@ -75,6 +75,7 @@ def measure(batch: Batch, max_sweeps: int) -> int:
     batch.steps()
     burst_end = time.monotonic()
     batch.settle(SETTLE_TIMEOUT, when="after the burst")
+    quiet = time.monotonic()
     reads_sync = stack.vendor_reads()
     sweeps = 0
     while (divergent := batch.divergent()) and sweeps < max_sweeps:
@@ -88,6 +89,7 @@ def measure(batch: Batch, max_sweeps: int) -> int:
     print(f"{n} changes in {len(seeds)} seeds over {burst_end - started:.1f} s; webhooks through the proxy: "
           f"{sum(counts.values())} ({counts.get('drop', 0)} dropped, {counts.get('delay', 0)} delayed past "
           f"later ones); worker concurrency {stack.concurrency}")  # fmt: skip
+    print(f"quiescence       {quiet - burst_end:8.1f} s after the burst (the backlog drained)")
     if divergent:
         print(f"agreement        none     {agreed - burst_end:.1f} s after the burst and {sweeps} sweep(s)")
     else:
