@@ -10,7 +10,7 @@ SQLite (the embedded default): polled often, write-ahead logged (EmbeddedTranspo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from queue import Empty
 from typing import Any
@@ -67,6 +67,19 @@ class EmbeddedChannel(sqlalchemy.Channel):
             ) is not None
         finally:
             self.session.commit()
+
+
+def queued(app: Any, queues: Iterable[str]) -> bool:
+    """Whether the broker still holds messages waiting in any of `queues` (not those a worker has taken).
+    While it does, a task published a lease ago and not yet started is most likely among them, behind a
+    backlog, not lost: publishing it again would only lengthen the backlog. A broker that cannot be asked
+    counts as empty, so redelivery goes on as it would without this."""
+    try:
+        with app.connection_for_read() as conn:
+            channel = conn.default_channel
+            return any(channel._size(queue) for queue in queues)
+    except Exception:  # any transport error: redeliver as without this check
+        return False
 
 
 def _write_ahead(dbapi_connection: Any, _record: Any) -> None:

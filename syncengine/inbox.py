@@ -164,15 +164,18 @@ def fail(event: InboxEvent, error: str, max_attempts: int, retry_in: float) -> b
     return True
 
 
-def due_for_redelivery(session: Session, lease: timedelta, grace: timedelta, limit: int = 500) -> list[int]:
-    """Events the broker never got, or whose claim died with its worker; marked as published again."""
+def due_for_redelivery(
+    session: Session, lease: timedelta, grace: timedelta, limit: int = 500, *, queued: bool = False
+) -> list[int]:
+    """Events the broker never got, or whose claim died with its worker; marked as published again. While
+    the broker still holds a backlog (`queued`), an event published long ago and never started is waiting
+    in it, not lost: only those never published and those whose claim lapsed are due then."""
     now = utcnow()
+    waited = InboxEvent.published_at.is_(None)
+    if not queued:
+        waited = or_(waited, InboxEvent.published_at <= now - lease)
     due = or_(
-        and_(
-            InboxEvent.status == InboxStatus.RECEIVED,
-            InboxEvent.available_at <= now - grace,
-            or_(InboxEvent.published_at.is_(None), InboxEvent.published_at <= now - lease),
-        ),
+        and_(InboxEvent.status == InboxStatus.RECEIVED, InboxEvent.available_at <= now - grace, waited),
         and_(InboxEvent.status == InboxStatus.PROCESSING, InboxEvent.locked_at <= now - lease),
     )
     ids = list(

@@ -102,18 +102,22 @@ def publish(staged: Sequence[Staged]) -> int:
 
 
 def due_again(
-    session: Session, app: Any, lease: timedelta, grace: timedelta, limit: int = 500
+    session: Session, app: Any, lease: timedelta, grace: timedelta, limit: int = 500, *, queued: bool = False
 ) -> list[Staged]:
     """What the redelivery sweep publishes again, marked published now: what the broker never got, what a
     killed worker held, and what runs under a lapsed lease; each at most once per lease. `grace` lets a task
     just staged or due be published by its own worker first. The rows are held (skip locked) so two sweeps
     never both take them; the caller publishes them once its transaction has committed (a worker claiming
-    one must not find it still locked by this one)."""
+    one must not find it still locked by this one). While the broker holds a backlog (`queued`), a pending
+    task published before is waiting in it, not lost: only the never published are due among the pending."""
     now = utcnow()
     quiet = or_(_table.c.published_at.is_(None), _table.c.published_at <= now - lease)
+    pending = and_(_table.c.state == TaskState.PENDING,
+                   func.coalesce(_table.c.available_at, _table.c.created_at) <= now - grace)  # fmt: skip
+    if queued:
+        pending = and_(pending, _table.c.published_at.is_(None))
     due = or_(
-        and_(_table.c.state == TaskState.PENDING,
-             func.coalesce(_table.c.available_at, _table.c.created_at) <= now - grace),
+        pending,
         and_(_table.c.state == TaskState.RUNNING, _table.c.locked_at <= now - lease),
     )  # fmt: skip
     rows = session.execute(

@@ -18,7 +18,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from syncengine import event_log, inbox, outbox
-from syncengine.celery_app import MAX_COUNTDOWN, app
+from syncengine.broker import queued
+from syncengine.celery_app import MAX_COUNTDOWN, QUEUES, app
 from syncengine.db import autocommit_engine, session_scope
 from syncengine.errors import Permanent, Retryable
 from syncengine.models import InboxEvent, InboxStatus
@@ -150,17 +151,20 @@ def redeliver(grace_seconds: float = 30.0) -> int:
     """Publish again what the broker lost or a dead worker held, inbox events and outbox tasks alike (a
     task whose worker was killed or hit its time limit); a duplicate publish is harmless."""
     settings = get_settings()
+    backlog = queued(app, QUEUES)
     with session_scope() as session:
         ids = inbox.due_for_redelivery(
             session,
             lease=timedelta(seconds=settings.inbox_lease_seconds),
             grace=timedelta(seconds=grace_seconds),
+            queued=backlog,
         )
     for inbox_id in ids:
         process.apply_async((inbox_id,))
     if ids:
         log.info("redelivered %s inbox events", len(ids))
     with session_scope() as session:
-        again = outbox.due_again(session, app, lease=outbox.LEASE, grace=timedelta(seconds=grace_seconds))
+        again = outbox.due_again(session, app, lease=outbox.LEASE, grace=timedelta(seconds=grace_seconds),
+                                 queued=backlog)  # fmt: skip
     outbox.publish(again)
     return len(ids)
