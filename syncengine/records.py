@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .canonical import CARRIERS, group_of, owner_of
+from .canonical import CARRIERS, SCHEMA, group_of, owner_of
 from .models import Link, Record, utcnow
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,12 @@ def merge(session: Session, change: Change) -> Merged:
         # Our own push coming back (by webhook or sweep): nothing new, nothing to fan out.
         _note_seen(link, seen, change.remote_updated_at)
         return Merged(record.id, record.version, echo=True)
-    if older_than_our_push(link, change):
-        log.info("%s %s %s stamped %s, before our push's answer: not an edit", change.system, change.kind,
-                 change.external_id, change.remote_updated_at)  # fmt: skip
+    if older_than_our_push(link, change) or (stale and not change.deleted):
+        log.info("%s %s %s stamped %s, before a state already applied: not an edit", change.system,
+                 change.kind, change.external_id, change.remote_updated_at)  # fmt: skip
         return Merged(record.id, record.version, echo=True)
     changed = _apply(record, link, change)
+    told = record.deleted_at is None and not change.deleted and bool(overruled(record, change))
     if change.deleted and not stale:
         link.last_pushed_hash = GONE if change.gone else TOMBSTONE
     if tombstone:
@@ -98,9 +99,35 @@ def merge(session: Session, change: Change) -> Merged:
         record.updated_at = utcnow()
     # A restore goes to its source as well: what changed elsewhere while the record was a tombstone was
     # pushed nowhere, and the copy just un-archived there still lacks it.
-    others = [s for s in CARRIERS.get(change.kind, ()) if s != change.system or restore]
-    targets = others if changed else []
+    # So does a change the hub did not take whole (a newer edit elsewhere, the owner's group): the source
+    # holds values that lost, and no later event would ever correct them there.
+    others = [s for s in CARRIERS.get(change.kind, ()) if s != change.system or restore or told]
+    targets = others if changed else [change.system] if told else []
     return Merged(record.id, record.version, changed, targets=targets)
+
+
+def overruled(record: Record, change: Change) -> list[str]:
+    """The fields the source reported with a value other than the hub's, in groups it may be written."""
+    data = record.data or {}
+    writable = writable_fields(change.kind, change.fields, record.field_meta)
+    return [
+        name for name, value in writable.items()
+        if group_of(change.kind, name) is not None and data.get(name) != value
+    ]  # fmt: skip
+
+
+def push_fields(adapter: Any, record: Record) -> dict[str, Any]:
+    """What a push of this record writes to the adapter's system (tasks.push, and the drift compare)."""
+    return writable_fields(record.kind, adapter.carried(record.data or {}), record.field_meta)
+
+
+def writable_fields(kind: str, fields: dict[str, Any], field_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields a push may write: not those of a group whose owner never reported it (the hub's blank
+    there is no value; writing it would null what the system holds, as a Directus restore nulled Mautic's
+    consent)."""
+    meta = field_meta or {}
+    unknown = {group for group in SCHEMA[kind] if owner_of(kind, group) is not None and group not in meta}
+    return {name: value for name, value in fields.items() if group_of(kind, name) not in unknown}
 
 
 def restores(record: Record, link: Link, change: Change) -> bool:
@@ -124,6 +151,26 @@ def older_than_our_push(link: Link, change: Change) -> bool:
     is taken. A delete or archive is never dropped by it (our update did not undo it)."""
     pushed = link.pushed_remote_at
     return pushed is not None and not change.deleted and change.remote_updated_at < pushed
+
+
+def unordered(session: Session, change: Change) -> bool:
+    """A live state of a known object whose stamp is no newer than one already applied from that system
+    (or the answer to our push there) and whose content is neither: its payload cannot say whether it
+    comes before or after the state the hub has (equal whole-second stamps, a late webhook)."""
+    link = session.execute(
+        select(Link).where(
+            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
+        )
+    ).scalar_one_or_none()
+    if link is None or change.deleted:
+        return False
+    newest = max(
+        (at for at in (link.remote_updated_at, link.pushed_remote_at) if at is not None), default=None
+    )
+    known = (link.last_seen_hash, link.last_pushed_hash)
+    return (
+        newest is not None and change.remote_updated_at <= newest and content_hash(change.fields) not in known
+    )
 
 
 def _behind(link: Link, change: Change) -> bool:

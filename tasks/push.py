@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors.current import read_current, readable
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
 from syncengine import outbox
@@ -36,7 +37,8 @@ from syncengine.db import read_scope, session_scope
 from syncengine.errors import Permanent, Retryable, WaitingFor
 from syncengine.idempotency import Effect, once
 from syncengine.models import Link, Record
-from syncengine.records import GONE, TOMBSTONE, already_has, content_hash, record_pushed
+from syncengine.records import GONE, TOMBSTONE, already_has, content_hash, merge, push_fields, record_pushed
+from syncengine.settings import get_settings
 
 from .dispatch import retry_later
 
@@ -101,6 +103,7 @@ class Target:
     pushed: str | None
     current: bool
     deleted: bool
+    seen: str | None = None  # the hash of the state that system last reported
 
     def key(self, operation: str) -> str:
         """The effect's idempotency key: once per record version, and once more per `replay` of the push."""
@@ -125,7 +128,38 @@ def push_record(record_id: int, system: str) -> str:
         target = _replace(target, external_id=None, current=False)  # gone there: created there again
     if target.pushed == content_hash(target.fields) or target.current:
         return restored or "unchanged"
-    return _update(target) if target.external_id is not None else _create(target)
+    if target.external_id is None:
+        return _create(target)
+    caught_up = _catch_up(target)
+    if caught_up is not target:  # that system had changed: what to write there is decided again
+        return push_record(record_id, system)
+    return _update(target)
+
+
+def _catch_up(target: Target) -> Target:
+    """A push is conditional: the object is read first, and when it is not what we last saw or pushed
+    there (an edit whose webhook is late or lost), that edit is merged as a change from that system before
+    anything is written, and the others hear of it. No blind overwrite of a newer edit. Returns another
+    Target when the hub changed."""
+    if not readable(target.system, target.kind):
+        return target
+    obj = read_current(target.system, target.kind, target.external_id or "")
+    if obj is None:
+        return target  # gone there: the update says so, and the delete is its own event
+    change = target.adapter.to_change(obj)
+    if content_hash(change.fields) in (target.pushed, target.seen):
+        return target
+    log.info("%s %s %s changed since we last saw it: merged before the push of record %s",
+             target.system, target.kind, target.external_id, target.record_id)  # fmt: skip
+    services = get_settings().services
+    with session_scope() as session:
+        merged = merge(session, change)
+        pushes = [push.s(merged.record_id, other) for other in merged.targets
+                  if other != target.system and services[other].configured]  # fmt: skip
+        staged = outbox.stage(session, pushes)
+    outbox.publish(staged)
+    again = _target(target.record_id, target.system)
+    return again if isinstance(again, Target) and again != target else target
 
 
 def _target(record_id: int, system: str) -> Target | str:
@@ -141,11 +175,12 @@ def _target(record_id: int, system: str) -> Target | str:
         adapter = ADAPTERS.get((system, record.kind))
         if adapter is None:
             return "not carried"
-        fields = adapter.carried(record.data or {})
+        fields = push_fields(adapter, record)
         return Target(
             record_id, system, record.kind, record.version, adapter, fields,
             link.external_id if link else None, link.last_pushed_hash if link else None,
             link is not None and already_has(link, record.kind, fields), record.deleted_at is not None,
+            link.last_seen_hash if link else None,
         )  # fmt: skip
 
 
