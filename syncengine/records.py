@@ -321,6 +321,25 @@ def already_has(link: Link, kind: str, fields: dict[str, Any]) -> bool:
     return bool(groups) and all(known.get(group) == content_hash(values) for group, values in groups.items())
 
 
+def note_held(session: Session, change: Change) -> None:
+    """What that system holds, listed as it is (anti-entropy): the base of the next merge and what a push
+    compares with, so a state the merge did not take is still known to be there, and is written over."""
+    link = session.execute(
+        select(Link).where(
+            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
+        )
+    ).scalar_one_or_none()
+    if link is None or link.last_pushed_hash in (TOMBSTONE, GONE):
+        return
+    seen = content_hash(change.fields)
+    link.known = {
+        group: content_hash(values) for group, values in _groups(change.kind, change.fields).items()
+    }
+    link.last_seen_hash = seen
+    if link.last_pushed_hash != seen:
+        link.last_pushed_hash = None  # what we pushed is no longer there
+
+
 def record_id_for(session: Session | None, system: str, kind: str, external_id: str | None) -> int | None:
     """The hub record a system's object is linked to (an invoice's client → the contact record), or None.
     Pass the handler's session inside a transaction: a second one would not see its uncommitted links

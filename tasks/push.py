@@ -104,19 +104,24 @@ class Target:
     current: bool
     deleted: bool
     seen: str | None = None  # the hash of the state that system last reported
+    again: str = ""
 
     def key(self, operation: str) -> str:
-        """The effect's idempotency key: once per record version, and once more per `replay` of the push."""
-        again = outbox.replay_round()
-        return f"{operation}:{self.system}:{self.kind}:{self.record_id}:v{self.version}" + (
-            f":replay{again}" if again else ""
+        """The effect's idempotency key: once per record version, once more per `replay` of the push, and
+        once per repair run (`again`: the system lost what an earlier push of this version wrote)."""
+        replayed = outbox.replay_round()
+        return (
+            f"{operation}:{self.system}:{self.kind}:{self.record_id}:v{self.version}"
+            + (f":replay{replayed}" if replayed else "")
+            + (f":{self.again}" if self.again else "")
         )
 
 
-def push_record(record_id: int, system: str) -> str:
+def push_record(record_id: int, system: str, again: str = "") -> str:
     target = _target(record_id, system)
     if isinstance(target, str):
         return target
+    target = _replace(target, again=again)
     if target.deleted:
         return _archive(target)
     restored = ""
@@ -132,7 +137,7 @@ def push_record(record_id: int, system: str) -> str:
         return _create(target)
     caught_up = _catch_up(target)
     if caught_up is not target:  # that system had changed: what to write there is decided again
-        return push_record(record_id, system)
+        return push_record(record_id, system, again)
     return _update(target)
 
 
@@ -158,8 +163,8 @@ def _catch_up(target: Target) -> Target:
                   if other != target.system and services[other].configured]  # fmt: skip
         staged = outbox.stage(session, pushes)
     outbox.publish(staged)
-    again = _target(target.record_id, target.system)
-    return again if isinstance(again, Target) and again != target else target
+    now = _target(target.record_id, target.system)
+    return now if isinstance(now, Target) and _replace(now, again=target.again) != target else target
 
 
 def _target(record_id: int, system: str) -> Target | str:
