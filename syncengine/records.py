@@ -81,6 +81,8 @@ def merge(session: Session, change: Change) -> Merged:
                  change.kind, change.external_id, change.remote_updated_at)  # fmt: skip
         return Merged(record.id, record.version, echo=True)
     changed = _apply(record, link, change)
+    if not change.deleted and link.last_pushed_hash not in (TOMBSTONE, GONE):
+        link.last_pushed_hash = None  # that system holds what it just reported, no longer what we pushed
     told = record.deleted_at is None and not change.deleted and bool(overruled(record, change))
     if change.deleted and not stale:
         link.last_pushed_hash = GONE if change.gone else TOMBSTONE
@@ -109,25 +111,27 @@ def merge(session: Session, change: Change) -> Merged:
 def overruled(record: Record, change: Change) -> list[str]:
     """The fields the source reported with a value other than the hub's, in groups it may be written."""
     data = record.data or {}
-    writable = writable_fields(change.kind, change.fields, record.field_meta)
+    hub = writable_fields(change.kind, {name: data.get(name) for name in change.fields})
     return [
-        name for name, value in writable.items()
-        if group_of(change.kind, name) is not None and data.get(name) != value
+        name for name, value in hub.items()
+        if group_of(change.kind, name) is not None and change.fields[name] != value
     ]  # fmt: skip
 
 
 def push_fields(adapter: Any, record: Record) -> dict[str, Any]:
     """What a push of this record writes to the adapter's system (tasks.push, and the drift compare)."""
-    return writable_fields(record.kind, adapter.carried(record.data or {}), record.field_meta)
+    return writable_fields(record.kind, adapter.carried(record.data or {}))
 
 
-def writable_fields(kind: str, fields: dict[str, Any], field_meta: dict[str, Any] | None) -> dict[str, Any]:
-    """The fields a push may write: not those of a group whose owner never reported it (the hub's blank
-    there is no value; writing it would null what the system holds, as a Directus restore nulled Mautic's
-    consent)."""
-    meta = field_meta or {}
-    unknown = {group for group in SCHEMA[kind] if owner_of(kind, group) is not None and group not in meta}
-    return {name: value for name, value in fields.items() if group_of(kind, name) not in unknown}
+def writable_fields(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields a push may write: not a group with a fixed owner while the hub holds no value in it
+    (the owner never said, or says it does not know: Mautic's consent is None then, never assumed), since
+    writing that blank would null what the system holds, as a Directus restore nulled Mautic's consent."""
+    blank = {
+        group for group, names in SCHEMA[kind].items()
+        if owner_of(kind, group) is not None and all(fields.get(name) is None for name in names)
+    }  # fmt: skip
+    return {name: value for name, value in fields.items() if group_of(kind, name) not in blank}
 
 
 def restores(record: Record, link: Link, change: Change) -> bool:
