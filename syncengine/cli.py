@@ -156,7 +156,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         report, repaired = drift.last_report(), repair.last_run()
         if args.json:
-            print(json.dumps({"drift": report, "repair": repaired}, indent=2, default=str))
+            print(json.dumps({**(report or {}), "repair": repaired}, indent=2, default=str))
         else:
             print(drift.render(report) + "\n" + repair.render(repaired))
         return 0

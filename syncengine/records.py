@@ -1,9 +1,12 @@
 """The hub: merge a change from one system into the canonical record, then say who must hear of it.
 
 Under the record's lock: find the record by its link (or its natural key, so the same contact created in
-two systems at once is one record), drop the change if it is the echo of what we pushed there, take each
-field group by the conflict policy (a fixed owner, else the newest remote modification), bump the version
-when something changed, and name the other systems that carry the kind. Pushing is the caller's next step.
+two systems at once is one record), drop the change if it is the echo of what we pushed there or stamped
+before a state of that object already applied (a payload its stamp cannot order is read back by the handler
+first: `unordered`), take each field group by the conflict policy (a fixed owner, else the newest remote
+modification), bump the version when something changed, and name the other systems that carry the kind,
+and the source too when the hub kept a value other than the one it reported (it holds a loser no later
+event would correct). Pushing is the caller's next step.
 
 F9 (deletes and restores): a link also says whether its system's copy is live. `last_pushed_hash` holds
 TOMBSTONE while that copy is archived (by the system itself or by our archive push) and GONE once it was

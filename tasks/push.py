@@ -4,6 +4,10 @@ Only what that system carries is sent, and only when it differs from what we las
 runs under an idempotency key per record version (and per `replay` of the push), created once (vendor
 key, or look-up before create).
 
+A push is conditional: before an update the object is read, and an edit there that the hub has not seen
+(its webhook late or lost) is merged first, as that system's change, so no push overwrites a newer edit.
+A group with a fixed owner is written only when the hub holds a value in it (records.writable_fields).
+
 A push is done when the vendor holds what we sent: the adapter reads its answer back into canonical
 fields, and `held_by` compares them with what we sent. A field the vendor kept from elsewhere (ERPNext
 takes a Customer's email and phone from its primary Contact) or dropped silently (an unknown Directus
@@ -225,7 +229,10 @@ def held_by(target: Target, answer: Any, *, creating: bool) -> Held:
         if name in reported and reported[name] != value and not (creating and value is None)
         and owner_of(target.kind, group_of(target.kind, name) or "") != target.system
     }  # fmt: skip
-    fields = {**target.fields, **{name: kept for name, (_sent, kept) in refused.items()}}
+    # A group we did not write (an owner's group the hub has no value in) is held as the vendor reports it:
+    # the echo of this write carries it too.
+    unsent = {name: value for name, value in reported.items() if name not in target.fields}
+    fields = {**unsent, **target.fields, **{name: kept for name, (_sent, kept) in refused.items()}}
     return Held(fields, change.remote_updated_at, refused)
 
 

@@ -103,6 +103,9 @@ def _repair(repair: Repair, obj: dict[str, Any] | None, again: str) -> str:
     except SyncError as exc:
         log.warning("repair of %s %s %s failed: %s", repair.system, repair.kind, repair.external_id, exc)
         return f"failed: {redact(str(exc))[:300]}"
+    except Exception as exc:  # a bug or conflict on one object (two records claim it) stops no other repair
+        log.exception("repair of %s %s %s failed", repair.system, repair.kind, repair.external_id)
+        return f"failed: {type(exc).__name__}: {redact(str(exc).splitlines()[0] if str(exc) else '')[:300]}"
 
 
 def _merge(repair: Repair, obj: dict[str, Any] | None, again: str) -> str:
