@@ -66,12 +66,14 @@ class Action:
 @dataclass
 class Chaos:
     """A seeded policy: each delivery is dropped, duplicated, delayed by up to `max_delay` seconds (so later
-    ones overtake it) or passed, with these probabilities, drawn in arrival order from `Random(seed)`."""
+    ones overtake it), held until `release()` (late: after everything else) or passed, with these
+    probabilities, drawn in arrival order from `Random(seed)`."""
 
     seed: int | str | None = None
     drop: float = 0.0
     duplicate: float = 0.0
     delay: float = 0.0
+    hold: float = 0.0
     max_delay: float = 4.0
     rng: random.Random = field(init=False)
 
@@ -87,6 +89,8 @@ class Chaos:
             return Action(DUPLICATE, pause)
         if roll < self.drop + self.duplicate + self.delay:
             return Action(DELAY, pause)
+        if roll < self.drop + self.duplicate + self.delay + self.hold:
+            return Action(HOLD)
         return Action(PASS)
 
 
@@ -141,7 +145,6 @@ class WebhookProxy:
         self._timer_thread.start()
         self.session = requests.Session()
 
-    # ---- by hand --------------------------------------------------------------------------------------
 
     def hold_next(self, match: Match | None = None) -> Hold:
         """Hold the next delivery that matches (any, without `match`) until `release(hold)`."""
@@ -204,7 +207,6 @@ class WebhookProxy:
                 out[entry["action"]] = out.get(entry["action"], 0) + 1
             return out
 
-    # ---- the proxy ------------------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
@@ -307,7 +309,6 @@ class WebhookProxy:
                 wait = self._timers[0][0] - now if self._timers else 0.5
                 self._lock.wait(max(0.005, min(wait, 0.5)))
 
-    # ---- serving --------------------------------------------------------------------------------------
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> RunningProxy:
         server = make_server(host, port, self, threaded=True, request_handler=_QuietHandler)

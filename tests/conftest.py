@@ -57,6 +57,8 @@ os.environ.update(TEST_ENV)
 def pytest_addoption(parser: pytest.Parser) -> None:
     help_ = "keep the session's temporary folder (worker and receiver logs) instead of removing it"
     parser.addoption("--keep", action="store_true", help=help_)
+    parser.addoption("--seeds", type=int, default=20, help="convergence runs: how many seeds (1..N)")
+    parser.addoption("--seed", type=int, default=None, help="convergence runs: replay this one seed")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -43,6 +43,17 @@ def _norm(value: Any) -> Any:
     return value
 
 
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """One column may hold values of several kinds to `_norm` (hash names such as "1e40a7c9b2", which read
+    as a number, beside "a3f0..."): numbers first, then dates, then text, never compared across kinds."""
+    norm = _norm(value)
+    if isinstance(norm, int | float):
+        return 0, norm
+    if isinstance(norm, datetime):
+        return 1, norm
+    return 2, "" if norm is None else str(norm)
+
+
 def _pair(a: Any, b: Any) -> tuple[Any, Any]:
     x, y = _norm(a), _norm(b)
     if isinstance(x, datetime) and isinstance(b, str) and not isinstance(y, datetime):
@@ -150,7 +161,7 @@ def select(
         and (not ors or any(_matches(d, c, doctype, children) for c in ors))
     ]
     for field, desc in reversed(_order(order_by or "modified desc", known)):
-        picked.sort(key=lambda d, f=field: (d.get(f) is not None, _norm(d.get(f))), reverse=desc)
+        picked.sort(key=lambda d, f=field: (d.get(f) is not None, *_sort_key(d.get(f))), reverse=desc)
     picked = picked[start : start + page_length] if page_length else picked[start:]
     wanted = _fields(fields, known)
     return [_project(d, wanted, children) for d in picked]

@@ -285,3 +285,14 @@ def test_rate_limit_fault_answers_like_frappe(erp):
     r = call("GET", "/api/v2/document/Customer")
     assert r.text == "Too Many Requests" and int(r.headers["Retry-After"]) >= 1
     assert r.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_a_listing_ordered_by_a_column_of_numbers_and_text_sorts_without_error():
+    """Hash names (Deleted Document) may read as a number ("1e40a7c9b2" is 1e40...) beside ones that do not;
+    the delete sweep lists them ordered by `modified` then `name`, and must not meet a 500."""
+    from simulators.erpnext.query import select
+
+    docs = [{"name": name, "modified": "2026-12-07 10:00:00"} for name in ("1e40a7c9b2", "a3f0b1c2d3", "123")]
+    known = frozenset({"name", "modified"})
+    listed = select(docs, "Deleted Document", {}, known, order_by="modified asc, name asc")
+    assert [d["name"] for d in listed] == ["123", "1e40a7c9b2", "a3f0b1c2d3"]
