@@ -199,7 +199,9 @@ def note_echo(session: Session, change: Change) -> bool:
     seen = content_hash(change.fields)
     if link is None or link.last_pushed_hash != seen:
         return False
-    _note_seen(link, seen, change.remote_updated_at)
+    # Not its stamp: a payload may carry none (a Directus create's input is read as stamped now), and a
+    # stamp later than the vendor's would make the edit that followed our write look older than it.
+    _note_seen(link, seen, None)
     return True
 
 
@@ -314,8 +316,10 @@ def _link(session: Session, record: Record, change: Change) -> Link:
     return link
 
 
-def _note_seen(link: Link, seen: str, remote_updated_at: datetime) -> None:
+def _note_seen(link: Link, seen: str, remote_updated_at: datetime | None) -> None:
     link.last_seen_hash = seen
+    if remote_updated_at is None:
+        return
     if link.remote_updated_at is None or remote_updated_at > link.remote_updated_at:
         link.remote_updated_at = remote_updated_at
 
