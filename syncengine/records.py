@@ -227,11 +227,14 @@ def _apply(record: Record, link: Link, change: Change) -> list[str]:
             continue
         if owner_of(change.kind, group) not in (None, change.system):
             continue
-        for name, value in incoming.items():
-            if data.get(name) != value:
-                data[name] = value
-                changed.append(name)
-        meta[group] = {"system": change.system, "at": at}
+        taken = [name for name, value in incoming.items() if data.get(name) != value]
+        for name in taken:
+            data[name] = incoming[name]
+        changed += taken
+        if taken or group not in meta:
+            # Only a change of values dates the group: the same values reported later (a copy read back
+            # before a push) must not make a newer edit elsewhere look older than them.
+            meta[group] = {"system": change.system, "at": at}
     record.data, record.field_meta, link.known = data, meta, known
     return changed
 
