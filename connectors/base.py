@@ -24,7 +24,7 @@ from syncengine.http import (
     new_session,
     parse_retry_after,
 )
-from syncengine.idempotency import Attempt, Effect, once
+from syncengine.idempotency import DEFAULT_LEASE, Attempt, Effect, once
 from syncengine.locks import lock
 from syncengine.redaction import redact
 from syncengine.settings import Secret, Settings, get_settings
@@ -156,25 +156,30 @@ class Connector:
         """Create something in a vendor that has no idempotency key, once: under a lock on our marker
         (email, number, external id), look it up by that marker and create it only if it is absent. A
         create whose answer was lost is found by the look-up on the next try, and two effects after the
-        same object (a contact arriving from two systems) serialise on the marker."""
+        same object (a contact arriving from two systems) serialise on the marker. The lock is held until
+        `on_finish` has committed the link, so the vendor's webhook for the new object, taken meanwhile,
+        can wait on the same lock (`marker_lock`) and find it linked: without a natural key, nothing else
+        tells our own create from a new object made there."""
 
         def call(attempt: Attempt) -> Any:
-            with lock(f"{self.service}:marker:{marker}"):
+            found = find()
+            if found is not None:
+                return found
+            try:
+                return create(attempt)
+            except Ambiguous:
+                # The answer was lost; the object is usually there already, so the effect can
+                # finish now rather than on the task's retry.
                 found = find()
-                if found is not None:
-                    return found
-                try:
-                    return create(attempt)
-                except Ambiguous:
-                    # The answer was lost; the object is usually there already, so the effect can
-                    # finish now rather than on the task's retry.
-                    found = find()
-                    if found is None:
-                        raise
-                    log.info("%s: the answer to %s was lost; found by its marker", self.service, attempt.key)
-                    return found
+                if found is None:
+                    raise
+                log.info("%s: the answer to %s was lost; found by its marker", self.service, attempt.key)
+                return found
 
-        return once(effect, call, on_finish=on_finish)
+        # A worker killed inside holds the marker no longer than its effect's lease, after which the effect
+        # itself may be recovered by another.
+        with lock(marker_lock(self.service, marker), timeout=DEFAULT_LEASE.total_seconds()):
+            return once(effect, call, on_finish=on_finish)
 
     def _send(self, method, path, params, json, data, headers) -> requests.Response:  # type: ignore[no-untyped-def]
         outgoing = {"Accept": "application/json", **(headers or {})}
@@ -211,6 +216,11 @@ class Connector:
         if repeatable or never_sent:
             return Retryable(detail)
         return Ambiguous(detail)
+
+
+def marker_lock(service: str, marker: str) -> str:
+    """The lock a create in `service` holds on our marker, from the look-up until its link is stored."""
+    return f"{service}:marker:{marker}"
 
 
 def pages_by_id(fetch: Callable[[int], list[dict[str, Any]]], page_size: int) -> Iterator[dict[str, Any]]:

@@ -41,7 +41,16 @@ from syncengine.db import read_scope, session_scope
 from syncengine.errors import Permanent, Retryable, WaitingFor
 from syncengine.idempotency import Effect, once
 from syncengine.models import Link, Record
-from syncengine.records import GONE, TOMBSTONE, already_has, content_hash, merge, push_fields, record_pushed
+from syncengine.records import (
+    GONE,
+    TOMBSTONE,
+    already_has,
+    content_hash,
+    merge,
+    push_fields,
+    record_id_for,
+    record_pushed,
+)
 from syncengine.settings import get_settings
 
 from .dispatch import retry_later
@@ -280,7 +289,8 @@ def _create(target: Target) -> str:
     connector, seen = connector_for(target.system), []
     effect = Effect(target.key("push"), target.system, f"push_{target.kind}", body)
     answer = connector.create_once(
-        effect, marker=adapter.marker(target.fields), find=lambda: adapter.find(connector, target.fields),
+        effect, marker=adapter.marker(target.fields),
+        find=lambda: _unclaimed(target, adapter.find(connector, target.fields)),
         create=lambda attempt: adapter.create(connector, body, attempt),
         on_finish=_bookkeeping(target, seen, creating=True),
     )  # fmt: skip
@@ -291,6 +301,19 @@ def _create(target: Target) -> str:
     log.info("%s; updating it", refusal(settle, held))
     _settle(settle)
     return "created"
+
+
+def _unclaimed(target: Target, found: Any) -> Any:
+    """What the look-up found, unless it is another record's object: without an email a contact is looked
+    up by name, and two people of the same name are two records, each with its own object there."""
+    if found is None:
+        return None
+    owner = record_id_for(None, target.system, target.kind, target.adapter.external_id(found))
+    if owner is not None and owner != target.record_id:
+        log.info("%s %s %s found by its marker is record %s's; creating one for record %s", target.system,
+                 target.kind, target.adapter.external_id(found), owner, target.record_id)  # fmt: skip
+        return None
+    return found
 
 
 def _settle(target: Target) -> None:

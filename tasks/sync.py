@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors.base import marker_lock
 from connectors.current import read_current, readable
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
 from syncengine.errors import Permanent, SyncError
-from syncengine.records import Change, Merged, merge, note_echo, unordered
+from syncengine.locks import lock
+from syncengine.records import Change, Merged, merge, note_echo, record_id_for, unordered
 from syncengine.settings import get_settings
 from syncengine.tombstones import buried
 
@@ -56,6 +58,7 @@ def sync_handler(
             return
         for obj in read(ctx.event.payload):
             change = adapter.to_change(prepare(ctx, obj) if prepare else obj)
+            _await_our_create(ctx, adapter, change)
             if not isinstance(read, Reader):  # a payload taken as sent: ordered by its stamp, or read back
                 change = _ordered(ctx, adapter, change, prepare)
             if change is None or buried(ctx.session, change):
@@ -66,6 +69,23 @@ def sync_handler(
                 after(ctx, change, merged)
 
     return handle
+
+
+def _await_our_create(ctx: HandlerContext, adapter: Any, change: Change) -> None:
+    """An object we have no link for may be one our push is creating right now, its webhook come before
+    the push stored the link. Such a push holds the lock on the object's marker until the link is stored:
+    waiting for that lock (free at once for an object made in that system) lets the merge find the link,
+    where a contact without email has no natural key to be matched by."""
+    marker = getattr(adapter, "marker", None)
+    if marker is None or change.deleted or record_id_for(ctx.session, change.system, change.kind,
+                                                         change.external_id) is not None:  # fmt: skip
+        return
+    try:
+        name = marker_lock(change.system, marker(change.fields))
+    except Permanent:
+        return  # nothing to create it by, so nothing of ours is creating it
+    with lock(name, timeout=1.0, wait=30.0):
+        pass
 
 
 def _echo_as_sent(ctx: HandlerContext, adapter: Any, read: Read, prepare: Prepare | None) -> bool:

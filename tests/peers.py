@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import tempfile
-from functools import cache
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 
 from tests.support import ROOT
@@ -68,20 +70,43 @@ def _exports(text: str) -> dict[str, str]:
 
 
 def _run(script: Path, env: dict[str, str], timeout: float) -> dict[str, str]:
-    try:
-        done = subprocess.run(
-            ["bash", str(script), *(["--env"] if script.parent.name == "directus" else [])],
-            env=env, capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        raise PeerUnavailable(f"{script} did not finish in {timeout:.0f} s") from exc
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise PeerUnavailable(f"{script} exited {done.returncode}:\n{tail}")
-    exports = _exports(done.stdout)
+    """The harness's export lines. A harness that overruns is stopped with everything it started (its own
+    process group: an `npm ci` left running would race the next attempt in the same home)."""
+    args = ["bash", str(script), *(["--env"] if script.parent.name == "directus" else [])]
+    with subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:  # fmt: skip
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise PeerUnavailable(f"{script} did not finish in {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
+        raise PeerUnavailable(f"{script} exited {proc.returncode}:\n{tail}")
+    exports = _exports(stdout)
     if not exports:
         raise PeerUnavailable(f"{script} printed no export line")
     return exports
+
+
+def _once(start: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
+    """One attempt per session: a peer that failed to start fails every test that needs it with the same
+    reason, instead of each test starting the harness again (a cold start is minutes)."""
+    outcome: list[dict[str, str] | PeerUnavailable] = []
+
+    @wraps(start)
+    def get() -> dict[str, str]:
+        if not outcome:
+            try:
+                outcome.append(start())
+            except PeerUnavailable as exc:
+                outcome.append(exc)
+        if isinstance(outcome[0], PeerUnavailable):
+            raise outcome[0]
+        return outcome[0]
+
+    return get
 
 
 def directus_home() -> Path:
@@ -89,7 +114,7 @@ def directus_home() -> Path:
     return Path(os.environ.get("SYNCENGINE_TEST_DIRECTUS_HOME") or default)
 
 
-@cache
+@_once
 def directus() -> dict[str, str]:
     """This suite's Directus, started on a fresh database once per session: `DIRECTUS_URL`, `DIRECTUS_TOKEN`
     (the admin static token). A cold start installs Directus (about 3.5 minutes); a warm one takes seconds."""
@@ -100,7 +125,7 @@ def directus() -> dict[str, str]:
     return _run(peers_dir() / "directus" / "run.sh", env, timeout=900)
 
 
-@cache
+@_once
 def erpnext() -> dict[str, str]:
     """The ERPNext peer (shared by every session: its site is never reset, so tests name what they make
     uniquely): `ERPNEXT_URL`, `ERPNEXT_API_KEY`, `ERPNEXT_API_SECRET`, `ERPNEXT_COMPANY`, and, while its

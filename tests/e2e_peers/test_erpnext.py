@@ -336,17 +336,10 @@ def _directus_invoices(deployment: PeerDeployment, number: str) -> list[dict[str
     ]
 
 
-# --- last: it leaves the hub with failed pushes -----------------------------------------------------------
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "hub race, outside ERPNext: the Invoice Ninja echo of our create, taken before the push records its "
-    "link, becomes a second record (no email, no match key), whose pushes find the first one's client and "
-    "Directus item by name and fail on the links' unique key"
-))  # fmt: skip
 def test_two_customers_of_the_same_name_without_email_stay_two_everywhere(deployment, erp):
-    """Without an email nothing but our own links tells them apart. ERPNext's part holds: it names the
-    second "X - 1" and the engine never finds a Customer by its name; the rest is the hub's (see the mark)."""
+    """Without an email nothing but our own links tells them apart: ERPNext names the second "X - 1" and the
+    engine never finds a Customer by its name; the echo of our client create waits for its link, and the
+    namesake's push does not take the first one's client, found by name, for its own."""
     name = f"Twin NoMail {uuid.uuid4().hex[:8]}"
     made = [erp.create("Customer", {"customer_name": name, "mobile_no": f"+3363000000{i}"}) for i in (1, 2)]
     assert [m["name"] for m in made] == [name, f"{name} - 1"]

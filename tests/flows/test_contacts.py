@@ -106,3 +106,43 @@ def test_an_edit_in_invoice_ninja_reaches_the_others_and_its_echoes_write_nothin
     time.sleep(3)  # any ping-pong would show up as further writes now
     deployment.settle()
     assert {name: writes(sim) for name, sim in sims.items()} == before
+
+
+def test_two_customers_of_the_same_name_without_email_stay_two_everywhere(deployment):
+    """Without an email nothing but our links tells two namesakes apart: the webhook of a client our push
+    is creating waits for the push to store its link (so it is no new person), and a namesake's push does
+    not take the first one's client, found by name, for its own."""
+    name = f"Twin NoMail {uuid.uuid4().hex[:8]}"
+    url = f"{deployment.servers['erpnext'].url}/api/v2/document/Customer"
+    made = []
+    for i in (1, 2):
+        body = {"customer_name": name, "mobile_no": f"+3363000000{i}"}
+        headers = {"Authorization": "token erp-api-key:erp-api-secret"}
+        answer = requests.post(url, json=body, headers=headers, timeout=10)
+        assert answer.status_code == 200, answer.text
+        made.append(answer.json()["data"]["name"])
+    assert made == [name, f"{name} - 1"]
+    sims = deployment.sims
+
+    def named(sim, table: str) -> list:
+        return [row for row in sim.db.get(table, {}).values() if row.get("name") == name]
+
+    wait_until(lambda: len(named(sims["invoiceninja"], "clients")) >= 2
+               and len(named(sims["directus"], "contacts")) >= 2, timeout=60)  # fmt: skip
+    deployment.settle()
+    assert len(named(sims["invoiceninja"], "clients")) == 2
+    assert len(named(sims["directus"], "contacts")) == 2
+    assert len([c for c in sims["erpnext"].db["Customer"].values() if c.get("customer_name") == name]) == 2
+    assert _records_named(name) == 2
+
+
+def _records_named(name: str) -> int:
+    from sqlalchemy import func, select
+
+    from syncengine.db import session_scope
+    from syncengine.models import Record
+
+    with session_scope() as session:
+        return session.execute(
+            select(func.count()).where(Record.kind == "contact", Record.data["name"].as_string() == name)
+        ).scalar_one()
