@@ -238,9 +238,14 @@ def held_by(target: Target, answer: Any, *, creating: bool) -> Held:
         if name in reported and reported[name] != value and not (creating and value is None)
         and owner_of(target.kind, group_of(target.kind, name) or "") != target.system
     }  # fmt: skip
-    # A group we did not write (an owner's group the hub has no value in) is held as the vendor reports it:
-    # the echo of this write carries it too.
-    unsent = {name: value for name, value in reported.items() if name not in target.fields}
+    # A group we did not write (an owner's group the hub has no value in) is held as the vendor reports it,
+    # since the echo of this write carries it too; but not a value the vendor computes in a group of its
+    # own (ERPNext's invoice totals): that is news, for its own change to bring into the hub.
+    unsent = {
+        name: value for name, value in reported.items()
+        if name not in target.fields
+        and (value is None or owner_of(target.kind, group_of(target.kind, name) or "") != target.system)
+    }  # fmt: skip
     fields = {**unsent, **target.fields, **{name: kept for name, (_sent, kept) in refused.items()}}
     return Held(fields, change.remote_updated_at, refused)
 
