@@ -41,6 +41,15 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=3, minute=30),
         "options": {"queue": "sweeps", "expires": 6 * 3600},
     },
+    # Anti-entropy lists as much as the drift report, and repairs what differs by the conflict policy:
+    # every 6 hours bounds how long a divergence no event or sweep can see (a push whose answer was lost,
+    # an edit the vendor stamped in the past) lasts, at a cost of four full listings a day; off the hour
+    # of the drift report so the two never list at once.
+    "anti-entropy": {
+        "task": "tasks.reconcile.repair",
+        "schedule": crontab(hour="*/6", minute=50),
+        "options": {"queue": "sweeps", "expires": 3 * 3600},
+    },
 }
 
 # Sweeps (DESIGN.md section 7): webhooks get lost (Mautic never re-sends, Directus Flows do not retry,

@@ -5,8 +5,9 @@ that carries the vendor's modification stamp, and a sweep from the listed row, s
 is stored once (unique source + event_id). The state (archived, deleted) keeps a delete or archive apart
 from the edit stamped in the same second; where the stamp has whole seconds only (Invoice Ninja, Mautic)
 a digest of the object keeps two edits of one second apart too, since a collapsed edit would be lost. Where
-a payload has no stamp (Directus Flows send the request input, not the row) the receiver keeps the vendor's
-id and the handler's read-back makes the repeat a no-op.
+a payload has no stamp (Directus Flows send the request input, not the row) no key can tell a repeated
+delivery from a value set back, so the receiver keeps each update delivery (webhooks.directus) and the
+handler's read-back makes a repeat a no-op.
 """
 
 from __future__ import annotations

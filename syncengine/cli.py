@@ -52,6 +52,13 @@ class HelpFormatter(argparse.HelpFormatter):
                                             subsequent_indent=indent))  # fmt: skip
         return "\n\n".join(blocks)
 
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            # argparse measures the command names at their parent's indent, not at their own, so the
+            # longest (`reconcile`) would be pushed onto a line of its own.
+            self._action_max_length += self._indent_increment
+
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
@@ -143,10 +150,15 @@ def _url() -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     preflight.check(("schema",))
     if args.drift:
+        from tasks import repair
+
         from . import drift
 
-        report = drift.last_report()
-        print(json.dumps(report, indent=2, default=str) if args.json else drift.render(report))
+        report, repaired = drift.last_report(), repair.last_run()
+        if args.json:
+            print(json.dumps({**(report or {}), "repair": repaired}, indent=2, default=str))
+        else:
+            print(drift.render(report) + "\n" + repair.render(repaired))
         return 0
     if args.watch:
         from .status_watch import watch
@@ -195,6 +207,16 @@ def _nothing_replayed(args: argparse.Namespace) -> int:
 
 def _ids(ids: list[int]) -> str:
     return ", ".join(map(str, ids)) or "none"
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Compare every linked object with the hub and repair what differs (tasks.repair)."""
+    from .repair_command import run
+
+    if args.dry_run and not args.repair:
+        raise Mistake("--dry-run goes with --repair", "syncengine reconcile --repair --dry-run")
+    preflight.check(("schema", "redis"))
+    return run(args.system, args.kind, repair=args.repair and not args.dry_run)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -342,6 +364,25 @@ def _add_sweep(sub: Any) -> None:
     sweep.set_defaults(func=cmd_sweep)
 
 
+def _add_reconcile(sub: Any) -> None:
+    reconcile = _command(
+        sub, "reconcile", "compare every linked object with the hub; --repair what differs",
+        "List every object each system carries (paged), compare its carried fields with the hub by hash, and "
+        "with --repair settle each difference by the conflict policy: a state the hub never saw is merged "
+        "as a change from that system, a change the hub holds is pushed where it is missing. What was "
+        "repaired is recorded (`syncengine status --drift`). Exit 1 when a repair failed.",
+        "examples:\n  syncengine reconcile --repair --dry-run\n  syncengine reconcile --repair\n"
+        "  syncengine reconcile --repair mautic contact",
+    )  # fmt: skip
+    reconcile.add_argument("system", nargs="?", choices=SERVICES, metavar="SYSTEM",
+                           help=f"one of {', '.join(SERVICES)}; default: every configured one")  # fmt: skip
+    reconcile.add_argument("kind", nargs="?", choices=["contact", "product", "invoice"], metavar="KIND",
+                           help="contact, product or invoice; default: all")  # fmt: skip
+    reconcile.add_argument("--repair", action="store_true", help="repair each difference")
+    reconcile.add_argument("--dry-run", action="store_true", help="with --repair: say what it would repair")
+    reconcile.set_defaults(func=cmd_reconcile)
+
+
 def _add_try(sub: Any) -> None:
     demo = _command(
         sub, "demo", "a day of a small business against the simulators, live",
@@ -415,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(sub)
     _add_replay(sub)
     _add_sweep(sub)
+    _add_reconcile(sub)
     _add_revolut(sub)
     _add_try(sub)  # demo, simulate, ocr
     return parser

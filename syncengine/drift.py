@@ -29,7 +29,7 @@ from .db import session_scope
 from .errors import SyncError
 from .idempotency import Effect
 from .models import Link, Record, SyncCursor, utcnow
-from .records import already_has, content_hash
+from .records import already_has, content_hash, push_fields
 from .settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def compare(session: Session, system: str, kind: str, objects: Iterable[dict[str
         hub_side.append(f"{link.external_id}:{obj.hash if obj.hash in known else link.last_seen_hash}")
         if obj.hash not in known:
             report.differences.append(Difference(DIFFERS, obj.external_id, record.id, seen_by_hub=False))
-        elif _owed(record, link, system, adapter.carried(record.data or {})):
+        elif _owed(record, link, system, push_fields(adapter, record)):
             report.differences.append(Difference(DIFFERS, obj.external_id, record.id, seen_by_hub=True))
     for obj in found.values():
         if obj.live and obj.external_id not in linked:

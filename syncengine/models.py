@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -144,6 +145,22 @@ class Link(Base):
     # Per field group, the hash of what this system last had (pushed or seen): the base of a merge.
     known: Mapped[Any] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Tombstone(Base):
+    """A delete of an object the hub had not seen yet (its create still on its way): remembered, so the
+    late create or any state of that object stamped before the delete is dropped (syncengine.tombstones)."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (UniqueConstraint("system", "kind", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    system: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(255))
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Deleted beyond restore there: no later state of that id can exist, whatever its stamp.
+    gone: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class IdempotencyPhase:

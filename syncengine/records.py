@@ -1,9 +1,12 @@
 """The hub: merge a change from one system into the canonical record, then say who must hear of it.
 
 Under the record's lock: find the record by its link (or its natural key, so the same contact created in
-two systems at once is one record), drop the change if it is the echo of what we pushed there, take each
-field group by the conflict policy (a fixed owner, else the newest remote modification), bump the version
-when something changed, and name the other systems that carry the kind. Pushing is the caller's next step.
+two systems at once is one record), drop the change if it is the echo of what we pushed there or stamped
+before a state of that object already applied (a payload its stamp cannot order is read back by the handler
+first: `unordered`), take each field group by the conflict policy (a fixed owner, else the newest remote
+modification), bump the version when something changed, and name the other systems that carry the kind,
+and the source too when the hub kept a value other than the one it reported (it holds a loser no later
+event would correct). Pushing is the caller's next step.
 
 F9 (deletes and restores): a link also says whether its system's copy is live. `last_pushed_hash` holds
 TOMBSTONE while that copy is archived (by the system itself or by our archive push) and GONE once it was
@@ -29,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .canonical import CARRIERS, group_of, owner_of
+from .canonical import CARRIERS, SCHEMA, group_of, owner_of
 from .models import Link, Record, utcnow
 
 log = logging.getLogger(__name__)
@@ -76,11 +79,14 @@ def merge(session: Session, change: Change) -> Merged:
         # Our own push coming back (by webhook or sweep): nothing new, nothing to fan out.
         _note_seen(link, seen, change.remote_updated_at)
         return Merged(record.id, record.version, echo=True)
-    if older_than_our_push(link, change):
-        log.info("%s %s %s stamped %s, before our push's answer: not an edit", change.system, change.kind,
-                 change.external_id, change.remote_updated_at)  # fmt: skip
+    if older_than_our_push(link, change) or (stale and not change.deleted):
+        log.info("%s %s %s stamped %s, before a state already applied: not an edit", change.system,
+                 change.kind, change.external_id, change.remote_updated_at)  # fmt: skip
         return Merged(record.id, record.version, echo=True)
     changed = _apply(record, link, change)
+    if not change.deleted and link.last_pushed_hash not in (TOMBSTONE, GONE):
+        link.last_pushed_hash = None  # that system holds what it just reported, no longer what we pushed
+    told = record.deleted_at is None and not change.deleted and bool(overruled(record, change))
     if change.deleted and not stale:
         link.last_pushed_hash = GONE if change.gone else TOMBSTONE
     if tombstone:
@@ -98,9 +104,37 @@ def merge(session: Session, change: Change) -> Merged:
         record.updated_at = utcnow()
     # A restore goes to its source as well: what changed elsewhere while the record was a tombstone was
     # pushed nowhere, and the copy just un-archived there still lacks it.
-    others = [s for s in CARRIERS.get(change.kind, ()) if s != change.system or restore]
-    targets = others if changed else []
+    # So does a change the hub did not take whole (a newer edit elsewhere, the owner's group): the source
+    # holds values that lost, and no later event would ever correct them there.
+    others = [s for s in CARRIERS.get(change.kind, ()) if s != change.system or restore or told]
+    targets = others if changed else [change.system] if told else []
     return Merged(record.id, record.version, changed, targets=targets)
+
+
+def overruled(record: Record, change: Change) -> list[str]:
+    """The fields the source reported with a value other than the hub's, in groups it may be written."""
+    data = record.data or {}
+    hub = writable_fields(change.kind, {name: data.get(name) for name in change.fields})
+    return [
+        name for name, value in hub.items()
+        if group_of(change.kind, name) is not None and change.fields[name] != value
+    ]  # fmt: skip
+
+
+def push_fields(adapter: Any, record: Record) -> dict[str, Any]:
+    """What a push of this record writes to the adapter's system (tasks.push, and the drift compare)."""
+    return writable_fields(record.kind, adapter.carried(record.data or {}))
+
+
+def writable_fields(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields a push may write: not a group with a fixed owner while the hub holds no value in it
+    (the owner never said, or says it does not know: Mautic's consent is None then, never assumed), since
+    writing that blank would null what the system holds, as a Directus restore nulled Mautic's consent."""
+    blank = {
+        group for group, names in SCHEMA[kind].items()
+        if owner_of(kind, group) is not None and all(fields.get(name) is None for name in names)
+    }  # fmt: skip
+    return {name: value for name, value in fields.items() if group_of(kind, name) not in blank}
 
 
 def restores(record: Record, link: Link, change: Change) -> bool:
@@ -126,6 +160,26 @@ def older_than_our_push(link: Link, change: Change) -> bool:
     return pushed is not None and not change.deleted and change.remote_updated_at < pushed
 
 
+def unordered(session: Session, change: Change) -> bool:
+    """A live state of a known object whose stamp is no newer than one already applied from that system
+    (or the answer to our push there) and whose content is neither: its payload cannot say whether it
+    comes before or after the state the hub has (equal whole-second stamps, a late webhook)."""
+    link = session.execute(
+        select(Link).where(
+            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
+        )
+    ).scalar_one_or_none()
+    if link is None or change.deleted:
+        return False
+    newest = max(
+        (at for at in (link.remote_updated_at, link.pushed_remote_at) if at is not None), default=None
+    )
+    known = (link.last_seen_hash, link.last_pushed_hash)
+    return (
+        newest is not None and change.remote_updated_at <= newest and content_hash(change.fields) not in known
+    )
+
+
 def _behind(link: Link, change: Change) -> bool:
     """The system already reported a newer version of this object: an archive stamped before it (the echo
     of our archive, taken after the restore that followed) changes no state."""
@@ -145,7 +199,9 @@ def note_echo(session: Session, change: Change) -> bool:
     seen = content_hash(change.fields)
     if link is None or link.last_pushed_hash != seen:
         return False
-    _note_seen(link, seen, change.remote_updated_at)
+    # Not its stamp: a payload may carry none (a Directus create's input is read as stamped now), and a
+    # stamp later than the vendor's would make the edit that followed our write look older than it.
+    _note_seen(link, seen, None)
     return True
 
 
@@ -171,11 +227,14 @@ def _apply(record: Record, link: Link, change: Change) -> list[str]:
             continue
         if owner_of(change.kind, group) not in (None, change.system):
             continue
-        for name, value in incoming.items():
-            if data.get(name) != value:
-                data[name] = value
-                changed.append(name)
-        meta[group] = {"system": change.system, "at": at}
+        taken = [name for name, value in incoming.items() if data.get(name) != value]
+        for name in taken:
+            data[name] = incoming[name]
+        changed += taken
+        if taken or group not in meta:
+            # Only a change of values dates the group: the same values reported later (a copy read back
+            # before a push) must not make a newer edit elsewhere look older than them.
+            meta[group] = {"system": change.system, "at": at}
     record.data, record.field_meta, link.known = data, meta, known
     return changed
 
@@ -260,8 +319,10 @@ def _link(session: Session, record: Record, change: Change) -> Link:
     return link
 
 
-def _note_seen(link: Link, seen: str, remote_updated_at: datetime) -> None:
+def _note_seen(link: Link, seen: str, remote_updated_at: datetime | None) -> None:
     link.last_seen_hash = seen
+    if remote_updated_at is None:
+        return
     if link.remote_updated_at is None or remote_updated_at > link.remote_updated_at:
         link.remote_updated_at = remote_updated_at
 
@@ -272,6 +333,25 @@ def already_has(link: Link, kind: str, fields: dict[str, Any]) -> bool:
     known = link.known or {}
     groups = _groups(kind, fields)
     return bool(groups) and all(known.get(group) == content_hash(values) for group, values in groups.items())
+
+
+def note_held(session: Session, change: Change) -> None:
+    """What that system holds, listed as it is (anti-entropy): the base of the next merge and what a push
+    compares with, so a state the merge did not take is still known to be there, and is written over."""
+    link = session.execute(
+        select(Link).where(
+            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
+        )
+    ).scalar_one_or_none()
+    if link is None or link.last_pushed_hash in (TOMBSTONE, GONE):
+        return
+    seen = content_hash(change.fields)
+    link.known = {
+        group: content_hash(values) for group, values in _groups(change.kind, change.fields).items()
+    }
+    link.last_seen_hash = seen
+    if link.last_pushed_hash != seen:
+        link.last_pushed_hash = None  # what we pushed is no longer there
 
 
 def record_id_for(session: Session | None, system: str, kind: str, external_id: str | None) -> int | None:

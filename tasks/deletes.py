@@ -2,7 +2,8 @@
 other system then archives its copy (tasks.push) instead of deleting it.
 
 Every source names the object by its id, and for ERPNext's on_trash and Directus's delete it is all that is
-left, so a tombstone is found by the link alone; an object the hub never linked is ignored with a log line.
+left, so a tombstone is found by the link alone; the delete of an object the hub never linked is
+remembered (syncengine.tombstones): its create may yet arrive, late, and is dropped then.
 A delete is `gone` where the object cannot come back (ERPNext on_trash, Directus and Mautic deletes): a
 later restore elsewhere creates it there again. Invoice Ninja's delete is not gone: its `restore` undoes
 it. The way back (an un-archive restores the record everywhere) is records.merge and tasks.push.
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.mapping import from_unix
+from syncengine import tombstones
 from syncengine.models import Link, utcnow
 from syncengine.records import Change, merge
 
@@ -46,7 +48,9 @@ def tombstone_handler(
                 )
             ).scalar_one_or_none()
             if linked is None:
-                log.info("%s %s %s deleted, but the hub never knew it: ignored", system, kind, external_id)
+                # Its create may still be on its way (a late webhook): remembered, so it is dropped then.
+                log.info("%s %s %s deleted before the hub knew it: remembered", system, kind, external_id)
+                tombstones.remember(ctx.session, system, kind, str(external_id), at, gone=gone)
                 continue
             change = Change(system, kind, str(external_id), {}, at, deleted=True, gone=gone)
             merged = merge(ctx.session, change)

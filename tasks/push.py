@@ -4,6 +4,10 @@ Only what that system carries is sent, and only when it differs from what we las
 runs under an idempotency key per record version (and per `replay` of the push), created once (vendor
 key, or look-up before create).
 
+A push is conditional: before an update the object is read, and an edit there that the hub has not seen
+(its webhook late or lost) is merged first, as that system's change, so no push overwrites a newer edit.
+A group with a fixed owner is written only when the hub holds a value in it (records.writable_fields).
+
 A push is done when the vendor holds what we sent: the adapter reads its answer back into canonical
 fields, and `held_by` compares them with what we sent. A field the vendor kept from elsewhere (ERPNext
 takes a Customer's email and phone from its primary Contact) or dropped silently (an unknown Directus
@@ -27,6 +31,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors.current import read_current, readable
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
 from syncengine import outbox
@@ -36,7 +41,17 @@ from syncengine.db import read_scope, session_scope
 from syncengine.errors import Permanent, Retryable, WaitingFor
 from syncengine.idempotency import Effect, once
 from syncengine.models import Link, Record
-from syncengine.records import GONE, TOMBSTONE, already_has, content_hash, record_id_for, record_pushed
+from syncengine.records import (
+    GONE,
+    TOMBSTONE,
+    already_has,
+    content_hash,
+    merge,
+    push_fields,
+    record_id_for,
+    record_pushed,
+)
+from syncengine.settings import get_settings
 
 from .dispatch import retry_later
 
@@ -101,19 +116,25 @@ class Target:
     pushed: str | None
     current: bool
     deleted: bool
+    seen: str | None = None  # the hash of the state that system last reported
+    again: str = ""
 
     def key(self, operation: str) -> str:
-        """The effect's idempotency key: once per record version, and once more per `replay` of the push."""
-        again = outbox.replay_round()
-        return f"{operation}:{self.system}:{self.kind}:{self.record_id}:v{self.version}" + (
-            f":replay{again}" if again else ""
+        """The effect's idempotency key: once per record version, once more per `replay` of the push, and
+        once per repair run (`again`: the system lost what an earlier push of this version wrote)."""
+        replayed = outbox.replay_round()
+        return (
+            f"{operation}:{self.system}:{self.kind}:{self.record_id}:v{self.version}"
+            + (f":replay{replayed}" if replayed else "")
+            + (f":{self.again}" if self.again else "")
         )
 
 
-def push_record(record_id: int, system: str) -> str:
+def push_record(record_id: int, system: str, again: str = "") -> str:
     target = _target(record_id, system)
     if isinstance(target, str):
         return target
+    target = _replace(target, again=again)
     if target.deleted:
         return _archive(target)
     restored = ""
@@ -125,7 +146,38 @@ def push_record(record_id: int, system: str) -> str:
         target = _replace(target, external_id=None, current=False)  # gone there: created there again
     if target.pushed == content_hash(target.fields) or target.current:
         return restored or "unchanged"
-    return _update(target) if target.external_id is not None else _create(target)
+    if target.external_id is None:
+        return _create(target)
+    caught_up = _catch_up(target)
+    if caught_up is not target:  # that system had changed: what to write there is decided again
+        return push_record(record_id, system, again)
+    return _update(target)
+
+
+def _catch_up(target: Target) -> Target:
+    """A push is conditional: the object is read first, and when it is not what we last saw or pushed
+    there (an edit whose webhook is late or lost), that edit is merged as a change from that system before
+    anything is written, and the others hear of it. No blind overwrite of a newer edit. Returns another
+    Target when the hub changed."""
+    if not readable(target.system, target.kind):
+        return target
+    obj = read_current(target.system, target.kind, target.external_id or "")
+    if obj is None:
+        return target  # gone there: the update says so, and the delete is its own event
+    change = target.adapter.to_change(obj)
+    if content_hash(change.fields) in (target.pushed, target.seen):
+        return target
+    log.info("%s %s %s changed since we last saw it: merged before the push of record %s",
+             target.system, target.kind, target.external_id, target.record_id)  # fmt: skip
+    services = get_settings().services
+    with session_scope() as session:
+        merged = merge(session, change)
+        pushes = [push.s(merged.record_id, other) for other in merged.targets
+                  if other != target.system and services[other].configured]  # fmt: skip
+        staged = outbox.stage(session, pushes)
+    outbox.publish(staged)
+    now = _target(target.record_id, target.system)
+    return now if isinstance(now, Target) and _replace(now, again=target.again) != target else target
 
 
 def _target(record_id: int, system: str) -> Target | str:
@@ -141,11 +193,12 @@ def _target(record_id: int, system: str) -> Target | str:
         adapter = ADAPTERS.get((system, record.kind))
         if adapter is None:
             return "not carried"
-        fields = adapter.carried(record.data or {})
+        fields = push_fields(adapter, record)
         return Target(
             record_id, system, record.kind, record.version, adapter, fields,
             link.external_id if link else None, link.last_pushed_hash if link else None,
             link is not None and already_has(link, record.kind, fields), record.deleted_at is not None,
+            link.last_seen_hash if link else None,
         )  # fmt: skip
 
 
@@ -185,7 +238,15 @@ def held_by(target: Target, answer: Any, *, creating: bool) -> Held:
         if name in reported and reported[name] != value and not (creating and value is None)
         and owner_of(target.kind, group_of(target.kind, name) or "") != target.system
     }  # fmt: skip
-    fields = {**target.fields, **{name: kept for name, (_sent, kept) in refused.items()}}
+    # A group we did not write (an owner's group the hub has no value in) is held as the vendor reports it,
+    # since the echo of this write carries it too; but not a value the vendor computes in a group of its
+    # own (ERPNext's invoice totals): that is news, for its own change to bring into the hub.
+    unsent = {
+        name: value for name, value in reported.items()
+        if name not in target.fields
+        and (value is None or owner_of(target.kind, group_of(target.kind, name) or "") != target.system)
+    }  # fmt: skip
+    fields = {**unsent, **target.fields, **{name: kept for name, (_sent, kept) in refused.items()}}
     return Held(fields, change.remote_updated_at, refused)
 
 

@@ -174,3 +174,12 @@ def drift_report_task() -> dict[str, Any]:
 
     reports = drift.run()
     return {"kinds": len(reports), "differences": sum(len(r.differences) for r in reports)}
+
+
+@app.task(name="tasks.reconcile.repair", acks_late=True, time_limit=3600, soft_time_limit=3500)
+def repair_task() -> dict[str, Any]:
+    """Anti-entropy (tasks.repair): every carrier listed in full, each difference repaired: may run long."""
+    from . import repair
+
+    repairs = repair.run()
+    return {"differences": len(repairs), "failed": sum(r.failed for r in repairs)}

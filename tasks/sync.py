@@ -10,12 +10,14 @@ from typing import Any
 
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.base import marker_lock
+from connectors.current import read_current, readable
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
 from syncengine.errors import Permanent, SyncError
 from syncengine.locks import lock
-from syncengine.records import Change, Merged, merge, note_echo, record_id_for
+from syncengine.records import Change, Merged, merge, note_echo, record_id_for, unordered
 from syncengine.settings import get_settings
+from syncengine.tombstones import buried
 
 from .dispatch import Handler, HandlerContext
 from .push import push
@@ -57,6 +59,10 @@ def sync_handler(
         for obj in read(ctx.event.payload):
             change = adapter.to_change(prepare(ctx, obj) if prepare else obj)
             _await_our_create(ctx, adapter, change)
+            if not isinstance(read, Reader):  # a payload taken as sent: ordered by its stamp, or read back
+                change = _ordered(ctx, adapter, change, prepare)
+            if change is None or buried(ctx.session, change):
+                continue
             merged = merge(ctx.session, change)
             defer_pushes(ctx, merged)
             if after is not None:
@@ -91,6 +97,18 @@ def _echo_as_sent(ctx: HandlerContext, adapter: Any, read: Read, prepare: Prepar
     except (SyncError, TypeError, ValueError):
         return False  # not what we wrote (a bad value, since corrected?): read the object as it is now
     return bool(changes) and all(note_echo(ctx.session, change) for change in changes)
+
+
+def _ordered(ctx: HandlerContext, adapter: Any, change: Change, prepare: Prepare | None) -> Change | None:
+    """The change, when its stamp is newer than every state of that object already applied; else (a late
+    webhook, or a second edit in the same whole second) the object as the vendor holds it now, read back,
+    or None when it is gone there (its delete is an event of its own)."""
+    if not unordered(ctx.session, change) or not readable(change.system, change.kind):
+        return change
+    log.info("%s %s %s: a state stamped %s cannot be ordered by its stamp; read back", change.system,
+             change.kind, change.external_id, change.remote_updated_at)  # fmt: skip
+    obj = read_current(change.system, change.kind, change.external_id)
+    return None if obj is None else adapter.to_change(prepare(ctx, obj) if prepare else obj)
 
 
 def defer_pushes(ctx: HandlerContext, merged: Merged) -> None:

@@ -1,6 +1,7 @@
 """Directus Flows: {event, payload, key|keys, collection}, unsigned; the Flow adds our secret header.
-The payload is the request input, not the stored row, and carries no event id: the body digest is one,
-except for deletes, which are keyed per deleted key (syncengine.change_keys.directus_deleted_key)."""
+The payload is the request input, not the stored row, and carries no event id: the body digest is one
+(with the delivery's arrival for updates, whose bodies repeat), except for deletes, which are keyed per
+deleted key (syncengine.change_keys.directus_deleted_key)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ def parse(incoming: Incoming) -> list[NewEvent]:
             for key in keys
         ]  # fmt: skip
     event_id = f"{event}:{keys}:{body_digest(incoming.payload)}"
+    if str(event).endswith(".items.update"):
+        # The body is the request input, not a version: a value set back (A, then B from elsewhere, then A)
+        # digests as the first A did. So each delivery is its own event (Directus never retries one), and
+        # the handler's read-back makes a repeated delivery a no-op.
+        event_id += f":{incoming.now:.6f}"
     return [NewEvent("directus", event_id, str(event), incoming.payload)]
 
 

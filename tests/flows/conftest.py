@@ -80,7 +80,10 @@ def _simulators() -> dict[str, Any]:
 # empty, so these must too: pytest builds the package's deployment again whenever tests from elsewhere run
 # between flow files (`pytest tests/flows/a.py tests/x.py tests/flows/b.py`), and links or cursors left
 # from the first one would point at objects the new simulators never had.
-HUB_STATE = ("outbox", "inbox_events", "documents", "links", "records", "idempotency_keys", "sync_cursors")
+HUB_STATE = (
+    "outbox", "inbox_events", "documents", "links", "records", "idempotency_keys", "sync_cursors",
+    "tombstones",
+)  # fmt: skip
 
 
 def _fresh_hub() -> None:

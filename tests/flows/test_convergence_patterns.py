@@ -1,0 +1,291 @@
+"""Issue 15's patterns, each reproduced on purpose: webhooks held back, dropped or arriving in the wrong order
+by the webhook proxy (simulators.webhook_proxy) between the simulators and the receiver, and every system
+asserted to end on the winner of the conflict rule, with nothing lost and nothing deleted come back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors.erpnext_mapping import CUSTOMER_KEYS
+from connectors.mapping import ADAPTERS
+from connectors.normalise import canonical
+from simulators.webhook_proxy import WebhookProxy, matching
+from tests.flows.test_contacts import clients_with, customers_with, directus_contacts_with, mautic_contact
+from tests.flows.test_restores import DIRECTUS_HEADERS, IN_HEADERS, MAUTIC_AUTH, set_archived
+from tests.flows.test_sweeps import mautic_contacts_with, run_sweep
+from tests.support import wait_until
+
+
+@pytest.fixture(scope="module")
+def proxy(deployment) -> Iterator[WebhookProxy]:
+    """Every simulator's webhooks go through the proxy for this module's tests, and straight back after."""
+    proxy = WebhookProxy(deployment.receiver)
+    running = proxy.serve()
+    _point(deployment, deployment.receiver, running.url)
+    try:
+        yield proxy
+    finally:
+        _point(deployment, running.url, deployment.receiver)
+        running.stop()
+
+
+def _point(deployment: Any, old: str, new: str) -> None:
+    for sim in deployment.sims.values():
+        with sim.lock:
+            for target in sim.webhook_targets:
+                target["url"] = target["url"].replace(old, new)
+            for op in sim.db.get("directus_operations", {}).values():  # Directus Flows' request operations
+                options = op.get("options") or {}
+                if isinstance(options.get("url"), str):
+                    options["url"] = options["url"].replace(old, new)
+
+
+def settle(deployment: Any, proxy: WebhookProxy) -> None:
+    proxy.flush()
+    deployment.settle()
+    proxy.flush()
+    deployment.settle()
+
+
+# --- each system's copy of one contact, by email --------------------------------------------------------
+
+
+def mautic_lead(deployment: Any, address: str) -> dict[str, Any]:
+    return mautic_contacts_with(deployment.sims["mautic"], address)[0]
+
+
+def copies(deployment: Any, address: str) -> dict[str, list[dict[str, Any]]]:
+    """Each system's objects with this email, as its API answers them."""
+    sims = deployment.sims
+    return {
+        "invoiceninja": [
+            sims["invoiceninja"].out("clients", c) for c in clients_with(sims["invoiceninja"], address)
+        ],
+        "erpnext": customers_with(sims["erpnext"], address),
+        "mautic": [sims["mautic"].contact(lead) for lead in mautic_contacts_with(sims["mautic"], address)],
+        "directus": directus_contacts_with(sims["directus"], address),
+    }
+
+
+def fields(deployment: Any, address: str, name: str) -> dict[str, Any]:
+    """The canonical value of one field in each system that carries it (as its mapper reads it), or
+    "missing". ERPNext's by its key alone: its mapper's stamp needs the site's time zone."""
+    found = {}
+    for system, objects in copies(deployment, address).items():
+        if system == "erpnext" and name not in CUSTOMER_KEYS:
+            continue
+        if not objects:
+            found[system] = "missing"
+        elif system == "erpnext":
+            found[system] = canonical("contact", (name,), {name: objects[0].get(CUSTOMER_KEYS[name])})[name]
+        else:
+            found[system] = ADAPTERS[(system, "contact")].to_change(objects[0]).fields.get(name)
+    return found
+
+
+def phones(deployment: Any, address: str) -> dict[str, Any]:
+    return fields(deployment, address, "phone")
+
+
+def phone(value: str) -> str:
+    return canonical("contact", ("phone",), {"phone": value})["phone"]
+
+
+def everywhere(value: Any) -> dict[str, Any]:
+    return dict.fromkeys(("invoiceninja", "erpnext", "mautic", "directus"), value)
+
+
+def present(deployment: Any, address: str) -> dict[str, int]:
+    sims = deployment.sims
+    return {
+        "invoiceninja": len(
+            [c for c in clients_with(sims["invoiceninja"], address) if not c.get("is_deleted")]
+        ),
+        "erpnext": len(customers_with(sims["erpnext"], address)),
+        "mautic": len(mautic_contacts_with(sims["mautic"], address)),
+        "directus": len(directus_contacts_with(sims["directus"], address)),
+    }
+
+
+def synced(deployment: Any, proxy: WebhookProxy, prefix: str) -> str:
+    address = f"{prefix}-{uuid.uuid4().hex[:8]}@example.test"
+    mautic_contact(deployment, address, "Conv")
+    wait_until(lambda: "missing" not in phones(deployment, address).values(), timeout=60)
+    settle(deployment, proxy)
+    return address
+
+
+def edit_mautic(deployment: Any, address: str, **fields: Any) -> None:
+    lead = mautic_lead(deployment, address)
+    url = f"{deployment.servers['mautic'].url}/api/contacts/{lead['id']}/edit"
+    response = requests.patch(url, json=fields, auth=MAUTIC_AUTH, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def edit_directus(deployment: Any, address: str, **fields: Any) -> None:
+    item = directus_contacts_with(deployment.sims["directus"], address)[0]
+    url = f"{deployment.servers['directus'].url}/items/contacts/{item['id']}"
+    response = requests.patch(url, json=fields, headers=DIRECTUS_HEADERS, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def edit_invoiceninja_phone(deployment: Any, address: str, value: str) -> None:
+    """The phone of the client's primary contact, as the Invoice Ninja UI edits it."""
+    client = clients_with(deployment.sims["invoiceninja"], address)[0]
+    url = f"{deployment.servers['invoiceninja'].url}/api/v1/clients/{client['id']}"
+    keep = ("id", "email", "first_name", "last_name")
+    contacts = [{k: c[k] for k in keep} for c in client["contacts"]]
+    contacts[0]["phone"] = value
+    response = requests.put(url, json={"contacts": contacts}, headers=IN_HEADERS, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def next_second() -> None:
+    """Start at the top of a wall-clock second, so edits made at once share one whole-second stamp."""
+    time.sleep(1 - time.time() % 1 + 0.01)
+
+
+# --- pattern 1: a late webhook never wins over a newer edit ----------------------------------------------
+
+
+def test_a_late_create_webhook_does_not_undo_the_edit_that_followed_it(deployment, proxy):
+    # given: a Mautic contact whose create webhook is held back
+    address = f"late-create-{uuid.uuid4().hex[:8]}@example.test"
+    hold = proxy.hold_next(matching("mautic", "lead_post_save_new"))
+    mautic_contact(deployment, address, "Late")
+    hold.wait()
+    # when: its phone is edited in Mautic, that edit reaches everyone, and the create arrives last
+    edit_mautic(deployment, address, phone="+33 1 11 11 11 11")
+    wait_until(lambda: phones(deployment, address)["directus"] == phone("+33 1 11 11 11 11"), timeout=60)
+    settle(deployment, proxy)
+    proxy.release(hold)
+    settle(deployment, proxy)
+    # then: every system keeps the newer phone
+    assert phones(deployment, address) == everywhere(phone("+33 1 11 11 11 11"))
+
+
+def test_a_late_edit_loses_to_a_newer_one_elsewhere_and_its_source_is_told(deployment, proxy):
+    address = synced(deployment, proxy, "late-edit")
+    # given: an edit A in Mautic whose webhook is late, and 1.5 s later an edit B in Invoice Ninja
+    hold = proxy.hold_next(matching("mautic", "lead_post_save_update"))
+    edit_mautic(deployment, address, phone="+33 2 22 22 22 01")
+    hold.wait()
+    time.sleep(1.5)
+    edit_invoiceninja_phone(deployment, address, "+33 2 22 22 22 02")
+    settle(deployment, proxy)
+    # when: A's webhook arrives last
+    proxy.release(hold)
+    settle(deployment, proxy)
+    # then: B, the newer, everywhere, Mautic included
+    assert phones(deployment, address) == everywhere(phone("+33 2 22 22 22 02"))
+
+
+# --- pattern 2: a push never overwrites a newer edit whose webhook was lost ------------------------------
+
+
+def test_a_push_merges_the_newer_edit_it_would_overwrite_first(deployment, proxy):
+    address = synced(deployment, proxy, "overwrite")
+    # given: a Directus edit D whose webhook is late, and 1.5 s later a Mautic edit M whose webhook is lost
+    hold = proxy.hold_next(matching("directus", "contacts.items.update"))
+    edit_directus(deployment, address, phone="+33 3 33 33 33 08")
+    hold.wait()
+    time.sleep(1.5)
+    proxy.drop_next(matching("mautic", "lead_post_save_update"))
+    edit_mautic(deployment, address, phone="+33 3 33 33 33 07")
+    # when: D arrives, and is pushed to Mautic
+    proxy.release(hold)
+    settle(deployment, proxy)
+    # then: the push read Mautic first and took M, the newer: M everywhere, without any sweep
+    assert phones(deployment, address) == everywhere(phone("+33 3 33 33 33 07"))
+
+
+# --- pattern 3: a deleted contact never comes back -------------------------------------------------------
+
+
+def test_a_create_arriving_after_its_delete_is_dropped_and_the_contact_stays_deleted(deployment, proxy):
+    # given: a Mautic contact created (webhook held back) and deleted (that webhook arrives first)
+    address = f"revived-{uuid.uuid4().hex[:8]}@example.test"
+    hold = proxy.hold_next(matching("mautic", "lead_post_save_new"))
+    lead = mautic_contact(deployment, address, "Gone")
+    hold.wait()
+    url = f"{deployment.servers['mautic'].url}/api/contacts/{lead['id']}/delete"
+    assert requests.delete(url, auth=MAUTIC_AUTH, timeout=10).status_code == 200
+    settle(deployment, proxy)
+    # when: the create arrives late, and then the sweeps run
+    proxy.release(hold)
+    settle(deployment, proxy)
+    run_sweep(deployment, "mautic")
+    settle(deployment, proxy)
+    # then: the person exists nowhere
+    assert present(deployment, address) == everywhere(0)
+
+
+# --- pattern 4: same-second edits end on one winner everywhere --------------------------------------------
+
+
+def test_edits_in_one_whole_second_in_two_systems_end_on_the_tie_break_winner(deployment, proxy):
+    address = synced(deployment, proxy, "same-second")
+    # given: Mautic and Invoice Ninja (both stamp whole seconds) edited in one second, Mautic's webhook late
+    hold = proxy.hold_next(matching("mautic", "lead_post_save_update"))
+    next_second()
+    edit_mautic(deployment, address, phone="+33 4 44 44 44 07")
+    edit_invoiceninja_phone(deployment, address, "+33 4 44 44 44 09")
+    hold.wait()
+    settle(deployment, proxy)
+    proxy.release(hold)
+    settle(deployment, proxy)
+    # then: one winner everywhere: a tie goes to the system whose name sorts last (records._wins)
+    assert phones(deployment, address) == everywhere(phone("+33 4 44 44 44 07"))
+
+
+# --- Directus: a value set back is a change, not a duplicate ----------------------------------------------
+
+
+def test_a_directus_value_set_back_after_another_systems_edit_is_not_a_duplicate(deployment, proxy):
+    address = synced(deployment, proxy, "aba")
+    edit_directus(deployment, address, phone="+33 5 55 55 55 01")
+    wait_until(lambda: phones(deployment, address) == everywhere(phone("+33 5 55 55 55 01")), timeout=60)
+    settle(deployment, proxy)
+    next_second()  # Invoice Ninja's whole-second stamp must not fall before Directus's edit
+    edit_invoiceninja_phone(deployment, address, "+33 5 55 55 55 02")
+    wait_until(lambda: phones(deployment, address) == everywhere(phone("+33 5 55 55 55 02")), timeout=60)
+    settle(deployment, proxy)
+    # when: Directus is set back to A, with the very request (and so the very Flow body) of the first time
+    edit_directus(deployment, address, phone="+33 5 55 55 55 01")
+    settle(deployment, proxy)
+    assert phones(deployment, address) == everywhere(phone("+33 5 55 55 55 01"))
+
+
+# --- field groups: a restore never nulls the owner's group ------------------------------------------------
+
+
+def test_a_restore_in_directus_keeps_the_consent_directus_holds(deployment, proxy):
+    address = synced(deployment, proxy, "consent")
+    item = directus_contacts_with(deployment.sims["directus"], address)[0]
+    # given: consent set in Directus, where Mautic (its owner) has never said anything about it
+    edit_directus(deployment, address, marketing_consent=True)
+    settle(deployment, proxy)
+    # when: the item is archived and restored in Directus
+    set_archived(deployment, "directus", address, True)
+    wait_until(lambda: bool(clients_with(deployment.sims["invoiceninja"], address)[0].get("archived_at")),
+               timeout=60)  # fmt: skip
+    settle(deployment, proxy)
+    set_archived(deployment, "directus", address, False)
+    wait_until(lambda: not clients_with(deployment.sims["invoiceninja"], address)[0].get("archived_at"),
+               timeout=60)  # fmt: skip
+    settle(deployment, proxy)
+    # then: the restore's writes to Directus left the consent alone
+    assert directus_contacts_with(deployment.sims["directus"], address)[0]["id"] == item["id"]
+    assert directus_contacts_with(deployment.sims["directus"], address)[0].get("marketing_consent") is True
+    writes = [r["json"] for r in deployment.sims["directus"].requests_log(method="PATCH")
+              if r["path"].endswith(f"/contacts/{item['id']}") and isinstance(r["json"], dict)]  # fmt: skip
+    assert writes and not any(
+        "marketing_consent" in body and body["marketing_consent"] is None for body in writes
+    )
