@@ -18,14 +18,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.intake import drop_database, scratch_database  # noqa: E402
+from bench.scratch import drop_database, redis_url, scratch_database  # noqa: E402
 from simulators.convergence.batch import Batch, Faults  # noqa: E402
 from simulators.convergence.scenario import plan  # noqa: E402
 from simulators.convergence.stack import Stack  # noqa: E402
@@ -51,17 +50,15 @@ def main() -> int:
     faults = Faults(drop=args.drop, duplicate=0.0, delay=args.reorder, hold=0.0, first_kill=None)
 
     admin, db_url = scratch_database()
-    found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    # Redis databases 14 and 15 are the benchmarks' (tests/servers.claim_redis_db leaves them alone).
-    redis_url = urlunsplit((found.scheme, found.netloc, "/15", "", ""))
-    redis.Redis.from_url(redis_url).flushdb()
+    bench_redis = redis_url()
+    redis.Redis.from_url(bench_redis).flushdb()
     from syncengine import migrate
 
     migrate.upgrade(db_url.replace("postgresql://", "postgresql+psycopg2://", 1))
     env = {**os.environ, "LOG_LEVEL": "WARNING", "SYNCENGINE_SECRET_KEY": os.environ.get(
         "SYNCENGINE_SECRET_KEY", "bench-fernet-key-not-real")}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-convergence-") as work:
-        stack = Stack(db_url, redis_url, Path(work), base_env=env).start()
+        stack = Stack(db_url, bench_redis, Path(work), base_env=env).start()
         try:
             return measure(Batch(stack, seeds, faults, people=PEOPLE, steps=steps), args.sweeps)
         finally:

@@ -20,6 +20,7 @@ from tests.support import ROOT
 # script -> a line its output must hold
 SCRIPTS = {
     "backfill.py": "syncengine ",
+    "convergence.py": "divergent               0",
     "connectors.py": "mautic",
     "flows.py": "burst of 10: 10 landed",
     "intake.py": "ratio intake/hello-world",
