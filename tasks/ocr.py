@@ -47,6 +47,7 @@ from syncengine.ocr_prepare import Unreadable
 from syncengine.ocr_validation import amount, validate
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
+from syncengine.vendors import invoiceninja
 from syncengine.vendors.erpnext import ITEM_DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,6 @@ MAX_RETRIES = 8
 READER_LOSS_LIMIT = 3
 READER_LOSSES = "ocr_reader_losses"  # a shared count per document (syncengine.counters)
 EXPENSE_ITEM = "OCR Expense"  # the ERPNext Item on every Purchase Invoice row made from a document
-# Invoice Ninja currency ids (its `currencies` table) for the usual ones.
-IN_CURRENCY_IDS = {"USD": "1", "GBP": "2", "EUR": "3", "DKK": "5", "SEK": "7", "CAD": "12", "CHF": "17"}
 
 
 def backoff(retries: int) -> float:
@@ -359,8 +358,8 @@ def _invoiceninja(sha: str, data: dict[str, Any]) -> dict[str, Any]:
         "uses_inclusive_taxes": True,
         "calculate_tax_by_amount": True,
     }
-    if data["currency"] in IN_CURRENCY_IDS:
-        expense["currency_id"] = IN_CURRENCY_IDS[data["currency"]]
+    if data["currency"] in invoiceninja.CURRENCY_IDS:
+        expense["currency_id"] = invoiceninja.CURRENCY_IDS[data["currency"]]
     effect = Effect(f"ocr:expense:invoiceninja:{sha}", "invoiceninja", "create_expense", expense)
     return connector.create_expense(effect, expense)
 
