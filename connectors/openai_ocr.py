@@ -1,4 +1,5 @@
-"""Reading receipts and supplier invoices with OpenAI vision (apis.md §6), through the `openai` package.
+"""Reading receipts and supplier invoices with OpenAI vision (docs/architecture.md, Vendors' documentation),
+through the `openai` package.
 
 Chat Completions with the page images as `image_url` data URLs and a strict `json_schema` response format;
 `extract_document` prepares the pages (syncengine.ocr_prepare: PDF pages rasterised, photos upright, sized

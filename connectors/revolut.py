@@ -1,4 +1,5 @@
-"""Revolut Business API 1.0 (apis.md §1): accounts, transactions, counterparties, payments and transfers.
+"""Revolut Business API 1.0 (docs/architecture.md, Vendors' documentation): accounts, transactions,
+counterparties, payments and transfers.
 
 Money moves at most once. `/pay` and `/transfer` carry `request_id` = the Attempt's vendor key; a reused one
 is answered 400/3020 and means "already done", so the transaction is read back by `request_id`. A request
@@ -39,13 +40,13 @@ DUPLICATE_REQUEST = 3020  # 400 {"code": 3020, "message": "Duplicate request: <r
 COUNTERPARTY_EXISTS = 3012  # 422, params.counterparty_id names the existing one
 # The request_id filter allows a window of at most 14 days; a day of margin for clock skew.
 REQUEST_ID_LOOKBACK = timedelta(days=13)
-RATE_LIMIT = 60  # requests per window per business (apis.md §1.6)
+RATE_LIMIT = 60  # requests per window per business (Revolut's usage and limits guide)
 # One second over the vendor's minute: requests sent at the edge of the window may arrive bunched.
 RATE_WINDOW = 61.0
 
 
 class TokenProvider(Protocol):
-    """Hands out the Revolut access token; `syncengine.tokens` in production."""
+    """Hands out the Revolut access token; `connectors.revolut_tokens` in production."""
 
     def access_token(self) -> str: ...
 
@@ -186,13 +187,16 @@ class RevolutConnector(Connector):
 
     @classmethod
     def from_settings(cls, **kwargs: Any) -> RevolutConnector:
-        """REVOLUT_URL, tokens from `syncengine.tokens` (what `connectors.registry.connector_for` calls)."""
+        """REVOLUT_URL, tokens from `connectors.revolut_tokens` (what `connectors.registry.connector_for`
+        calls)."""
         return cls(**kwargs)
 
     @property
     def tokens(self) -> TokenProvider:
         if self._tokens is None:
-            from syncengine import tokens  # the module's functions are the production provider
+            from connectors import (
+                revolut_tokens as tokens,  # the module's functions are the production provider
+            )
 
             self._tokens = tokens
         return self._tokens
@@ -375,7 +379,7 @@ def _token_call(call: Callable[..., str | None], *args: Any) -> str | None:
     except SyncError:
         raise
     except Exception as exc:
-        from syncengine import tokens
+        from connectors import revolut_tokens as tokens
 
         if not isinstance(exc, tokens.TokenError):
             raise

@@ -1,4 +1,4 @@
-"""Vendor API simulators for tests, the demo and benchmarks (see DESIGN.md §11).
+"""Vendor API simulators for tests, the demo and benchmarks (docs/architecture.md, Simulators).
 
 Which class is each vendor's simulator is its line in ``syncengine.vendors.REGISTRY``. Modules (or classes)
 not written yet are skipped, so ``REGISTRY`` holds exactly the simulators that exist.
@@ -12,6 +12,7 @@ from simulators.base import Clock, RunningServer, Simulator, route
 from syncengine.vendors import REGISTRY as VENDORS
 
 __all__ = ["REGISTRY", "Clock", "RunningServer", "Simulator", "route", "run"]
+
 
 def _load() -> dict[str, type[Simulator]]:
     found: dict[str, type[Simulator]] = {}

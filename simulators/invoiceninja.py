@@ -1,4 +1,4 @@
-"""Invoice Ninja v5 simulator (apis.md §2; spec ``specs/invoiceninja/api-docs.yaml``, paths ``/api/v1/...``).
+"""Invoice Ninja v5 simulator (spec ``specs/invoiceninja/api-docs.yaml``, paths ``/api/v1/...``).
 
 Entities: clients, products, invoices, payments, expenses, vendors, and webhook subscriptions. State lives in
 ``self.db[kind][hashed_id]``; ``_seq`` (creation order) is the only private key and is stripped on output.

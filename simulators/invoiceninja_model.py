@@ -1,4 +1,5 @@
-"""Invoice Ninja v5 entity shapes, invoice arithmetic and list filters (apis.md §2, spec api-docs.yaml).
+"""Invoice Ninja v5 entity shapes, invoice arithmetic and list filters (spec api-docs.yaml;
+docs/architecture.md, Vendors' documentation).
 
 Responses follow the published spec's types (it declares nothing ``nullable``), so empty values print as
 ``""``/``0``/``false`` like the PHP transformers, and date-format fields without a value are left out

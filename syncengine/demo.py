@@ -8,7 +8,6 @@ holds.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import sqlite3
@@ -24,6 +23,7 @@ from typing import Any
 import requests
 
 from .progress import Tracker, progress
+from .settings import environment
 
 SYSTEMS = ("mautic", "invoiceninja", "erpnext", "directus")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -75,7 +75,7 @@ class Demo:
     def _env(self) -> dict[str, str]:
         from simulators.wiring import engine_env
 
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env = {k: v for k, v in environment().items() if k not in ("DATABASE_URL", "REDIS_URL")}
         env.update(
             SYNCENGINE_HOME=str(self.home), LOG_LEVEL="WARNING",
             **engine_env(self.urls),

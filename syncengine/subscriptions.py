@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import signing_secrets
+from . import at_rest, signing_secrets
 from .errors import AuthExpired, SyncError
 from .redaction import redact
 from .settings import Settings, get_settings
-from .tokens import TokenError
 from .vendors import directus, erpnext, invoiceninja, mautic, revolut
 
 OUR_NAME = "syncengine"  # the name (or name prefix) of what we create where the vendor names things
@@ -374,7 +373,7 @@ class RevolutHooks(Vendor):
             return ""
         try:
             signing_secrets.save("revolut", secret)
-        except TokenError as exc:
+        except at_rest.NotConfigured as exc:
             return f"its signing secret could not be stored ({exc}); then run `webhooks install` again"
         return "its signing secret is stored encrypted; the receiver verifies with it"
 

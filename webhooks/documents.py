@@ -1,4 +1,4 @@
-"""`POST /documents`: a receipt or supplier invoice uploaded for OCR (flow F6, DESIGN.md section 6).
+"""`POST /documents`: a receipt or supplier invoice uploaded for OCR (flow F6, docs/architecture.md, Flows).
 
 multipart/form-data with the file in the field `file` (the first file part is taken if it is named otherwise),
 `Authorization: Bearer <SYNCENGINE_DOCUMENTS_TOKEN>`. The type is sniffed from the bytes (JPEG, PNG, WebP,

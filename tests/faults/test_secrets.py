@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from sqlalchemy import text
 
-from syncengine import tokens
+from connectors import revolut_tokens as tokens
 from syncengine.db import get_engine
 from tests.conftest import WORK
 from tests.faults.conftest import Stack, client_body, post_client, retire, unique
