@@ -43,8 +43,8 @@ from syncengine.db import session_scope
 from syncengine.errors import CircuitOpen, Permanent, Retryable
 from syncengine.idempotency import Effect
 from syncengine.models import Document, utcnow
-from syncengine.ocr_prepare import Unreadable
-from syncengine.ocr_validation import amount, validate
+from syncengine.ocr.prepare import Unreadable
+from syncengine.ocr.validation import amount, validate
 from syncengine.outbox_task import backoff
 from syncengine.redaction import redact
 from syncengine.settings import get_settings

@@ -165,8 +165,7 @@ def ext_id() -> Field:
     return string(EXT_ID, unique=True)
 
 
-# --- what the engine writes --------------------------------------------------------------------------------
-
+# The collections the engine writes.
 CONTACTS = Collection("contacts", "email", (
     string("name"), string("first_name"), string("last_name"), string("email", unique=True), string("phone"),
     string("company_name"), string("address1"), string("address2"), string("city"), string("postal_code"),
@@ -217,8 +216,7 @@ COLLECTIONS: dict[str, Collection] = {
     c.name: c for c in (CONTACTS, PRODUCTS, INVOICES, PAYMENTS, EXPENSES, TRANSFERS, REVIEWS, ACTIVITIES)
 }
 
-# --- what the engine calls besides the items of its collections -------------------------------------------
-
+# What the engine calls besides the items of its collections.
 ITEM_ACTIONS = ("create", "read", "update", "delete")
 
 

@@ -88,8 +88,7 @@ def custom_field_seed() -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-# --- masters ----------------------------------------------------------------------------------------------
-
+# The masters the engine names.
 ITEM_GROUP = "Products"  # every Item we create goes in this leaf Item Group
 STOCK_UOM = "Nos"
 FALLBACK_ITEM = "MISC"  # the Item an invoice line without a SKU is booked on
@@ -116,10 +115,9 @@ ACCOUNTS = (
 )
 
 
-# --- what the API user must be allowed to do -------------------------------------------------------------
-
-# (doctype, permission types) for every call the engine makes. Customer delete is not among them: F9
-# archives by `disabled`. Webhook and Deleted Document are System Manager doctypes on a stock site.
+# What the API user must be allowed to do: (doctype, permission types) for every call the engine makes.
+# Customer delete is not among them: F9 archives by `disabled`. Webhook and Deleted Document are System
+# Manager doctypes on a stock site.
 PERMISSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Customer", ("read", "create", "write")),
     ("Contact", ("read", "create", "write")),  # a Customer's email and phone live on its primary Contact

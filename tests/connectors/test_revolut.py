@@ -17,7 +17,8 @@ import pytest
 import requests
 from sqlalchemy import delete
 
-from connectors.revolut import RateLimiter, RevolutConnector
+from connectors.revolut import RevolutConnector
+from connectors.revolut_rate import RateLimiter
 from simulators.revolut.common import iso
 from syncengine.breaker import Breaker, BreakerPolicy, RedisBreakerStore
 from syncengine.db import session_scope
