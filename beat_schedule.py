@@ -4,16 +4,16 @@ on the embedded default, from this same dict. Each interval says why it is what 
 
 from __future__ import annotations
 
-import os
-
 from celery.schedules import crontab
+
+from syncengine.settings import env_seconds
 
 BEAT_SCHEDULE: dict[str, dict] = {
     # Events stored while the broker was down, or claimed by a worker that died, are published again.
     # Every minute keeps the worst-case delay after a broker outage to about a minute past the lease.
     "inbox-redelivery": {
         "task": "tasks.dispatch.redeliver",
-        "schedule": float(os.environ.get("SYNCENGINE_REDELIVERY_EVERY", 60)),
+        "schedule": env_seconds("SYNCENGINE_REDELIVERY_EVERY", 60),
         "options": {"queue": "sweeps", "expires": 55},
     },
     # Receipts and invoices stored while the broker was down, or read by a worker that died before their
@@ -25,8 +25,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "options": {"queue": "sweeps", "expires": 4 * 60},
     },
     # Revolut access tokens live 40 minutes; refreshing every 35 leaves 5 minutes for a late or retried run
-    # before connectors would have to refresh on demand. One refresher at a time (syncengine.tokens): a
-    # refresh cancels the previous access token at once.
+    # before connectors would have to refresh on demand. One refresher at a time (connectors.revolut_tokens):
+    # a refresh cancels the previous access token at once.
     "revolut-token-refresh": {
         "task": "tasks.tokens.refresh_revolut_token",
         "schedule": 35 * 60.0,
@@ -52,11 +52,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
     },
 }
 
-# Sweeps (DESIGN.md section 7): webhooks get lost (Mautic never re-sends, Directus Flows do not retry,
-# Revolut gives up after 3 tries, a system is down for an hour), so each (system, kind) lists its changes
-# again. An idle sweep costs one list request, so running often is cheap. `expires` drops a run still
+# Sweeps (docs/architecture.md, Sweeps and drift): webhooks get lost (Mautic never re-sends, Directus Flows do
+# not retry, Revolut gives up after 3 tries, a system is down for an hour), so each (system, kind) lists its
+# changes again. An idle sweep costs one list request, so running often is cheap. `expires` drops a run still
 # queued when the next one is due. A system the deployment lacks is skipped by the task itself.
-SWEEP_EVERY = float(os.environ.get("SYNCENGINE_SWEEP_EVERY", 5 * 60))
+SWEEP_EVERY = env_seconds("SYNCENGINE_SWEEP_EVERY", 5 * 60)
 # Every 5 minutes bounds a lost change's delay to about 5 minutes: contacts, products, invoices, and the
 # incoming payments whose booking a customer may be waiting on.
 FREQUENT = (
@@ -68,7 +68,7 @@ FREQUENT = (
 )  # fmt: skip
 # Every 15 minutes: deletions (archiving elsewhere is not urgent, and a tombstone wins whenever it lands)
 # and approved Purchase Invoices (F7 pays suppliers on their due terms, not within minutes).
-SLOW_EVERY = float(os.environ.get("SYNCENGINE_SLOW_SWEEP_EVERY", 15 * 60))
+SLOW_EVERY = env_seconds("SYNCENGINE_SLOW_SWEEP_EVERY", 15 * 60)
 SLOW = (("erpnext", "deleted"), ("directus", "deleted"), ("mautic", "deleted"), ("erpnext", "transfer"))
 # Every 15 minutes too: Mautic email opens and form submissions (F8). They become a note line and an
 # activity item for people to read, nothing waits on them, and only a lost webhook needs the sweep. A run

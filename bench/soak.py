@@ -36,10 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.flows import client_body  # noqa: E402
-from bench.scratch import drop_database, scratch_database  # noqa: E402
+from bench.scratch import (  # noqa: E402
+    drop_database,
+    redis_server_binary,
+    scratch_database,
+)
 from simulators import stack  # noqa: E402
 from simulators.stack import free_port, wait_for_port  # noqa: E402
-from tests.servers import redis_server_binary  # noqa: E402
 
 FAULTS = ("redis restart", "erpnext 500s", "mautic 429 storm", "worker SIGKILL", "mautic drops 10%")
 

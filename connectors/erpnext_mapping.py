@@ -38,9 +38,7 @@ from .erpnext import REMARKS, aware_time
 from .mapping import HUB_CONTACT, Refs, register
 from .normalise import billing_name, blank, canonical, contact_marker, email, or_zero, taxes_by_rate, text
 
-CUSTOMER_FIELDS = ("name", "email", "phone", "vat_number")
 CUSTOMER_KEYS = {"name": "customer_name", "email": "email_id", "phone": "mobile_no", "vat_number": "tax_id"}
-ITEM_FIELDS = ("sku", "name", "description", "price")
 ITEM_KEYS = {"sku": "item_code", "name": "item_name", "description": "description", "price": "standard_rate"}
 
 
@@ -79,22 +77,59 @@ def _insert(
         return found
 
 
-class CustomerAdapter(SiteTime):
-    system, kind = "erpnext", "contact"
+class MasterAdapter(SiteTime):
+    """A Customer or an Item: a few plain fields named by `keys`, found again by `match_field`, and
+    `disabled` as its archive (F9: a Customer or Item with ledger entries cannot be deleted, and the ledger
+    keeps it). `numbers` are the currency fields ERPNext never leaves empty (it stores 0)."""
+
+    system = "erpnext"
+
+    def __init__(
+        self, kind: str, doctype: str, keys: dict[str, str], match_field: str, *,
+        numbers: tuple[str, ...] = (), site_timezone: tzinfo | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(site_timezone)
+        self.kind, self.doctype, self.keys, self.match_field = kind, doctype, keys, match_field
+        self.fields, self.numbers = tuple(keys), numbers
 
     def carried(self, data: dict[str, Any]) -> dict[str, Any]:
-        return canonical(self.kind, CUSTOMER_FIELDS, {**data, "name": customer_name(data)})
+        return self._canonical(data)
+
+    def _canonical(self, values: dict[str, Any]) -> dict[str, Any]:
+        return or_zero(canonical(self.kind, self.fields, values), self.numbers)
 
     def to_change(self, obj: dict[str, Any]) -> Change:
-        fields = canonical(self.kind, CUSTOMER_FIELDS, {f: obj.get(k) for f, k in CUSTOMER_KEYS.items()})
-        at = self.at(obj)
+        fields = self._canonical({f: obj.get(k) for f, k in self.keys.items()})
         return Change(
-            self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["email"],
-            deleted=bool(obj.get("disabled")),
+            self.system, self.kind, str(obj["name"]), fields, self.at(obj),
+            match_key=fields[self.match_field], deleted=bool(obj.get("disabled")),
         )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
-        return {key: blank(fields[f]) for f, key in CUSTOMER_KEYS.items() if f in fields}
+        values = or_zero(fields, self.numbers)
+        return {key: blank(values[f]) for f, key in self.keys.items() if f in values}
+
+    def update(self, connector: Any, external_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return connector.update(self.doctype, external_id, body)
+
+    def external_id(self, obj: dict[str, Any]) -> str:
+        return str(obj["name"])
+
+    def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9: disable, never delete."""
+        return connector.update(self.doctype, external_id, {"disabled": 1})
+
+    def restore(self, connector: Any, external_id: str) -> dict[str, Any]:
+        """F9 reversed: enable it again (`disabled` back to 0)."""
+        return connector.update(self.doctype, external_id, {"disabled": 0})
+
+
+class CustomerAdapter(MasterAdapter):
+    def __init__(self, site_timezone: tzinfo | None = None) -> None:
+        super().__init__("contact", "Customer", CUSTOMER_KEYS, "email", site_timezone=site_timezone)
+
+    def carried(self, data: dict[str, Any]) -> dict[str, Any]:
+        return super().carried({**data, "name": customer_name(data)})
 
     def marker(self, fields: dict[str, Any]) -> str:
         return contact_marker(fields)
@@ -122,39 +157,16 @@ class CustomerAdapter(SiteTime):
         """Email and phone go to the primary Contact; the answer is the Customer as it now holds."""
         return connector.update_customer(external_id, body)
 
-    def external_id(self, obj: dict[str, Any]) -> str:
-        return str(obj["name"])
 
-    def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
-        """F9: disable, never delete: a Customer with invoices cannot be deleted, and the ledger keeps it."""
-        return connector.update("Customer", external_id, {"disabled": 1})
-
-    def restore(self, connector: Any, external_id: str) -> dict[str, Any]:
-        """F9 reversed: enable it again (`disabled` back to 0)."""
-        return connector.update("Customer", external_id, {"disabled": 0})
-
-
-class ItemAdapter(SiteTime):
-    system, kind = "erpnext", "product"
+class ItemAdapter(MasterAdapter):
+    def __init__(self, site_timezone: tzinfo | None = None) -> None:
+        super().__init__("product", "Item", ITEM_KEYS, "sku", numbers=("price",), site_timezone=site_timezone)
 
     def carried(self, data: dict[str, Any]) -> dict[str, Any]:
+        """ERPNext fills an empty item name with the code and an empty description with the name."""
         name = text(data.get("name")) or text(data.get("sku"))
         description = text(data.get("description")) or name
-        values = {**data, "name": name, "description": description}
-        return or_zero(canonical(self.kind, ITEM_FIELDS, values), ("price",))
-
-    def to_change(self, obj: dict[str, Any]) -> Change:
-        values = {f: obj.get(k) for f, k in ITEM_KEYS.items()}
-        fields = or_zero(canonical(self.kind, ITEM_FIELDS, values), ("price",))
-        at = self.at(obj)
-        return Change(
-            self.system, self.kind, str(obj["name"]), fields, at, match_key=fields["sku"],
-            deleted=bool(obj.get("disabled")),
-        )  # fmt: skip
-
-    def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
-        values = or_zero(fields, ("price",))
-        return {key: blank(values[f]) for f, key in ITEM_KEYS.items() if f in values}
+        return super().carried({**data, "name": name, "description": description})
 
     def marker(self, fields: dict[str, Any]) -> str:
         if not fields.get("sku"):
@@ -162,26 +174,11 @@ class ItemAdapter(SiteTime):
         return fields["sku"]
 
     def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
-        sku = self.marker(fields)
-        return connector.find_one("Item", [["item_code", "=", sku]])
+        return connector.find_one("Item", [["item_code", "=", self.marker(fields)]])
 
     def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         find = partial(connector.find_one, "Item", [["item_code", "=", body.get("item_code")]])
         return _insert(connector, "Item", {**ITEM_DEFAULTS, **body}, find)
-
-    def update(self, connector: Any, external_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return connector.update("Item", external_id, body)
-
-    def external_id(self, obj: dict[str, Any]) -> str:
-        return str(obj["name"])
-
-    def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
-        """F9: disable, never delete: a Item with invoices cannot be deleted, and the ledger keeps it."""
-        return connector.update("Item", external_id, {"disabled": 1})
-
-    def restore(self, connector: Any, external_id: str) -> dict[str, Any]:
-        """F9 reversed: enable it again (`disabled` back to 0)."""
-        return connector.update("Item", external_id, {"disabled": 0})
 
 
 INVOICE_HEADER = ("number", "contact_id", "date", "due_date", "currency")

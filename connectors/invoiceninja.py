@@ -1,12 +1,13 @@
-"""Invoice Ninja v5 (apis.md §2): clients, products, invoices, payments, expenses and vendors.
+"""Invoice Ninja v5 (docs/architecture.md, Vendors' documentation): clients, products, invoices, payments,
+expenses and vendors.
 
 Inputs and outputs are plain dicts in Invoice Ninja's own shape (the `data` of its answers, the bodies of
 `StoreClientRequest`, `StoreInvoiceRequest`, `StorePaymentRequest` …); mapping to the canonical record lives
 elsewhere. Ids are Invoice Ninja's hashed string ids.
 
-Creates happen once (DESIGN.md §5): payments carry the vendor's `idempotency_key` (our Attempt's vendor key),
-everything else is looked up by our marker (`id_number`/`number`/email, an invoice `number`, a `product_key`)
-under a lock before it is created.
+Creates happen once (docs/architecture.md, Effects once): payments carry the vendor's `idempotency_key` (our
+Attempt's vendor key), everything else is looked up by our marker (`id_number`/`number`/email, an invoice
+`number`, a `product_key`) under a lock before it is created.
 """
 
 from __future__ import annotations

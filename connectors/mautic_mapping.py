@@ -4,10 +4,11 @@ Fields by alias: `firstname`, `lastname`, `email`, `phone`, `company`, `address1
 `zipcode`, `country` (Mautic's English country name; the canonical value is the ISO code). Mautic has no
 billing name or VAT number for a contact.
 
-Marketing consent is Mautic's to say (DESIGN.md §4) and is only ever read here, never written: an email
-do-not-contact entry (unsubscribed, bounced or set by hand) means False; otherwise a boolean contact field
-with the alias `marketing_consent`, where the site declares one, gives True or False; with neither, consent
-is unknown (None), never assumed. Writing it back could only undo a newer choice made in Mautic.
+Marketing consent is Mautic's to say (docs/architecture.md, The store) and is only ever read here, never
+written: an email do-not-contact entry (unsubscribed, bounced or set by hand) means False; otherwise a boolean
+contact field with the alias `marketing_consent`, where the site declares one, gives True or False; with
+neither, consent is unknown (None), never assumed. Writing it back could only undo a newer choice made in
+Mautic.
 
 Mautic skips blank values on edit unless told `overwriteWithBlank`, so updates say it (a field cleared
 elsewhere is cleared here); creates send no blanks, as a create may match an existing contact by email.

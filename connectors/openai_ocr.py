@@ -1,7 +1,8 @@
-"""Reading receipts and supplier invoices with OpenAI vision (apis.md §6), through the `openai` package.
+"""Reading receipts and supplier invoices with OpenAI vision (docs/architecture.md, Vendors' documentation),
+through the `openai` package.
 
 Chat Completions with the page images as `image_url` data URLs and a strict `json_schema` response format;
-`extract_document` prepares the pages (syncengine.ocr_prepare: PDF pages rasterised, photos upright, sized
+`extract_document` prepares the pages (syncengine.ocr.prepare: PDF pages rasterised, photos upright, sized
 for the configured `detail`) and sends them all in one request. Model and detail come from the settings.
 Retries are the SDK's alone (`max_retries`, honouring Retry-After up to two minutes), never stacked under a
 loop of ours; what still fails is classified once into our error classes, and the service's breaker is
@@ -23,7 +24,7 @@ import openai
 from syncengine.breaker import Breaker, breaker_for
 from syncengine.errors import Permanent, Retryable, SyncError
 from syncengine.http import parse_retry_after
-from syncengine.ocr_prepare import Page, for_model
+from syncengine.ocr.prepare import Page, for_model
 from syncengine.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class OpenAIOcr:
 
     def extract_document(self, data: bytes, hint: str | None = None) -> Extraction:
         """Read a stored document: every page (PDFs rasterised) in one request, sized for `detail`.
-        Raises ocr_prepare.Unreadable for bytes that are no document, besides `extract`'s errors."""
+        Raises ocr.prepare.Unreadable for bytes that are no document, besides `extract`'s errors."""
         return self.extract(for_model(data, self.detail, self.max_side), hint)
 
     def extract(self, images: Sequence[Image], hint: str | None = None) -> Extraction:

@@ -1,4 +1,5 @@
-"""One connector per system and process, built from the settings when first needed."""
+"""One connector per system and process, built from the settings when first needed; which class is each
+vendor's is its line in syncengine.vendors.REGISTRY."""
 
 from __future__ import annotations
 
@@ -6,16 +7,12 @@ import importlib
 from functools import cache
 from typing import Any
 
-_CLASSES = {
-    "invoiceninja": "connectors.invoiceninja:InvoiceNinja",
-    "directus": "connectors.directus:Directus",
-    "erpnext": "connectors.erpnext:ERPNextConnector",
-    "mautic": "connectors.mautic:MauticConnector",
-    "revolut": "connectors.revolut:RevolutConnector",
-}
+from syncengine.vendors import REGISTRY
 
 
 @cache
 def connector_for(system: str) -> Any:
-    module, _, name = _CLASSES[system].partition(":")
+    module, _, name = REGISTRY[system].connector.partition(":")
+    if not module:
+        raise KeyError(f"{system} has no connector built from the settings")
     return getattr(importlib.import_module(module), name).from_settings()

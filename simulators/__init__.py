@@ -1,7 +1,7 @@
-"""Vendor API simulators for tests, the demo and benchmarks (see DESIGN.md §11).
+"""Vendor API simulators for tests, the demo and benchmarks (docs/architecture.md, Simulators).
 
-Adding a vendor is one line in ``_VENDORS``: ``name -> "module:Class"``. Modules (or classes) not written yet
-are skipped, so ``REGISTRY`` holds exactly the simulators that exist.
+Which class is each vendor's simulator is its line in ``syncengine.vendors.REGISTRY``. Modules (or classes)
+not written yet are skipped, so ``REGISTRY`` holds exactly the simulators that exist.
 """
 
 from __future__ import annotations
@@ -9,22 +9,14 @@ from __future__ import annotations
 import importlib
 
 from simulators.base import Clock, RunningServer, Simulator, route
+from syncengine.vendors import REGISTRY as VENDORS
 
 __all__ = ["REGISTRY", "Clock", "RunningServer", "Simulator", "route", "run"]
-
-_VENDORS: dict[str, str] = {
-    "invoiceninja": "simulators.invoiceninja:InvoiceNinjaSimulator",
-    "revolut": "simulators.revolut:RevolutSimulator",
-    "erpnext": "simulators.erpnext:ERPNextSimulator",
-    "mautic": "simulators.mautic:MauticSimulator",
-    "directus": "simulators.directus:DirectusSimulator",
-    "openai": "simulators.openai:OpenAISimulator",
-}
 
 
 def _load() -> dict[str, type[Simulator]]:
     found: dict[str, type[Simulator]] = {}
-    for name, ref in _VENDORS.items():
+    for name, ref in ((v.name, v.simulator) for v in VENDORS.values()):
         module_name, _, cls_name = ref.partition(":")
         try:
             module = importlib.import_module(module_name)

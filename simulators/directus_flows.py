@@ -1,5 +1,5 @@
-"""Directus Flows (apis.md §5.3, §9): ``/flows`` and ``/operations`` as the Directus API serves them, and
-the deliveries an active event Flow makes through its "Webhook / Request URL" (``request``) operation.
+"""Directus Flows (as Directus 11 runs them): ``/flows`` and ``/operations`` as the Directus API serves them,
+and the deliveries an active event Flow makes through its "Webhook / Request URL" (``request``) operation.
 
 A Flow is ``{id (uuid), name, status, trigger, options, operation}``; ``operation`` is the first
 operation's id. An action event Flow whose ``options.scope`` holds ``items.create`` (…) and whose

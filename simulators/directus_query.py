@@ -1,4 +1,5 @@
-"""Directus query language subset: filter (JSON or bracket form), sort, fields, search (apis.md §5.2, §9)."""
+"""Directus query language subset: filter (JSON or bracket form), sort, fields, search (the Directus items
+API, as Directus 11 answers it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Invoice Ninja v5 simulator (apis.md §2; spec ``specs/invoiceninja/api-docs.yaml``, paths ``/api/v1/...``).
+"""Invoice Ninja v5 simulator (spec ``specs/invoiceninja/api-docs.yaml``, paths ``/api/v1/...``).
 
 Entities: clients, products, invoices, payments, expenses, vendors, and webhook subscriptions. State lives in
 ``self.db[kind][hashed_id]``; ``_seq`` (creation order) is the only private key and is stripped on output.
@@ -21,6 +21,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from simulators import invoiceninja_filters as filters
 from simulators import invoiceninja_model as m
 from simulators.base import Abort, Clock, Delivery, Simulator, route
 
@@ -297,12 +298,12 @@ class InvoiceNinjaSimulator(Simulator):
     def _matches(self, r: dict[str, Any], args: Any, kind: str) -> bool:
         for key in ("updated_at", "created_at"):
             if args.get(key):
-                since = m.parse_time(args[key])
+                since = filters.parse_time(args[key])
                 if since is not None and r[key] < since:
                     return False
         if args.get("is_deleted") and r["is_deleted"] != (args["is_deleted"].lower() in ("true", "1")):
             return False
-        if args.get("status") and not m.status_matches(r, set(args["status"].split(","))):
+        if args.get("status") and not filters.status_matches(r, set(args["status"].split(","))):
             return False
         for key in ("client_id", "vendor_id", "number", "product_key", "id_number"):
             if args.get(key) and key in r and r[key] != args[key]:
@@ -311,7 +312,7 @@ class InvoiceNinjaSimulator(Simulator):
             return False
         if args.get("client_status") and kind == "invoices":
             today = datetime.fromtimestamp(self.now(), tz=UTC).date()
-            if not m.client_status_matches(r, set(args["client_status"].split(",")), today):
+            if not filters.client_status_matches(r, set(args["client_status"].split(",")), today):
                 return False
         if args.get("filter"):
             needle = args["filter"].lower()

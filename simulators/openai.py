@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions simulator (apis.md §6; spec ``specs/openai/openapi.yaml``, server ``.../v1``).
+"""OpenAI Chat Completions simulator (spec ``specs/openai/openapi.yaml``, server ``.../v1``).
 
 Answers come from a queue of canned answers (``queue_answer`` or ``/_sim/seed {"answers": [...]}``), else from
 ``self.responder(request_json)``, else a value synthesised from the request's ``json_schema``. An answer is a

@@ -4,69 +4,53 @@ webhooks pointed at a receiver (`subscribe`): Invoice Ninja one URL per event wi
 signed per document event, Mautic signed batches, Directus a Flow adding our secret header, Revolut signed
 v2 webhooks. Used by the demo, the flow tests and the benchmarks, so they all run the same deployment. It
 uses the simulators' control surface rather than the vendor APIs `setup` calls (tests/ops runs those), so it
-needs no vendor credentials or Revolut consent; what it makes is declared once, in syncengine.vendors and
-syncengine.subscriptions."""
+needs no vendor credentials or Revolut consent; what it makes is declared once, in the vendor homes
+(syncengine.vendors)."""
 
 from __future__ import annotations
 
 import secrets
 from typing import Any
 
-# What we subscribe to is declared once, in syncengine.subscriptions (what `webhooks install` creates).
-from syncengine.subscriptions import (
-    DIRECTUS_COLLECTIONS,
-    DIRECTUS_SCOPES,
-    DIRECTUS_UPLOADS,
-    ERPNEXT_EVENTS,
-    INVOICENINJA_EVENTS,
-    MAUTIC_EVENTS,
-    REVOLUT_EVENTS,
-)
-from syncengine.vendors import mautic as mautic_needs
-
-DIRECTUS_EVENTS = (
-    *(f"{collection}.{scope}" for collection in DIRECTUS_COLLECTIONS for scope in DIRECTUS_SCOPES),
-    *DIRECTUS_UPLOADS,
-)
+from syncengine.vendors import directus, erpnext, invoiceninja, mautic, revolut
 
 
 def provision(sims: dict[str, Any]) -> None:
     """What `setup` creates on a fresh vendor: Mautic's custom contact fields, and its template emails at
     their default ids (a simulator that already has emails keeps them)."""
     if "mautic" in sims:
-        mautic = sims["mautic"]
-        known = {f["alias"] for f in mautic.lead_fields}
-        fields = [f.body() for f in mautic_needs.CUSTOM_FIELDS if f.alias not in known]
-        mautic.seed({"fields": fields})
-        if not mautic.db["emails"]:
-            for email in mautic_needs.EMAILS:
-                mautic.add_email(email.name, email.subject, custom_html=email.html())
+        sim = sims["mautic"]
+        known = {f["alias"] for f in sim.lead_fields}
+        sim.seed({"fields": [f.body() for f in mautic.CUSTOM_FIELDS if f.alias not in known]})
+        if not sim.db["emails"]:
+            for email in mautic.EMAILS:
+                sim.add_email(email.name, email.subject, custom_html=email.html())
 
 
 def subscribe(sims: dict[str, Any], receiver: str, secrets: dict[str, str]) -> None:
     """The deployment: `provision`, then our webhooks pointed at `receiver`."""
     provision(sims)
     if "invoiceninja" in sims:
-        for event in INVOICENINJA_EVENTS:
+        for event in invoiceninja.EVENTS:
             sims["invoiceninja"].add_webhook_target(
                 f"{receiver}/webhooks/invoiceninja/{event}", events=[event],
                 headers={"X-Webhook-Secret": secrets["invoiceninja"]},
             )  # fmt: skip
     if "erpnext" in sims:
-        for event in ERPNEXT_EVENTS:
+        for event in erpnext.EVENTS:
             url = f"{receiver}/webhooks/erpnext/{event.split(':')[1]}"
             sims["erpnext"].add_webhook_target(url, secret=secrets["erpnext"], events=[event])
     if "mautic" in sims:
         url = f"{receiver}/webhooks/mautic"
-        sims["mautic"].add_webhook_target(url, secret=secrets["mautic"], events=list(MAUTIC_EVENTS))
+        sims["mautic"].add_webhook_target(url, secret=secrets["mautic"], events=list(mautic.EVENTS))
     if "directus" in sims:
         sims["directus"].add_webhook_target(
-            f"{receiver}/webhooks/directus", events=list(DIRECTUS_EVENTS),
+            f"{receiver}/webhooks/directus", events=list(directus.EVENTS),
             headers={"X-Webhook-Secret": secrets["directus"]},
         )  # fmt: skip
     if "revolut" in sims:
         url = f"{receiver}/webhooks/revolut"
-        sims["revolut"].add_webhook_target(url, secret=secrets["revolut"], events=list(REVOLUT_EVENTS))
+        sims["revolut"].add_webhook_target(url, secret=secrets["revolut"], events=list(revolut.EVENTS))
 
 
 # Each simulator's default credentials (and ERPNext's company and accounts), as the engine's settings name

@@ -9,7 +9,6 @@ A broken state store must not stop delivery: it then reports the breaker closed 
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import CircuitOpen
+from .settings import env_value
 
 log = logging.getLogger(__name__)
 
@@ -263,9 +263,9 @@ def keep_local() -> None:
 def breaker_for(service: str, policy: BreakerPolicy | None = None) -> Breaker:
     from .shared_state import get_redis
 
-    if policy is None and os.environ.get("SYNCENGINE_BREAKER_COOLDOWN"):
+    if policy is None and (cooldown := env_value("SYNCENGINE_BREAKER_COOLDOWN")):
         # An operator's knob, and the fault suite's accelerated clock (a 2-minute outage in seconds).
-        policy = BreakerPolicy(cooldown=float(os.environ["SYNCENGINE_BREAKER_COOLDOWN"]))
+        policy = BreakerPolicy(cooldown=float(cooldown))
     if _local is not None:
         return Breaker(service, _local, policy)
     client = get_redis()

@@ -8,8 +8,9 @@ Owners are configuration: SYNCENGINE_FIELD_OWNERS='{"invoice.accounting": "erpne
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
+
+from .settings import env_value
 
 # kind -> field group -> fields
 SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
@@ -68,7 +69,7 @@ CARRIERS: dict[str, tuple[str, ...]] = {
     "activity": ("directus", "invoiceninja"),
 }
 
-# Field groups whose owner is fixed: only that system may change them (DESIGN.md section 4).
+# Field groups whose owner is fixed: only that system may change them (docs/architecture.md, The store).
 DEFAULT_OWNERS: dict[str, str] = {
     "invoice.accounting": "erpnext",
     "payment.accounting": "erpnext",
@@ -80,7 +81,7 @@ DEFAULT_OWNERS: dict[str, str] = {
 
 @lru_cache(maxsize=1)
 def owners() -> dict[str, str]:
-    configured = os.environ.get("SYNCENGINE_FIELD_OWNERS")
+    configured = env_value("SYNCENGINE_FIELD_OWNERS")
     return {**DEFAULT_OWNERS, **(json.loads(configured) if configured else {})}
 
 

@@ -1,4 +1,4 @@
-"""The Celery application, with the reliability settings of DESIGN.md section 9.
+"""The Celery application, with the reliability settings of docs/architecture.md, Celery.
 
 The same app runs on Redis (production) and on kombu's SQLAlchemy transport over a SQLite file (the
 embedded default), so the code path is identical and only the broker URL changes.
@@ -7,7 +7,6 @@ embedded default), so the code path is identical and only the broker URL changes
 from __future__ import annotations
 
 import importlib
-import os
 
 from celery import Celery, signals
 from kombu import Queue
@@ -16,7 +15,7 @@ from beat_schedule import BEAT_SCHEDULE
 
 from . import redaction
 from .redis_tls import ssl_options
-from .settings import get_settings
+from .settings import env_value, get_settings
 
 QUEUES = ("intake", "sync", "ocr", "sweeps")
 
@@ -100,8 +99,8 @@ def make_celery() -> Celery:
         },
         # Past the soft limit a task is retried; past the hard one its pool process is killed and the task
         # retried all the same (syncengine.outbox_task). Neither is the end of a push.
-        task_time_limit=_seconds(os.environ.get("SYNCENGINE_TASK_TIME_LIMIT"), 300),
-        task_soft_time_limit=_seconds(os.environ.get("SYNCENGINE_TASK_SOFT_TIME_LIMIT"), 240),
+        task_time_limit=_seconds(env_value("SYNCENGINE_TASK_TIME_LIMIT"), 300),
+        task_soft_time_limit=_seconds(env_value("SYNCENGINE_TASK_SOFT_TIME_LIMIT"), 240),
         worker_max_tasks_per_child=1000,
         # Flower sees tasks from the worker's events; a 'sent' event per publish would double the
         # receiver's broker traffic for nothing.
@@ -132,7 +131,7 @@ def make_celery() -> Celery:
 
 def _plugin_modules() -> list[str]:
     """Extra task/handler modules named in SYNCENGINE_PLUGINS (comma-separated), loaded by every process."""
-    return [m.strip() for m in os.environ.get("SYNCENGINE_PLUGINS", "").split(",") if m.strip()]
+    return [m.strip() for m in env_value("SYNCENGINE_PLUGINS").split(",") if m.strip()]
 
 
 def load_plugins() -> None:

@@ -255,8 +255,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_revolut(args: argparse.Namespace) -> int:
     """Print the consent URL (with a signed state the callback requires); Revolut then redirects to the
     receiver's /oauth/revolut/callback."""
+    from connectors.revolut_tokens import NotConfigured, consent_url
+
     from .oauth_state import LIFETIME
-    from .tokens import NotConfigured, consent_url
 
     try:
         url = consent_url(scope=args.scope)

@@ -8,20 +8,14 @@ holds.
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from .progress import Tracker, progress
 
@@ -35,7 +29,7 @@ class Demo:
     sims: dict[str, Any] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
-    procs: list[subprocess.Popen] = field(default_factory=list)
+    stack: Any = None  # simulators.stack.Stack, once started
     seen_events: int = 0
     seen_writes: dict[str, int] = field(default_factory=dict)
     bar: Tracker | None = None
@@ -43,60 +37,21 @@ class Demo:
     # --- set-up ----------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from simulators import REGISTRY
+        """The simulators (Mautic with its two template emails), then the stack every run uses
+        (simulators.stack): the store migrated, the receiver and a worker, the webhooks subscribed."""
+        from simulators import stack
 
-        custom = {"Customer": ["custom_syncengine_id"], "Sales Invoice": ["custom_syncengine_id"]}
-        self.sims = {
-            "invoiceninja": REGISTRY["invoiceninja"](), "erpnext": REGISTRY["erpnext"](custom_fields=custom),
-            "mautic": REGISTRY["mautic"](), "directus": REGISTRY["directus"](),
-            "revolut": REGISTRY["revolut"](),
-        }  # fmt: skip
+        sims = stack.simulators((*SYSTEMS, "revolut"))
         for name in ("invoice", "receipt"):  # Mautic's transactional templates, ids 1 and 2
-            self.sims["mautic"].add_email(name=f"{name} email")
-        self.urls = {name: sim.serve().url for name, sim in self.sims.items()}
-        self.secrets = {name: secrets.token_urlsafe(16) for name in (*SYSTEMS, "revolut")}
-        port = _free_port()
-        env = self._env()
-        receiver = f"http://127.0.0.1:{port}"
-        self._subscribe(receiver)
-        subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
-        log = open(self.home / "engine.log", "ab")  # noqa: SIM115 - closed when the processes stop
-        for cmd in (
-            [sys.executable, "-m", "gunicorn", "webhooks.app:create_app()", "--bind", f"127.0.0.1:{port}",
-             "--workers", "2", "--log-level", "warning"],
-            [sys.executable, "-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", "intake,sync",
-             "--concurrency", "2", "--loglevel", "WARNING"],
-        ):  # fmt: skip
-            self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
-        _wait(lambda: _answers(receiver + "/healthz"), 60, "the receiver to start")
+            sims["mautic"].add_email(name=f"{name} email")
+        self.stack = stack.start(sims, home=self.home, layout=stack.Layout(log=self.home / "engine.log"))
+        self.sims, self.secrets = sims, self.stack.secrets
+        self.urls = {name: server.url for name, server in self.stack.servers.items()}
         self.seen_writes = {name: self._writes(name) for name in SYSTEMS}
 
-    def _env(self) -> dict[str, str]:
-        from simulators.wiring import engine_env
-
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-        env.update(
-            SYNCENGINE_HOME=str(self.home), LOG_LEVEL="WARNING",
-            **engine_env(self.urls),
-            **{f"{name.upper()}_WEBHOOK_SECRET": secret for name, secret in self.secrets.items()},
-        )  # fmt: skip
-        return env
-
-    def _subscribe(self, receiver: str) -> None:
-        """What `webhooks install` does on real systems, done on the simulators."""
-        from simulators.wiring import subscribe
-
-        subscribe(self.sims, receiver, self.secrets)
-
     def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if self.stack is not None:
+            self.stack.stop()
 
     # --- watching ---------------------------------------------------------------------------------------
 
@@ -176,29 +131,6 @@ class Demo:
         for kind, row in counts.items():
             lines.append(f"{kind:<10}" + "".join(f"{'-' if row[s] is None else row[s]:>14}" for s in SYSTEMS))
         return "\n".join(lines)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).ok
-    except requests.RequestException:
-        return False
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"gave up waiting for {what}")
-        time.sleep(0.2)
 
 
 def run(home: Path | None = None, keep: bool = False) -> int:

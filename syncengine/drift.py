@@ -1,4 +1,5 @@
-"""The daily drift report (DESIGN.md section 7): per (system, kind), what each system holds against the hub.
+"""The daily drift report (docs/architecture.md, Sweeps and drift): per (system, kind), what each system holds
+against the hub.
 
 Sweeps see changes; a change no sweep can list (a Mautic or Directus hard delete, an edit older than a
 cursor that was reset) or a push that gave up leaves a system different from the hub without any event.

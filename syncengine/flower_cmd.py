@@ -14,10 +14,11 @@ routes.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from typing import Any
+
+from .settings import environment
 
 OAUTH_VARS = ("FLOWER_AUTH_PROVIDER", "FLOWER_AUTH", "FLOWER_OAUTH2_KEY", "FLOWER_OAUTH2_SECRET",
               "FLOWER_OAUTH2_REDIRECT_URI")  # fmt: skip
@@ -45,7 +46,7 @@ def auth_mode(env: Mapping[str, str]) -> str:
 
 
 def flower_command(env: Mapping[str, str] | None = None, port: int | None = None) -> list[str]:
-    env = os.environ if env is None else env
+    env = environment() if env is None else env
     auth_mode(env)
     port = port or int(env.get("FLOWER_PORT") or env.get("PORT") or 5555)
     return [
@@ -82,7 +83,7 @@ def main() -> None:
     from flower.__main__ import main as flower_main
 
     try:
-        auth_mode(os.environ)  # never open, however this module is started
+        auth_mode(environment())  # never open, however this module is started
     except FlowerNotProtected as exc:
         sys.exit(f"refusing to start Flower: {exc}")
     protect_open_endpoints(urls.handlers)

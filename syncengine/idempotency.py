@@ -1,4 +1,4 @@
-"""Each external effect happens once (DESIGN.md section 5, after Stripe's atomic phases).
+"""Each external effect happens once (docs/architecture.md, Effects once).
 
 A key row is claimed in its own transaction and marked 'called' before the vendor is called, so a worker
 killed between the call and the commit leaves a trace: the next attempt knows it is recovering, and sends
@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +22,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from . import hook_points
 from .db import autocommit_engine, session_scope
 from .errors import Permanent, Retryable
 from .models import IdempotencyKey, IdempotencyPhase, utcnow
+from .settings import env_seconds
 
 log = logging.getLogger(__name__)
 _keys = IdempotencyKey.__table__
@@ -35,7 +35,7 @@ _keys = IdempotencyKey.__table__
 # retries after an upgrade look like new requests to the vendors.
 VENDOR_KEY_NAMESPACE = uuid.UUID("6f1d3c2e-3a51-4c6b-9a0e-5d0b8f7e2a10")
 # How long a claimed key is left to its worker before another may recover it (a killed worker's key).
-DEFAULT_LEASE = timedelta(seconds=float(os.environ.get("SYNCENGINE_EFFECT_LEASE") or 120))
+DEFAULT_LEASE = timedelta(seconds=env_seconds("SYNCENGINE_EFFECT_LEASE", 120))
 
 
 def vendor_key(key: str) -> str:
@@ -87,7 +87,7 @@ def once(
         return claimed.response
     try:
         response = call(claimed)
-        crash_point(f"{effect.system}.{effect.operation}.called")
+        hook_points.reached(f"{effect.system}.{effect.operation}.called")
     except Permanent as exc:
         _close(effect.key, IdempotencyPhase.FAILED, {"error": str(exc), "status": exc.status})
         raise
@@ -96,21 +96,6 @@ def once(
         raise
     _close(effect.key, IdempotencyPhase.FINISHED, response, on_finish)
     return response
-
-
-def crash_point(point: str) -> None:
-    """Test hook: SIGKILL this process at a point named in SYNCENGINE_TEST_CRASH_POINTS (comma-separated),
-    once per point (a marker file in SYNCENGINE_TEST_CRASH_DIR, armed only while that folder exists)."""
-    folder = os.environ.get("SYNCENGINE_TEST_CRASH_DIR")
-    points = os.environ.get("SYNCENGINE_TEST_CRASH_POINTS", "").split(",")
-    if not folder or point not in points or not os.path.isdir(folder):
-        return
-    try:
-        os.close(os.open(os.path.join(folder, point), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    log.warning("test crash point %s: killing pid %s", point, os.getpid())
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)

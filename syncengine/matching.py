@@ -193,15 +193,5 @@ def same_party(payer: str, client: str) -> bool:
     return difflib.SequenceMatcher(None, " ".join(sorted(a)), " ".join(sorted(b))).ratio() >= NAME_SIMILARITY
 
 
-def payer_from(leg: dict[str, Any]) -> str:
-    """Revolut names the payer in the counterparty (when known) or the leg's "Payment from <name>"."""
-    counterparty = leg.get("counterparty") or {}
-    if counterparty.get("name"):
-        return str(counterparty["name"])
-    description = str(leg.get("description") or "")
-    found = re.match(r"\s*(?:payment|transfer|money)\s+from\s+(.+)", description, re.IGNORECASE)
-    return found.group(1).strip() if found else ""
-
-
 def _ascii(value: str) -> str:
     return unicodedata.normalize("NFKD", value or "").encode("ascii", "ignore").decode()

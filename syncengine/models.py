@@ -1,4 +1,5 @@
-"""The store (DESIGN.md section 4): the inbox, the hub of records and links, and their bookkeeping."""
+"""The store (docs/architecture.md, The store): the inbox, the hub of records and links, and their
+bookkeeping."""
 
 from __future__ import annotations
 

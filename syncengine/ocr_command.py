@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SyncError
-from .ocr_prepare import Unreadable, accepted, sniff
-from .ocr_validation import validate
+from .ocr.prepare import Unreadable, accepted, sniff
+from .ocr.validation import validate
 from .redaction import redact
 
 KEYS = ("supplier", "number", "date", "currency", "net", "vat", "total", "lines", "confidence")

@@ -39,13 +39,14 @@ from sqlalchemy.orm import Session
 from .db import autocommit_engine, get_engine
 from .models import OutboxTask, TaskState, utcnow
 from .redaction import redact
+from .settings import env_seconds
 
 log = logging.getLogger(__name__)
 _table = OutboxTask.__table__
 TASK_ID_PREFIX = "outbox-"
 # How long a running task's claim holds without its worker renewing it (every third of it). Lapsed, the
 # task is run again: a killed worker's push is re-driven within this plus the sweep's minute.
-LEASE = timedelta(seconds=float(os.environ.get("SYNCENGINE_TASK_LEASE") or 30))
+LEASE = timedelta(seconds=env_seconds("SYNCENGINE_TASK_LEASE", 30))
 # Where the claims of this process start: a worker on the same host may take over a claim whose process
 # is gone (a pool process killed, its message requeued at once) without waiting for the lease.
 HOST = socket.gethostname()[:24]

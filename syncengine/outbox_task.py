@@ -49,11 +49,12 @@ TRANSIENT = (
 )
 
 
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter, capped below the broker's visibility timeout."""
+def backoff(attempt: int, base: float = 5.0) -> float:
+    """Exponential backoff with full jitter, `base` seconds at most for the first attempt, doubling after,
+    capped below the broker's visibility timeout. The one backoff of every task's retry."""
     from .celery_app import MAX_COUNTDOWN
 
-    return random.uniform(0, min(MAX_COUNTDOWN, 5 * 2 ** max(attempt - 1, 0)))
+    return random.uniform(0, min(MAX_COUNTDOWN, base * 2 ** max(attempt - 1, 0)))
 
 
 class ClaimingTask(Task):

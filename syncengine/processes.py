@@ -18,7 +18,7 @@ from typing import Any
 
 from . import preflight
 from .explain import Mistake
-from .settings import get_settings
+from .settings import env_value, get_settings
 
 QUEUES = ("intake", "sync", "sweeps", "ocr")
 DEFAULT_QUEUES = ",".join(QUEUES)
@@ -29,12 +29,12 @@ def _celery(*args: str) -> list[str]:
 
 
 def default_port() -> int:
-    return int(os.environ.get("PORT") or 8000)
+    return int(env_value("PORT", "8000"))
 
 
 def web_command(port: int | None = None) -> list[str]:
     port = port or default_port()
-    workers = os.environ.get("WEB_CONCURRENCY", "2")
+    workers = env_value("WEB_CONCURRENCY", "2")
     return [
         sys.executable, "-m", "gunicorn", "webhooks.app:create_app()",
         "--bind", f"{get_settings().bind_host}:{port}", "--workers", workers,
@@ -43,7 +43,7 @@ def web_command(port: int | None = None) -> list[str]:
 
 
 def worker_command(queues: str = DEFAULT_QUEUES, concurrency: str | None = None) -> list[str]:
-    concurrency = concurrency or os.environ.get("WORKER_CONCURRENCY", "2")
+    concurrency = concurrency or env_value("WORKER_CONCURRENCY", "2")
     # The node is named after its first queue (intake@host, ocr@host): two roles on one host stay apart
     # in Flower and in remote control replies.
     name = f"{queues.split(',')[0]}@%h"
@@ -67,7 +67,7 @@ def _ready_to_start(role: str) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    if os.environ.get("SYNCENGINE_WEB_ROLE") == "flower":  # a second app whose routed `web` is Flower
+    if env_value("SYNCENGINE_WEB_ROLE") == "flower":  # a second app whose routed `web` is Flower
         from .ops_cli import cmd_flower
 
         return cmd_flower(args)

@@ -12,7 +12,6 @@ above the bar.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -31,9 +30,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from .settings import env_seconds
+
 log = logging.getLogger("syncengine.progress")
 # Seconds between two progress lines in a log (SYNCENGINE_PROGRESS_EVERY; 0: one per step).
-LOG_EVERY = float(os.environ.get("SYNCENGINE_PROGRESS_EVERY") or 10)
+LOG_EVERY = env_seconds("SYNCENGINE_PROGRESS_EVERY", 10)
 
 
 class Tracker:

@@ -216,3 +216,20 @@ class Settings:
 def get_settings() -> Settings:
     """The process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
     return Settings.from_env()
+
+
+# What is read where it is used rather than once into Settings (leases and intervals a module reads when it
+# is imported, an operator's knob read at each call, the plugins), from the process's environment as
+# Settings is: this module is the one that reads it.
+def env_value(name: str, default: str = "") -> str:
+    """The variable as set, else `default` (set but empty counts as not set)."""
+    return os.environ.get(name) or default
+
+
+def env_seconds(name: str, default: float) -> float:
+    return float(env_value(name) or default)
+
+
+def environment() -> dict[str, str]:
+    """A copy of this process's environment, for the child processes it starts."""
+    return dict(os.environ)

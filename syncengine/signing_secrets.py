@@ -11,6 +11,7 @@ import time
 
 from sqlalchemy import select
 
+from . import at_rest
 from .db import session_scope
 from .models import OAuthToken, utcnow
 from .redaction import install_secrets
@@ -28,8 +29,6 @@ def _row_name(sender: str) -> str:
 
 def save(sender: str, secret: str, settings: Settings | None = None) -> bool:
     """Store `secret` for `sender`'s webhooks; False when it was stored already."""
-    from .tokens import store_cipher
-
     settings = settings or get_settings()
     if secret in (s.reveal() for s in stored(sender, settings, fresh=True)):
         return False
@@ -38,7 +37,7 @@ def save(sender: str, secret: str, settings: Settings | None = None) -> bool:
         if row is None:
             row = OAuthToken(provider=_row_name(sender))
             session.add(row)
-        row.access_token_enc = store_cipher(settings).encrypt(secret.encode())
+        row.access_token_enc = at_rest.store_cipher(settings).encrypt(secret.encode())
         row.refreshed_at = utcnow()
     forget(sender)
     return True
@@ -69,8 +68,6 @@ def forget(sender: str | None = None) -> None:
 def _load(sender: str, settings: Settings) -> tuple[Secret, ...]:
     from cryptography.fernet import InvalidToken
 
-    from .tokens import TokenError, store_cipher
-
     with session_scope() as session:
         row = session.execute(
             select(OAuthToken).where(OAuthToken.provider == _row_name(sender))
@@ -79,8 +76,8 @@ def _load(sender: str, settings: Settings) -> tuple[Secret, ...]:
     if not encrypted:
         return ()
     try:
-        secret = store_cipher(settings).decrypt(encrypted).decode()
-    except (TokenError, InvalidToken):
+        secret = at_rest.store_cipher(settings).decrypt(encrypted).decode()
+    except (at_rest.NotConfigured, InvalidToken):
         return ()  # no key, or another key: `webhooks install` stores it again
     install_secrets([secret])
     return (Secret(secret),)

@@ -12,7 +12,7 @@ that is not ours is left alone. How a subscription is recognised as ours, per se
 - ERPNext: a Webhook document named `syncengine …` or whose request URL's path is `/webhooks/erpnext/…`.
   We create them named `syncengine <doctype> <doc event>` (the API refuses a Webhook without a name).
 - Mautic: a webhook named `syncengine` or whose URL's path is `/webhooks/mautic` (one, with every trigger).
-- Directus: a Flow named as ours (DIRECTUS_FLOWS) or whose request operation posts to `/webhooks/directus`.
+- Directus: a Flow named as ours (directus.FLOWS) or whose request operation posts to `/webhooks/directus`.
 - Revolut: a v2 webhook whose URL's path is `/webhooks/revolut` (its signing secret is Revolut's own).
 
 So one deployment per vendor account: a second deployment's subscriptions would look like ours at another
@@ -28,52 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import signing_secrets
+from . import at_rest, signing_secrets
 from .errors import AuthExpired, SyncError
 from .redaction import redact
 from .settings import Settings, get_settings
-from .tokens import TokenError
+from .vendors import directus, erpnext, invoiceninja, mautic, revolut
 
-INVOICENINJA_EVENTS = (
-    "create_client", "update_client", "delete_client", "archive_client", "restore_client",
-    "create_product", "update_product", "delete_product", "archive_product", "restore_product",
-    "create_invoice", "update_invoice", "sent_invoice",
-)  # fmt: skip
-# Invoice Ninja's numeric event ids (app/Models/Webhook.php).
-INVOICENINJA_EVENT_IDS = {
-    "create_client": 1, "create_invoice": 2, "update_invoice": 8, "update_client": 10, "delete_client": 11,
-    "archive_client": 37, "restore_client": 45, "create_product": 50, "update_product": 51,
-    "delete_product": 52, "restore_product": 53, "archive_product": 54, "sent_invoice": 60,
-}  # fmt: skip
-# Frappe runs on_update after every insert as well as every save (Document.insert → run_post_save_methods),
-# so on_update alone sees each new Customer and Item once; after_insert too would send each insert twice.
-ERPNEXT_EVENTS = (
-    "Customer:on_update", "Customer:on_trash",
-    "Item:on_update", "Item:on_trash",
-    "Sales Invoice:on_submit", "Sales Invoice:on_update", "Sales Invoice:on_update_after_submit",
-)  # fmt: skip
-MAUTIC_EVENTS = (
-    "mautic.lead_post_save_new", "mautic.lead_post_save_update", "mautic.lead_post_delete",
-    "mautic.email_on_open", "mautic.form_on_submit",
-)  # fmt: skip
-DIRECTUS_COLLECTIONS = ("contacts", "products", "invoices")
-DIRECTUS_SCOPES = ("items.create", "items.update", "items.delete")
-DIRECTUS_UPLOADS = ("files.upload",)  # receipts and invoices dropped into Directus go to OCR (F6)
-REVOLUT_EVENTS = ("TransactionCreated", "TransactionStateChanged")
-
-# What ERPNext sends: Frappe renders this Jinja template over the document (the receiver's shape).
-ERPNEXT_TEMPLATE = (
-    '{"event": "%s", "doctype": {{ doc.doctype | json }}, "name": {{ doc.name | json }}, '
-    '"modified": {{ doc.modified | json }}, "doc": {{ doc | json }}}'
-)
 OUR_NAME = "syncengine"  # the name (or name prefix) of what we create where the vendor names things
-# Our Directus Flows by name: item changes of our collections, and file uploads (not collection-scoped).
-DIRECTUS_FLOWS = {
-    "syncengine webhooks": {"type": "action", "scope": list(DIRECTUS_SCOPES),
-                            "collections": list(DIRECTUS_COLLECTIONS)},
-    "syncengine uploads": {"type": "action", "scope": list(DIRECTUS_UPLOADS)},
-}  # fmt: skip
-
 # Report actions: install does (created, updated, removed); check finds (missing, outdated, stale,
 # duplicate); both may say unchanged, skipped, forbidden or error.
 PROBLEMS = frozenset({"missing", "outdated", "stale", "duplicate", "forbidden", "error"})
@@ -185,16 +146,16 @@ class InvoiceNinjaHooks(Vendor):
     forbidden_fix = "check INVOICENINJA_TOKEN; webhooks are an administrator's: use an admin user's token"
 
     def wanted(self) -> list[Want]:
-        return [self._want(event) for event in INVOICENINJA_EVENTS]
+        return [self._want(event) for event in invoiceninja.EVENTS]
 
     def _want(self, event: str) -> Want:
         url = f"{self.receiver}/webhooks/invoiceninja/{event}"
-        body = {"target_url": url, "event_id": str(INVOICENINJA_EVENT_IDS[event]), "rest_method": "post",
+        body = {"target_url": url, "event_id": str(invoiceninja.EVENT_IDS[event]), "rest_method": "post",
                 "format": "JSON", "headers": {"X-Webhook-Secret": self.secret}}  # fmt: skip
         return Want(event, url, body)
 
     def ours(self) -> list[Held]:
-        names = {str(v): k for k, v in INVOICENINJA_EVENT_IDS.items()}
+        names = {str(v): k for k, v in invoiceninja.EVENT_IDS.items()}
         live = (
             h for h in self.api.paginate("webhooks") if not h.get("is_deleted") and not h.get("archived_at")
         )
@@ -221,7 +182,7 @@ class ERPNextHooks(Vendor):
     forbidden_fix = "Webhook documents are a System Manager's: give the ERPNEXT_API_KEY user that role"
 
     def wanted(self) -> list[Want]:
-        return [self._want(event) for event in ERPNEXT_EVENTS]
+        return [self._want(event) for event in erpnext.EVENTS]
 
     def _want(self, event: str) -> Want:
         doctype, docevent = event.split(":")
@@ -229,7 +190,7 @@ class ERPNextHooks(Vendor):
         body = {
             "webhook_doctype": doctype, "webhook_docevent": docevent, "request_url": url,
             "request_method": "POST", "request_structure": "JSON", "enabled": 1, "enable_security": 1,
-            "webhook_json": ERPNEXT_TEMPLATE % docevent,
+            "webhook_json": erpnext.TEMPLATE % docevent,
         }  # fmt: skip
         extra = {
             "webhook_secret": self.secret,
@@ -281,7 +242,7 @@ class MauticHooks(Vendor):
 
     def wanted(self) -> list[Want]:
         url = f"{self.receiver}/webhooks/mautic"
-        body = {"name": OUR_NAME, "webhookUrl": url, "triggers": list(MAUTIC_EVENTS),
+        body = {"name": OUR_NAME, "webhookUrl": url, "triggers": list(mautic.EVENTS),
                 "secret": self.secret, "isPublished": True}  # fmt: skip
         return [Want(OUR_NAME, url, body)]
 
@@ -305,7 +266,7 @@ class MauticHooks(Vendor):
 
 
 class DirectusFlows(Vendor):
-    """Event Flows (DIRECTUS_FLOWS) whose first operation is a request to us with our secret header."""
+    """Event Flows (directus.FLOWS) whose first operation is a request to us with our secret header."""
 
     system = "directus"
     credentials = "DIRECTUS_TOKEN"
@@ -322,7 +283,7 @@ class DirectusFlows(Vendor):
         flow = {"status": "active", "trigger": "event", "request": request}
         return [
             Want(name, url, {"name": name, **flow, "options": options})
-            for name, options in DIRECTUS_FLOWS.items()
+            for name, options in directus.FLOWS.items()
         ]
 
     def ours(self) -> list[Held]:
@@ -332,7 +293,7 @@ class DirectusFlows(Vendor):
         for flow in flows:
             op = operations.get(flow.get("operation")) or {}
             request = (op.get("options") or {}) if op.get("type") == "request" else {}
-            if flow.get("name") in DIRECTUS_FLOWS or our_path(request.get("url"), "directus"):
+            if flow.get("name") in directus.FLOWS or our_path(request.get("url"), "directus"):
                 held.append(Held(flow["id"], flow.get("name") or "", request.get("url") or "",
                                  {**flow, "request": request}))  # fmt: skip
         return held
@@ -377,7 +338,7 @@ class RevolutHooks(Vendor):
 
     def wanted(self) -> list[Want]:
         url = f"{self.receiver}/webhooks/revolut"
-        return [Want("revolut", url, {"url": url, "events": list(REVOLUT_EVENTS)})]
+        return [Want("revolut", url, {"url": url, "events": list(revolut.EVENTS)})]
 
     def ours(self) -> list[Held]:
         return [
@@ -412,7 +373,7 @@ class RevolutHooks(Vendor):
             return ""
         try:
             signing_secrets.save("revolut", secret)
-        except TokenError as exc:
+        except at_rest.NotConfigured as exc:
             return f"its signing secret could not be stored ({exc}); then run `webhooks install` again"
         return "its signing secret is stored encrypted; the receiver verifies with it"
 

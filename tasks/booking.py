@@ -27,13 +27,12 @@ from syncengine.idempotency import Effect, once
 from syncengine.matching import Decision, Incoming, OpenInvoice, match, money
 from syncengine.models import Record
 from syncengine.settings import get_settings
+from syncengine.vendors import invoiceninja
 from syncengine.vendors.mautic import RECEIPT_EMAIL
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CURRENCY = "EUR"  # Invoice Ninja keeps currencies on client settings; none set = the company's
-# Invoice Ninja's currency ids (its `currencies` table) for the usual ones.
-IN_CURRENCIES = {"1": "USD", "2": "GBP", "3": "EUR", "5": "DKK", "7": "SEK", "12": "CAD", "17": "CHF"}
 BANK_TRANSFER = "1"  # Invoice Ninja payment type_id
 
 
@@ -112,7 +111,7 @@ def open_invoices() -> list[OpenInvoice]:
 def _open_invoice(inv: dict[str, Any]) -> OpenInvoice:
     client = inv.get("client") or {}
     settings = client.get("settings") or {}
-    currency = IN_CURRENCIES.get(str(settings.get("currency_id") or ""), DEFAULT_CURRENCY)
+    currency = invoiceninja.CURRENCIES.get(str(settings.get("currency_id") or ""), DEFAULT_CURRENCY)
     email = next((c.get("email") for c in client.get("contacts") or [] if c.get("email")), None)
     return OpenInvoice(
         str(inv["id"]),

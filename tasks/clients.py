@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from syncengine.vendors import erpnext
+
 from .dispatch import handles
 from .sync import as_sent, directus_items, erpnext_document, sync_handler, under
 
@@ -11,7 +13,7 @@ handles("invoiceninja", "create_client", "update_client", "restore_client")(
 handles("mautic", "mautic.lead_post_save_new", "mautic.lead_post_save_update")(
     sync_handler("mautic", "contact", under("contact"))
 )
-handles("erpnext", "Customer:after_insert", "Customer:on_update")(
+handles("erpnext", *erpnext.changes("Customer"))(
     sync_handler("erpnext", "contact", erpnext_document("Customer"))
 )
 handles("directus", "contacts.items.create", "contacts.items.update")(

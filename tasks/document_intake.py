@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 
 from connectors.registry import connector_for
-from syncengine.document_store import store
 from syncengine.errors import Permanent
-from syncengine.ocr_prepare import accepted, sniff
+from syncengine.ocr.documents import store
+from syncengine.ocr.prepare import accepted, sniff
 from syncengine.settings import get_settings
 
 from .dispatch import HandlerContext, handles

@@ -10,6 +10,7 @@ from typing import Any
 from connectors.erpnext_mapping import number_of
 from connectors.mapping import ADAPTERS, HUB_CONTACT
 from syncengine.records import Change, Merged, merge, record_id_for
+from syncengine.vendors import erpnext
 
 from .dispatch import HandlerContext, handles
 from .emails import send_invoice_email
@@ -61,8 +62,7 @@ def ours(read: Read) -> Read:
 handles("invoiceninja", "create_invoice", "update_invoice", "sent_invoice", "restore_invoice")(
     sync_handler("invoiceninja", "invoice", as_sent, prepare=with_client, after=email_when_sent)
 )
-ERPNEXT_EVENTS = ("on_submit", "on_update", "on_update_after_submit", "on_cancel")
-handles("erpnext", *(f"Sales Invoice:{event}" for event in ERPNEXT_EVENTS))(
+handles("erpnext", *erpnext.changes("Sales Invoice"))(
     sync_handler("erpnext", "invoice", ours(erpnext_document("Sales Invoice")), prepare=with_customer)
 )
 handles("directus", "invoices.items.create", "invoices.items.update")(

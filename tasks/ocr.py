@@ -1,5 +1,6 @@
-"""Flow F6 (DESIGN.md section 6): an uploaded receipt or supplier invoice, read by OpenAI vision, validated,
-then booked in Invoice Ninja, ERPNext and Directus, or handed to a human with the reasons. Nothing invented.
+"""Flow F6 (docs/architecture.md, Flows): an uploaded receipt or supplier invoice, read by OpenAI vision,
+validated, then booked in Invoice Ninja, ERPNext and Directus, or handed to a human with the reasons. Nothing
+invented.
 
 The reader is chosen per document (`choose_engine`): OpenAI, or Tesseract offline when OpenAI is not
 configured or its breaker is open; either way only a reading that passes every check is booked.
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -43,10 +43,12 @@ from syncengine.db import session_scope
 from syncengine.errors import CircuitOpen, Permanent, Retryable
 from syncengine.idempotency import Effect
 from syncengine.models import Document, utcnow
-from syncengine.ocr_prepare import Unreadable
-from syncengine.ocr_validation import amount, validate
+from syncengine.ocr.prepare import Unreadable
+from syncengine.ocr.validation import amount, validate
+from syncengine.outbox_task import backoff
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
+from syncengine.vendors import invoiceninja
 from syncengine.vendors.erpnext import ITEM_DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,14 @@ MAX_RETRIES = 8
 READER_LOSS_LIMIT = 3
 READER_LOSSES = "ocr_reader_losses"  # a shared count per document (syncengine.counters)
 EXPENSE_ITEM = "OCR Expense"  # the ERPNext Item on every Purchase Invoice row made from a document
-# Invoice Ninja currency ids (its `currencies` table) for the usual ones.
-IN_CURRENCY_IDS = {"USD": "1", "GBP": "2", "EUR": "3", "DKK": "5", "SEK": "7", "CAD": "12", "CHF": "17"}
 
 
-def backoff(retries: int) -> float:
-    return random.uniform(0, min(MAX_COUNTDOWN, 10 * 2**retries))
+# OCR reads and bookings wait up to 10 s before their first retry, twice the usual base.
+OCR_BACKOFF_BASE = 10.0
+
+
+def _backoff(retries: int) -> float:
+    return backoff(retries + 1, OCR_BACKOFF_BASE)
 
 
 @cache
@@ -119,7 +123,7 @@ def read_document(self, document_id: int) -> str:  # type: ignore[no-untyped-def
             _to_review(document_id, [f"OCR failed after {MAX_RETRIES} retries: {reason}"])
             return REVIEW
         _release(document_id, reason)
-        wait = getattr(exc, "retry_after", None) or backoff(self.request.retries)
+        wait = getattr(exc, "retry_after", None) or _backoff(self.request.retries)
         log.warning("document %s: OCR will be retried in %.0f s: %s", document_id, wait, reason)
         raise self.retry(countdown=min(wait, MAX_COUNTDOWN), max_retries=MAX_RETRIES) from None
     if outcome == EXTRACTED:
@@ -155,7 +159,7 @@ def book_expense(self, document_id: int) -> str:  # type: ignore[no-untyped-def]
         if self.request.retries >= MAX_RETRIES:
             _to_review(document_id, [f"booking failed after {MAX_RETRIES} retries: {redact(str(exc))}"])
             return REVIEW
-        wait = exc.retry_after or backoff(self.request.retries)
+        wait = exc.retry_after or _backoff(self.request.retries)
         log.warning("document %s: booking will be retried in %.0f s: %s", document_id, wait, redact(str(exc)))
         raise self.retry(countdown=min(wait, MAX_COUNTDOWN), max_retries=MAX_RETRIES) from None
 
@@ -359,8 +363,8 @@ def _invoiceninja(sha: str, data: dict[str, Any]) -> dict[str, Any]:
         "uses_inclusive_taxes": True,
         "calculate_tax_by_amount": True,
     }
-    if data["currency"] in IN_CURRENCY_IDS:
-        expense["currency_id"] = IN_CURRENCY_IDS[data["currency"]]
+    if data["currency"] in invoiceninja.CURRENCY_IDS:
+        expense["currency_id"] = invoiceninja.CURRENCY_IDS[data["currency"]]
     effect = Effect(f"ocr:expense:invoiceninja:{sha}", "invoiceninja", "create_expense", expense)
     return connector.create_expense(effect, expense)
 

@@ -19,10 +19,10 @@ from connectors.registry import connector_for
 from syncengine.canonical import SCHEMA
 from syncengine.celery_app import app
 from syncengine.errors import Retryable
-from syncengine.matching import payer_from
 from syncengine.models import InboxEvent, Record
 from syncengine.records import Change, merge
 from syncengine.settings import get_settings
+from syncengine.vendors import revolut
 
 from .booking import book, review_failure
 from .dispatch import HandlerContext, handles, run_or_review
@@ -54,25 +54,8 @@ def on_transaction(ctx: HandlerContext) -> None:
 
 
 def bank_fields(tx: dict[str, Any]) -> dict[str, Any] | None:
-    """The canonical bank fields of an incoming transaction (a leg with a positive amount into our
-    account, REVOLUT_ACCOUNT_ID when set), or None for anything else (our own payments out, fees)."""
-    account = get_settings().services["revolut"].options.get("account_id")
-    legs = [leg for leg in tx.get("legs") or [] if float(leg.get("amount") or 0) > 0]
-    leg = next((leg for leg in legs if account in (None, leg.get("account_id"))), None)
-    if leg is None:
-        return None
-    counterparty = leg.get("counterparty") or {}
-    return {
-        "bank_transaction_id": str(tx["id"]),
-        "amount": float(leg["amount"]),
-        "currency": leg.get("currency"),
-        "date": str(tx.get("completed_at") or tx.get("created_at") or "")[:10],
-        "reference": tx.get("reference") or "",
-        "description": leg.get("description") or "",
-        "payer_name": payer_from(leg),
-        "payer_account": counterparty.get("account_id") or counterparty.get("id"),
-        "state": tx.get("state"),
-    }
+    """The bank's facts of a transaction into our account (REVOLUT_ACCOUNT_ID when set), else None."""
+    return revolut.bank_fields(tx, get_settings().services["revolut"].options.get("account_id"))
 
 
 def _known_fields(ctx: HandlerContext, tx_id: str) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
-"""Reconciliation sweeps (DESIGN.md section 7): webhooks get lost, so every few minutes each (system, kind)
-lists what changed since its cursor and feeds it to the inbox as the webhook would have.
+"""Reconciliation sweeps (docs/architecture.md, Sweeps and drift): webhooks get lost, so every few minutes
+each (system, kind) lists what changed since its cursor and feeds it to the inbox as the webhook would have.
 
 A page's events and the cursor it earns commit in one transaction, and are published only after that
 commit: a sweep that dies mid-listing resumes from the last stored page, losing nothing. Each event is keyed

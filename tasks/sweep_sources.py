@@ -32,8 +32,9 @@ from syncengine.inbox import NewEvent
 Row = dict[str, Any]
 Shape = Callable[[Any, Row], NewEvent]  # (connector, listed row) -> the webhook event of that change
 
-# Revolut filters transactions by creation only (apis.md §1.4): a state change of an older transaction is
-# seen by re-reading a trailing window. A day covers pending card and transfer settlements.
+# Revolut filters transactions by creation only (Revolut's `GET /transactions`: `from`/`to` are creation
+# times): a state change of an older transaction is seen by re-reading a trailing window. A day covers pending
+# card and transfer settlements.
 REVOLUT_STATE_WINDOW = 24 * 3600.0
 
 

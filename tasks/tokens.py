@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from syncengine import tokens
+from connectors import revolut_tokens as tokens
 from syncengine.celery_app import app
 
 log = logging.getLogger(__name__)

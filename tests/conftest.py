@@ -40,7 +40,7 @@ TEST_ENV = {
     "DATABASE_URL": with_database(ADMIN_URL, DB_NAME),
     "REDIS_URL": f"{REDIS_BASE}/{REDIS_DB}",
     "SYNCENGINE_HOME": str(WORK / "home"),
-    "SYNCENGINE_PLUGINS": "tests.plugins.recording",
+    "SYNCENGINE_PLUGINS": "tests.plugins.recording,tests.plugins.crash_points",
     "SYNCENGINE_TEST_RECORD": str(WORK / "record.log"),
     "SYNCENGINE_INBOX_LEASE": "6",
     "SYNCENGINE_SECRET_KEY": "test-fernet-key-not-real",
@@ -165,3 +165,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = keep
+
+
+@pytest.fixture()
+def vendor_specs() -> Path:
+    """The vendors' OpenAPI documents for the contract tests; the test fails when they are missing."""
+    from tests.simulators.contract import require_specs
+
+    return require_specs()

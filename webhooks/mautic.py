@@ -10,14 +10,14 @@ from syncengine.change_keys import (
     mautic_deleted_key,
 )
 from syncengine.inbox import NewEvent
-from syncengine.subscriptions import MAUTIC_EVENTS
+from syncengine.vendors import mautic
 
 from .sender import BadPayload, Incoming, Sender, UnknownEvent, body_digest
 from .signatures import base64_hmac
 
 # The webhook events Mautic's bundles register (their WebhookSubscribers; the developer docs' "Webhook events
 # and payloads" lists all but the segment change); with every one we subscribe.
-EVENTS = frozenset(MAUTIC_EVENTS) | {
+EVENTS = frozenset(mautic.EVENTS) | {
     "mautic.lead_post_save_new", "mautic.lead_post_save_update", "mautic.lead_points_change",
     "mautic.lead_post_delete", "mautic.lead_channel_subscription_changed", "mautic.lead_company_change",
     "mautic.lead_list_change",

@@ -14,7 +14,8 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 from markupsafe import escape
 
-from syncengine import oauth_state, rate_limit, tokens
+from connectors import revolut_tokens as tokens
+from syncengine import oauth_state, rate_limit
 
 log = logging.getLogger(__name__)
 

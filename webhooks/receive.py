@@ -1,4 +1,5 @@
-"""verify → store → enqueue → answer (DESIGN.md section 3). The only write here is the inbox INSERT."""
+"""verify → store → enqueue → answer (docs/architecture.md, The path of one event). The only write here is
+the inbox INSERT."""
 
 from __future__ import annotations
 

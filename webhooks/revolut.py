@@ -6,13 +6,13 @@ from __future__ import annotations
 from syncengine.change_keys import revolut_key
 from syncengine.inbox import NewEvent
 from syncengine.settings import get_settings
-from syncengine.subscriptions import REVOLUT_EVENTS
+from syncengine.vendors import revolut
 
 from .sender import Incoming, Sender, known_event, require
 from .signatures import revolut_v1
 
 # Business API v2 webhook event types (the spec's WebhookEventType); with every one we subscribe.
-EVENTS = frozenset(REVOLUT_EVENTS) | {
+EVENTS = frozenset(revolut.EVENTS) | {
     "TransactionCreated", "TransactionStateChanged", "PayoutLinkCreated", "PayoutLinkStateChanged",
 }  # fmt: skip
 

@@ -12,9 +12,10 @@ from datetime import date
 from typing import Any
 
 from simulators.erpnext import site
-from simulators.erpnext.doctypes import DOCTYPES, DocType, compute_invoice, compute_payment, invoice_status
+from simulators.erpnext.doctypes import DOCTYPES, DocType
 from simulators.erpnext.documents import Doc
 from simulators.erpnext.errors import FrappeError, invalid, not_found, printed
+from simulators.erpnext.money import compute_invoice, compute_payment, invoice_status
 from simulators.erpnext.parties import PartyRules
 
 INVOICES = ("Sales Invoice", "Purchase Invoice")

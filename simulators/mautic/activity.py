@@ -3,7 +3,7 @@
 records when it fires ``mautic.email_on_open`` and ``mautic.form_on_submit``, so a webhook and the listing
 name the same stat or submission id.
 
-Facts, from ``mautic/mautic`` (5.x branch, paths under ``app/bundles/``), not in the shared apis.md:
+Facts, from ``mautic/mautic`` (5.x branch, paths under ``app/bundles/``):
 
 - Routes ``/api/contacts/activity`` → ``LeadApiController::getAllActivityAction``,
   ``/api/contacts/{id}/activity`` → ``getActivityAction`` (404 ``Item was not found.`` for an unknown

@@ -1,11 +1,11 @@
 """The Revolut Business simulator: the parts put together, plus accounts and seeding.
 
-Behaviour follows the published OpenAPI document (``shared/specs/revolut/business.yaml``) and apis.md §1;
-OAuth is in ``oauth.py``, webhooks v2 in ``webhooks.py``, transactions and payments in ``ledger.py``,
-counterparties in ``counterparties.py``. The documented limit of 60 requests a minute is on by default
-(``rate_limit_per_minute``, or the ``rate_limit`` fault, changes it). Incoming money arrives through the
-sandbox's ``POST /sandbox/topup``, through ``receive_payment()`` or the ``incoming`` seed key.
-"""
+Behaviour follows the published OpenAPI document (``shared/specs/revolut/business.yaml``) and Revolut's guides
+(docs/architecture.md, Vendors' documentation); OAuth is in ``oauth.py``, webhooks v2 in ``webhooks.py``,
+transactions and payments in ``ledger.py``, counterparties in ``counterparties.py``. The documented limit of
+60 requests a minute is on by default (``rate_limit_per_minute``, or the ``rate_limit`` fault, changes it).
+Incoming money arrives through the sandbox's ``POST /sandbox/topup``, through ``receive_payment()`` or the
+``incoming`` seed key."""
 
 from __future__ import annotations
 

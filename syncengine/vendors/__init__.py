@@ -1,2 +1,43 @@
 """What is true of each vendor whoever uses it: pure data and functions, importable by the receiver, the
-connectors, the tasks and the simulators alike (what the vendor side must hold, its names and tables)."""
+connectors, the tasks and the simulators alike (its events, tables and payload readers, and what the vendor
+side must hold), one module per vendor.
+
+`REGISTRY` is the one line per vendor that names its parts in the layers above, as `module` or
+`module:Class` strings so that this ground floor imports none of them: the receiver takes its senders from
+it, `connectors.registry` its connectors, `simulators` its simulators. Adding a vendor is a home here, a
+sender in webhooks/, a connector in connectors/, a simulator in simulators/, and its line below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import directus, erpnext, invoiceninja, mautic, revolut
+
+
+@dataclass(frozen=True)
+class Vendor:
+    name: str
+    sender: str  # the module in webhooks/ whose SENDER receives its webhooks ("" when it sends none)
+    connector: str  # module:Class in connectors/ whose `from_settings` builds the process's one ("": none)
+    simulator: str  # module:Class in simulators/
+
+
+REGISTRY: dict[str, Vendor] = {
+    v.name: v
+    for v in (
+        Vendor("invoiceninja", "webhooks.invoiceninja", "connectors.invoiceninja:InvoiceNinja",
+               "simulators.invoiceninja:InvoiceNinjaSimulator"),
+        Vendor("revolut", "webhooks.revolut", "connectors.revolut:RevolutConnector",
+               "simulators.revolut:RevolutSimulator"),
+        Vendor("erpnext", "webhooks.erpnext", "connectors.erpnext:ERPNextConnector",
+               "simulators.erpnext:ERPNextSimulator"),
+        Vendor("mautic", "webhooks.mautic", "connectors.mautic:MauticConnector",
+               "simulators.mautic:MauticSimulator"),
+        Vendor("directus", "webhooks.directus", "connectors.directus:Directus",
+               "simulators.directus:DirectusSimulator"),
+        Vendor("openai", "", "", "simulators.openai:OpenAISimulator"),  # OCR: tasks.ocr builds its reader,
+    )
+}  # fmt: skip
+
+__all__ = ["REGISTRY", "Vendor", "directus", "erpnext", "invoiceninja", "mautic", "revolut"]

@@ -1,4 +1,5 @@
-"""What Directus must hold for the engine: the collections it writes, each field with its Directus type, the
+"""What is true of Directus whoever uses it: the Flows we subscribe with and the events they send, and what
+Directus must hold for the engine: the collections it writes, each field with its Directus type, the
 unique field items are looked up by, the `archived` flag of what the engine archives instead of deleting,
 and `date_created`/`date_updated`, which the sweep filters on. Pure data: `syncengine setup` creates it, the
 connector and the simulator read it.
@@ -32,6 +33,20 @@ NEEDED_SPECIALS: dict[str, tuple[str, ...]] = {BOOLEAN: ("cast-boolean",), JSON:
 ARCHIVED = "archived"  # the flag the engine sets instead of deleting an item (F9)
 DATE_CREATED, DATE_UPDATED = "date_created", "date_updated"
 EXT_ID = "ext_id"  # our own id of an item the engine makes (payment:<tx>, document:<sha> …)
+
+# The collections whose item changes we subscribe to, the item events, and the file events (receipts and
+# invoices dropped into Directus go to OCR, F6).
+WATCHED = ("contacts", "products", "invoices")
+SCOPES = ("items.create", "items.update", "items.delete")
+UPLOADS = ("files.upload",)
+# Our Flows by name (`webhooks install`): item changes of the watched collections, and file uploads (not
+# collection-scoped).
+FLOWS = {
+    "syncengine webhooks": {"type": "action", "scope": list(SCOPES), "collections": list(WATCHED)},
+    "syncengine uploads": {"type": "action", "scope": list(UPLOADS)},
+}
+# The events those Flows send, as `<collection>.<scope>` and the file events.
+EVENTS = (*(f"{collection}.{scope}" for collection in WATCHED for scope in SCOPES), *UPLOADS)
 
 
 @dataclass(frozen=True)
@@ -150,8 +165,7 @@ def ext_id() -> Field:
     return string(EXT_ID, unique=True)
 
 
-# --- what the engine writes --------------------------------------------------------------------------------
-
+# The collections the engine writes.
 CONTACTS = Collection("contacts", "email", (
     string("name"), string("first_name"), string("last_name"), string("email", unique=True), string("phone"),
     string("company_name"), string("address1"), string("address2"), string("city"), string("postal_code"),
@@ -202,8 +216,7 @@ COLLECTIONS: dict[str, Collection] = {
     c.name: c for c in (CONTACTS, PRODUCTS, INVOICES, PAYMENTS, EXPENSES, TRANSFERS, REVIEWS, ACTIVITIES)
 }
 
-# --- what the engine calls besides the items of its collections -------------------------------------------
-
+# What the engine calls besides the items of its collections.
 ITEM_ACTIONS = ("create", "read", "update", "delete")
 
 

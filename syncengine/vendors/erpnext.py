@@ -1,6 +1,7 @@
-"""What an ERPNext v15 site must hold for the engine, declared once: the custom fields it writes (created
-by `syncengine setup` through the Custom Field doctype, seeded into the simulator), the masters and
-accounts it names, and the calls its API user must be allowed to make.
+"""What is true of ERPNext v15 whoever uses it: the document events we subscribe to and those the flows
+handle, the body its Webhook documents send, and what a site must hold for the engine, declared once: the
+custom fields it writes (created by `syncengine setup` through the Custom Field doctype, seeded into the
+simulator), the masters and accounts it names, and the calls its API user must be allowed to make.
 
 Pure data: the connector, the setup, the tasks and the simulator all read it from here.
 """
@@ -9,6 +10,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+# What `webhooks install` subscribes to, as `<doctype>:<doc event>`. Frappe runs on_update after every
+# insert as well as every save (Document.insert → run_post_save_methods), so on_update alone sees each new
+# Customer and Item once; after_insert too would send each insert twice.
+EVENTS = (
+    "Customer:on_update", "Customer:on_trash",
+    "Item:on_update", "Item:on_trash",
+    "Sales Invoice:on_submit", "Sales Invoice:on_update", "Sales Invoice:on_update_after_submit",
+)  # fmt: skip
+# The changes each flow takes (tasks.clients, tasks.products, tasks.invoices): what we subscribe to, and
+# also what a Webhook made by hand may send. A Customer's or Item's after_insert carries the same change key
+# as the on_update Frappe runs after it (syncengine.change_keys), so the two are one inbox event; a Sales
+# Invoice's on_cancel is a change of the invoice's status.
+CHANGES = {
+    "Customer": ("after_insert", "on_update"),
+    "Item": ("after_insert", "on_update"),
+    "Sales Invoice": ("on_submit", "on_update", "on_update_after_submit", "on_cancel"),
+}
+# What ERPNext sends: Frappe renders this Jinja template over the document (the receiver's shape).
+TEMPLATE = (
+    '{"event": "%s", "doctype": {{ doc.doctype | json }}, "name": {{ doc.name | json }}, '
+    '"modified": {{ doc.modified | json }}, "doc": {{ doc | json }}}'
+)
+
+
+def changes(doctype: str) -> tuple[str, ...]:
+    """The event types (`<doctype>:<doc event>`) whose handler syncs a changed `doctype`."""
+    return tuple(f"{doctype}:{docevent}" for docevent in CHANGES[doctype])
+
 
 MARKER_FIELD = "custom_syncengine_id"  # our record id (Customer) or invoice number (Sales Invoice)
 IBAN_FIELD = "custom_iban"  # F7: the supplier's bank details, paid from Revolut
@@ -58,8 +88,7 @@ def custom_field_seed() -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-# --- masters ----------------------------------------------------------------------------------------------
-
+# The masters the engine names.
 ITEM_GROUP = "Products"  # every Item we create goes in this leaf Item Group
 STOCK_UOM = "Nos"
 FALLBACK_ITEM = "MISC"  # the Item an invoice line without a SKU is booked on
@@ -86,10 +115,9 @@ ACCOUNTS = (
 )
 
 
-# --- what the API user must be allowed to do -------------------------------------------------------------
-
-# (doctype, permission types) for every call the engine makes. Customer delete is not among them: F9
-# archives by `disabled`. Webhook and Deleted Document are System Manager doctypes on a stock site.
+# What the API user must be allowed to do: (doctype, permission types) for every call the engine makes.
+# Customer delete is not among them: F9 archives by `disabled`. Webhook and Deleted Document are System
+# Manager doctypes on a stock site.
 PERMISSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Customer", ("read", "create", "write")),
     ("Contact", ("read", "create", "write")),  # a Customer's email and phone live on its primary Contact

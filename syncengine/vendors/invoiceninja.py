@@ -1,4 +1,5 @@
-"""What the engine needs in Invoice Ninja, declared once for `syncengine setup` (invoiceninja_setup).
+"""What is true of Invoice Ninja whoever uses it: the events we subscribe to and their numeric ids, its
+currency ids, and what the engine needs there, declared once for `syncengine setup` (invoiceninja_setup).
 
 Nothing to create on its side: no custom field, since the engine finds what it created by Invoice Ninja's
 own unique fields (a client's `id_number`, an invoice's `number`, a product's `product_key`, a payment's
@@ -21,3 +22,20 @@ ENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 SINGULAR = {"clients": "client", "products": "product", "invoices": "invoice", "payments": "payment",
             "expenses": "expense", "vendors": "vendor"}  # fmt: skip
+
+# What `webhooks install` subscribes to: one subscription per event, at /webhooks/invoiceninja/<event>.
+EVENTS = (
+    "create_client", "update_client", "delete_client", "archive_client", "restore_client",
+    "create_product", "update_product", "delete_product", "archive_product", "restore_product",
+    "create_invoice", "update_invoice", "sent_invoice",
+)  # fmt: skip
+# Invoice Ninja's numeric event ids (app/Models/Webhook.php).
+EVENT_IDS = {
+    "create_client": 1, "create_invoice": 2, "update_invoice": 8, "update_client": 10, "delete_client": 11,
+    "archive_client": 37, "restore_client": 45, "create_product": 50, "update_product": 51,
+    "delete_product": 52, "restore_product": 53, "archive_product": 54, "sent_invoice": 60,
+}  # fmt: skip
+
+# Invoice Ninja's currency ids (its `currencies` table) for the usual ones, by ISO code, and back.
+CURRENCY_IDS = {"USD": "1", "GBP": "2", "EUR": "3", "DKK": "5", "SEK": "7", "CAD": "12", "CHF": "17"}
+CURRENCIES = {currency_id: code for code, currency_id in CURRENCY_IDS.items()}

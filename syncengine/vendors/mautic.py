@@ -1,4 +1,5 @@
-"""What the engine needs in Mautic, declared once: `syncengine setup` checks and creates it
+"""What is true of Mautic whoever uses it: the webhook triggers we subscribe to, and what the engine needs
+there, declared once: `syncengine setup` checks and creates it
 (connectors.mautic_setup), the contact mapping and the email tasks read their names from here, and the
 simulators are seeded with it (simulators.wiring).
 
@@ -13,6 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+# The triggers of our one webhook (`webhooks install`), sent in signed batches to /webhooks/mautic.
+EVENTS = (
+    "mautic.lead_post_save_new", "mautic.lead_post_save_update", "mautic.lead_post_delete",
+    "mautic.email_on_open", "mautic.form_on_submit",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ import pytest
 import requests
 from sqlalchemy import delete
 
-from connectors.revolut import RateLimiter, RevolutConnector
+from connectors.revolut import RevolutConnector
+from connectors.revolut_rate import RateLimiter
 from simulators.revolut.common import iso
 from syncengine.breaker import Breaker, BreakerPolicy, RedisBreakerStore
 from syncengine.db import session_scope
@@ -272,8 +273,8 @@ def test_transfer_between_own_accounts_once(api):
 
 @pytest.fixture()
 def revolut_tokens(revolut_sim) -> Iterator[Any]:
-    """The real syncengine.tokens store, consented against the simulator, on a throw-away RSA key."""
-    from syncengine.tokens import RevolutTokens, consent_url
+    """The real connectors.revolut_tokens store, consented against the simulator, on a throw-away RSA key."""
+    from connectors.revolut_tokens import RevolutTokens, consent_url
 
     sim, url = revolut_sim
     key = revolut_keys.new_key()

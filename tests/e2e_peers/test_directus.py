@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from syncengine.subscriptions import DIRECTUS_FLOWS
 from syncengine.vendors.directus import COLLECTIONS
+from syncengine.vendors.directus import FLOWS as DIRECTUS_FLOWS
 from tests import directus_target as targets
 from tests.directus_target import DirectusTarget
 from tests.e2e_peers.conftest import PeerDeployment, launch

@@ -31,7 +31,7 @@ def peak_mb():
 
 import tasks.ocr  # the OCR worker's modules: Celery, SQLAlchemy, the connectors, the OpenAI SDK, Pillow
 import pypdfium2
-from syncengine.ocr_prepare import Unreadable, for_model, images
+from syncengine.ocr.prepare import Unreadable, for_model, images
 
 data, engine = open(sys.argv[1], "rb").read(), sys.argv[2]
 baseline = peak_mb()

@@ -4,6 +4,7 @@ from payloads never forge a log line."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from syncengine import subscriptions
+from syncengine import vendors
 from syncengine.db import session_scope
 from syncengine.models import InboxEvent
 from tests.support import ROOT, dumps, sign
@@ -64,17 +65,26 @@ def test_an_unsigned_request_learns_nothing_about_event_names(client):
 
 
 def test_every_event_we_subscribe_to_is_one_the_receiver_accepts():
-    assert set(subscriptions.INVOICENINJA_EVENTS) <= invoiceninja.EVENTS
-    assert set(subscriptions.REVOLUT_EVENTS) <= revolut.EVENTS
-    assert set(subscriptions.MAUTIC_EVENTS) <= mautic.EVENTS
-    for event in subscriptions.ERPNEXT_EVENTS:
+    assert set(vendors.invoiceninja.EVENTS) <= invoiceninja.EVENTS
+    assert set(vendors.revolut.EVENTS) <= revolut.EVENTS
+    assert set(vendors.mautic.EVENTS) <= mautic.EVENTS
+    for event in vendors.erpnext.EVENTS:
         doctype, _, docevent = event.partition(":")
         assert docevent in erpnext.DOCEVENTS and erpnext.DOCTYPE.fullmatch(doctype)
-    for collection in subscriptions.DIRECTUS_COLLECTIONS:
-        for scope in subscriptions.DIRECTUS_SCOPES:
-            assert directus.known(f"{collection}.{scope}")
-    for upload in subscriptions.DIRECTUS_UPLOADS:
-        assert directus.known(upload)
+    for event in vendors.directus.EVENTS:
+        assert directus.known(event)
+
+
+def test_every_erpnext_event_we_subscribe_to_has_a_handler_and_every_handled_one_is_accepted():
+    from syncengine.celery_app import TASK_MODULES
+    from tasks.dispatch import HANDLERS
+
+    for module in TASK_MODULES:  # registers the handlers
+        importlib.import_module(module)
+
+    handled = {event for source, event in HANDLERS if source == "erpnext"}
+    assert set(vendors.erpnext.EVENTS) <= handled
+    assert {event.partition(":")[2] for event in handled} <= erpnext.DOCEVENTS
 
 
 def test_a_known_event_is_still_stored(client):

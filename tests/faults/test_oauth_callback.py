@@ -15,9 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import redis
 import requests
 
-from syncengine import oauth_state, redaction, tokens
+from connectors import revolut_tokens as tokens
+from syncengine import oauth_state, redaction
+from tests.connectors.test_tokens import Revolut, certificate, key, key_pem, revolut  # noqa: F401 - fixtures
 from tests.support import ROOT
-from tests.test_tokens import Revolut, certificate, key, key_pem, revolut  # noqa: F401 - fixtures
 from webhooks.oauth import EXCHANGES
 
 TOKEN_PATH = "/api/1.0/auth/token"

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import WORK
+from tests.connectors.test_tokens import certificate, connect, key, key_pem, revolut  # noqa: F401 - fixtures
 from tests.faults.conftest import Stack, statuses
 from tests.servers import PrivateRedis
 from tests.support import (
@@ -26,7 +27,6 @@ from tests.support import (
     wait_for_port,
     wait_until,
 )
-from tests.test_tokens import certificate, connect, key, key_pem, revolut  # noqa: F401 - fixtures
 
 PAYMENTS = 12
 STORM_SECONDS = 6.0

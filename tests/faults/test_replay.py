@@ -1,6 +1,6 @@
-"""Replay of a captured valid webhook (tests/test_signatures.py has the signature matrix for every sender:
-valid, wrong secret, one byte changed, header missing, Revolut's window and rotation). Here the exact bytes
-and headers of a webhook that was accepted are sent again through the real receiver and worker:
+"""Replay of a captured valid webhook (tests/webhooks/test_signatures.py has the signature matrix for every
+sender: valid, wrong secret, one byte changed, header missing, Revolut's window and rotation). Here the exact
+bytes and headers of a webhook that was accepted are sent again through the real receiver and worker:
 
 - Revolut signs a timestamp: a capture replayed after the 5-minute window is 401 and stores nothing, and a
   replay inside the window is the same event (200 duplicate);

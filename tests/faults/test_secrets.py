@@ -16,13 +16,13 @@ from typing import Any
 import requests
 from sqlalchemy import text
 
-from syncengine import tokens
+from connectors import revolut_tokens as tokens
 from syncengine.db import get_engine
 from tests.conftest import WORK
+from tests.connectors.test_tokens import certificate, connect, key, key_pem, revolut  # noqa: F401 - fixtures
 from tests.faults.conftest import Stack, client_body, post_client, retire, unique
 from tests.flows.test_contacts import customers_with
 from tests.support import SECRETS, wait_until
-from tests.test_tokens import certificate, connect, key, key_pem, revolut  # noqa: F401 - fixtures
 
 ID_LIKE = re.compile(r"[\w.:-]{1,64}")
 TEXT_TYPES = ("text", "character varying", "json", "jsonb", "character")

@@ -14,7 +14,7 @@ import redis
 
 from simulators import REGISTRY
 from simulators.openai import OpenAISimulator
-from simulators.receipts import GroundTruthResponder
+from simulators.receipt_answers import GroundTruthResponder
 from simulators.wiring import engine_env, subscribe
 from tests.conftest import REDIS_BASE, WORK
 from tests.servers import claim_redis_db

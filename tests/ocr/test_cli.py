@@ -14,7 +14,8 @@ import pytest
 
 from connectors.tesseract_ocr import available as tesseract_available
 from simulators.openai import OpenAISimulator
-from simulators.receipts import GroundTruthResponder, document
+from simulators.receipt_answers import GroundTruthResponder
+from simulators.receipts import document
 
 KEYS = ["supplier", "number", "date", "currency", "net", "vat", "total", "lines", "confidence"]
 OPENAI_KEY = "sk-ocr-cli-5b81f3a0d2"

@@ -213,7 +213,7 @@ def test_a_document_whose_task_was_lost_is_read_and_booked_after_the_redelivery_
     import subprocess
     import sys
 
-    from syncengine.document_store import store
+    from syncengine.ocr.documents import store
     from tests.support import ROOT
 
     dep = ocr_deployment

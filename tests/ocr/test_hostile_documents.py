@@ -13,8 +13,8 @@ from pathlib import Path
 from sqlalchemy import update
 
 from syncengine.db import session_scope
-from syncengine.document_store import store
 from syncengine.models import Document, utcnow
+from syncengine.ocr.documents import store
 from tasks.ocr import READER_LOSS_LIMIT, READING_LEASE
 from tests.hostile_documents import issue_17, pdf_of_pages
 from tests.ocr.conftest import OcrDeployment

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
-from syncengine.ocr_prepare import ORIENTATION, Unreadable, accepted, for_model, heic_supported, images, sniff
+from syncengine.ocr.prepare import ORIENTATION, Unreadable, accepted, for_model, heic_supported, images, sniff
 
 
 def photo(width: int, height: int, orientation: int | None = None, fmt: str = "JPEG") -> bytes:

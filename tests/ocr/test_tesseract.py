@@ -8,10 +8,11 @@ from datetime import date
 import pytest
 from PIL import Image
 
-from connectors.tesseract_ocr import TesseractOcr, amount_of, available, parse
+from connectors.receipt_text import amount_of, parse
+from connectors.tesseract_ocr import TesseractOcr, available
 from simulators.receipts import document, encode, make, render, style_for
-from syncengine.ocr_prepare import ORIENTATION
-from syncengine.ocr_validation import validate
+from syncengine.ocr.prepare import ORIENTATION
+from syncengine.ocr.validation import validate
 
 TODAY = date(2026, 11, 20)  # fixed, so the rendered documents (and what Tesseract reads) never change
 needs_tesseract = pytest.mark.skipif(

@@ -29,8 +29,8 @@ def _forget_revolut_tokens() -> None:
 
 def _consent(sim: Any, env: dict[str, str]) -> None:
     """Real Revolut consent against the simulator: the CLI then finds the tokens in the store."""
+    from connectors.revolut_tokens import RevolutTokens, consent_url
     from syncengine.settings import Settings
-    from syncengine.tokens import RevolutTokens, consent_url
 
     key = revolut_keys.new_key()
     env["REVOLUT_PRIVATE_KEY"] = revolut_keys.private_pem(key)

@@ -1,6 +1,6 @@
-"""Task arguments carry ids only (DESIGN.md §9): Flower and the broker show them, so no payload and no
-secret may travel in a message. Checked on every registered task's signature, and on a push as Celery
-publishes it (the receiver's own message is read off the queue in test_procfile_roles)."""
+"""Task arguments carry ids only (docs/architecture.md, Celery): Flower and the broker show them, so no
+payload and no secret may travel in a message. Checked on every registered task's signature, and on a push as
+Celery publishes it (the receiver's own message is read off the queue in test_procfile_roles)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from syncengine.subscriptions import DIRECTUS_FLOWS, ERPNEXT_EVENTS, INVOICENINJA_EVENTS, VENDORS, our_path
+from syncengine.subscriptions import VENDORS, our_path
+from syncengine.vendors.directus import FLOWS as DIRECTUS_FLOWS
+from syncengine.vendors.erpnext import EVENTS as ERPNEXT_EVENTS
+from syncengine.vendors.invoiceninja import EVENTS as INVOICENINJA_EVENTS
 from tests import peers
 from tests.support import ROOT, SECRETS, wait_until
 
@@ -182,7 +185,7 @@ def _seed_leftovers(sims: dict[str, Any], env: dict[str, str], old: str) -> None
 
 
 def _ninja_ids() -> dict[str, int]:
-    from syncengine.subscriptions import INVOICENINJA_EVENT_IDS
+    from syncengine.vendors.invoiceninja import EVENT_IDS as INVOICENINJA_EVENT_IDS
 
     return INVOICENINJA_EVENT_IDS
 

@@ -1,6 +1,9 @@
 """Validate real HTTP exchanges with a simulator against the vendor's published OpenAPI document.
 
-The spec directory sits next to the repository (``../shared/specs``). Each spec's ``servers`` entry decides
+The vendors' licences keep their documents out of this repository, so they are pointed at:
+SYNCENGINE_TEST_SPECS names the folder, else ``../shared/specs`` beside the checkout (or beside the folder of
+git worktrees). A contract test fails, never skips, when the folder is missing, and says how to point at it.
+Each spec's ``servers`` entry decides
 the host and base path a request must carry, so the loopback URL is rewritten to it before validation.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +23,31 @@ from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the OpenAI document is 3 MB
-# beside the checkout, or beside the folder of git worktrees (as tests.peers finds the peers harness)
+# SYNCENGINE_TEST_SPECS, else beside the checkout, or beside the folder of git worktrees (as tests.peers
+# finds the peers harness)
 _ROOT = Path(__file__).resolve().parents[2]
-SPECS = next((p for p in (_ROOT.parent / "shared" / "specs", _ROOT.parent.parent / "shared" / "specs")
-              if p.is_dir()), _ROOT.parent / "shared" / "specs")  # fmt: skip
-needs_specs = pytest.mark.skipif(not SPECS.is_dir(), reason=f"vendor specs not found at {SPECS}")
+_BESIDE = (_ROOT.parent / "shared" / "specs", _ROOT.parent.parent / "shared" / "specs")
+SPECS = (
+    Path(os.environ["SYNCENGINE_TEST_SPECS"]).expanduser()
+    if os.environ.get("SYNCENGINE_TEST_SPECS")
+    else next((p for p in _BESIDE if p.is_dir()), _BESIDE[0])
+)
+# Marks a contract test: it fails when the specs are missing (the `vendor_specs` fixture, tests/conftest.py).
+needs_specs = pytest.mark.usefixtures("vendor_specs")
+
+
+def require_specs() -> Path:
+    """The specs folder; a failure that says how to point at it when it is missing."""
+    if not SPECS.is_dir():
+        pytest.fail(
+            f"vendor OpenAPI specs not found at {SPECS}: the contract tests check the simulators and "
+            "connectors against the vendors' published documents, which their licences keep out of this "
+            "repository. Set SYNCENGINE_TEST_SPECS to the folder holding them (invoiceninja/, directus/, "
+            "openai/, revolut/), or put it at ../shared/specs beside the checkout.",
+            pytrace=False,
+        )
+    return SPECS
+
 
 # vendor -> (spec file, base URL from its `servers`; None = the spec has no `servers`, i.e. "/")
 SPEC_FILES = {
@@ -60,8 +84,8 @@ def _fix_quirks(node: Any) -> None:
 
 @functools.cache
 def spec(vendor: str) -> OpenAPI:
-    """DESIGN.md §11 loads with ``from_file_path`` and no spec validator (no vendor spec passes it); the same
-    file and config are used here, read as a dict first so ``_fix_quirks`` can run."""
+    """Loaded without a spec validator, since no vendor spec passes it (docs/architecture.md, Simulators),
+    read as a dict first so ``_fix_quirks`` can run."""
     path = SPECS / SPEC_FILES[vendor][0]
     with path.open() as fh:
         document = json.load(fh) if path.suffix == ".json" else yaml.load(fh, Loader=_Loader)  # noqa: S506
@@ -79,7 +103,7 @@ def _as_spec_request(response: requests.Response, sim_base: str, vendor: str) ->
 
 
 def _unwrapped(response: requests.Response) -> requests.Response | None:
-    """Invoice Ninja answers one entity as ``{"data": {...}}`` (apis.md §2.2, ``BaseController::response``)
+    """Invoice Ninja answers one entity as ``{"data": {...}}`` (``BaseController::response``)
     while its spec documents the bare entity. Both are checked: the envelope as sent, and the entity inside it
     against the documented schema (otherwise the entity's fields would never be validated)."""
     try:

@@ -22,8 +22,9 @@ pytestmark = needs_specs
 H = {"X-API-TOKEN": "TOKEN", "X-Requested-With": "XMLHttpRequest"}
 ARRAY_BULK = {"payments", "expenses", "vendors", "webhooks"}  # bulk bodies the spec mistypes as int arrays
 
-# Request bodies as the spec types them. Spec vs apis.md: `country_id` is a number (apis.md shows a string)
-# and a payment's `invoices[].amount` is a string (apis.md shows a number); the simulator accepts both.
+# Request bodies as the spec types them. Spec vs the vendor's examples: `country_id` is a number (examples
+# show a string) and a payment's `invoices[].amount` is a string (examples show a number); the simulator
+# accepts both.
 BODIES = {
     "clients": {"name": "Acme", "country_id": 840, "contacts": [{"first_name": "Ann", "email": "a@x.io"}]},
     "products": {"product_key": "SKU1", "notes": "desc", "price": 100, "cost": 60, "quantity": 1},

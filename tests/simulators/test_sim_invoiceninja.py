@@ -1,4 +1,4 @@
-"""Invoice Ninja simulator behaviour as documented in apis.md §2."""
+"""Invoice Ninja simulator behaviour as its API documents it (api-docs.yaml and its source)."""
 
 from __future__ import annotations
 

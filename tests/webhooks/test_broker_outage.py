@@ -69,7 +69,7 @@ def test_broker_down_answers_202_and_redelivery_processes_after_restart(own_redi
         own_redis.start()  # an empty Redis: the published message, had there been one, is gone too
         redeliver = subprocess.run(
             [sys.executable, "-c", "from tasks.dispatch import redeliver; print(redeliver(grace_seconds=0))"],
-            env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60,
+            env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert redeliver.returncode == 0, redeliver.stderr
         assert int(redeliver.stdout.strip().splitlines()[-1]) >= 1

@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from syncengine.matching import Decision, Incoming, OpenInvoice, match, number_in, payer_from, same_party
+from syncengine.matching import Decision, Incoming, OpenInvoice, match, number_in, same_party
+from syncengine.vendors.revolut import payer_from
 
 ACME = OpenInvoice("a1", "INV-0042", "c1", "Acme Trading Ltd", Decimal("120.00"), "EUR", "ann@acme.test")
 BETA = OpenInvoice("b1", "INV-0043", "c2", "Beta GmbH", Decimal("120.00"), "EUR")

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .models import Document, utcnow
+from syncengine.models import Document, utcnow
 
 
 def store(session: Session, data: bytes, content_type: str, filename: str | None) -> tuple[int, bool]:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from syncengine.db import session_scope
 from syncengine.models import Document
-from syncengine.ocr_validation import validate
+from syncengine.ocr.validation import validate
 from syncengine.settings import get_settings
 
 DOCS_TOKEN = "docs-token-test-51c9e2a7"

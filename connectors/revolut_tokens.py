@@ -1,11 +1,12 @@
 """Revolut Business OAuth: consent URL, code exchange, encrypted token store and single-flight refresh.
 
-Revolut's rules (apis.md §1.2) shape everything here: the client authenticates with a short-lived RS256 JWT
-whose ``iss`` is the *domain of the redirect URI*; an authorization code lives 2 minutes; an access token
-lives 40; a refresh returns a new access token and no new refresh token, and **cancels the previous access
-token at once**. So two processes refreshing together would each revoke the other's token: every refresh
-runs under one lock that spans processes and machines (Redis when configured, else the database row), and
-re-reads the store after taking it, so N workers finding an expired token make exactly one refresh call.
+Revolut's rules (its Business API guide: docs/architecture.md, "Vendors' documentation") shape everything
+here: the client authenticates with a short-lived RS256 JWT whose ``iss`` is the *domain of the redirect URI*;
+an authorization code lives 2 minutes; an access token lives 40; a refresh returns a new access token and no
+new refresh token, and **cancels the previous access token at once**. So two processes refreshing together
+would each revoke the other's token: every refresh runs under one lock that spans processes and machines
+(Redis when configured, else the database row), and re-reads the store after taking it, so N workers finding
+an expired token make exactly one refresh call.
 
 Tokens are stored in ``oauth_tokens`` encrypted with Fernet (key from ``SYNCENGINE_SECRET_KEY``) and
 registered with the log redaction filter as soon as they are read or received.
@@ -13,7 +14,6 @@ registered with the log redaction filter as soon as they are read or received.
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -28,17 +28,16 @@ import jwt
 import redis
 import requests
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import oauth_state, redaction
-from .db import engine_for
-from .models import OAuthToken
-from .redis_tls import client_kwargs
-from .settings import Settings, get_settings
+from syncengine import at_rest, oauth_state, redaction
+from syncengine.db import engine_for
+from syncengine.models import OAuthToken
+from syncengine.redis_tls import client_kwargs
+from syncengine.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +51,7 @@ HTTP_TIMEOUT = (3.05, 20)  # connect, read: well inside the lock's lifetime
 LOCK_NAME = "syncengine:lock:oauth:revolut"
 LOCK_TIMEOUT = 60  # a crashed refresher's Redis lock lapses after this
 LOCK_WAIT = 45  # how long a worker waits for another's refresh before giving up
-MIN_SECRET_KEY_LENGTH = 16
 NEEDS_CONSENT = "no Revolut token stored: run `syncengine revolut consent` and approve access in Revolut"
-_HKDF_INFO = b"syncengine oauth_tokens fernet key"
 # Revolut's consent page is on another host than its API; a simulator serves both on one origin.
 _CONSENT_HOSTS = {
     "b2b.revolut.com": "https://business.revolut.com",
@@ -68,7 +65,7 @@ class TokenError(Exception):
     """Anything that keeps us from holding a valid Revolut access token."""
 
 
-class NotConfigured(TokenError):
+class NotConfigured(TokenError, at_rest.NotConfigured):
     """Revolut (or the secret key) is not configured: nothing to do until an operator sets it up."""
 
 
@@ -90,8 +87,6 @@ class TokenRequestFailed(TokenError):
         self.retryable = retryable
 
 
-# ---- clock -------------------------------------------------------------------------------------------
-
 _clock: Clock = time.time
 
 
@@ -109,7 +104,18 @@ def _as_datetime(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
-# ---- configuration -----------------------------------------------------------------------------------
+def _secret_key(settings: Settings) -> str:
+    try:
+        return at_rest.secret_key(settings)
+    except at_rest.NotConfigured as exc:
+        raise NotConfigured(str(exc)) from None
+
+
+def _fernet(settings: Settings) -> Fernet:
+    try:
+        return at_rest.store_cipher(settings)
+    except at_rest.NotConfigured as exc:
+        raise NotConfigured(str(exc)) from None
 
 
 def issuer_of(redirect_uri: str) -> str:
@@ -224,38 +230,6 @@ def check_state(state: str, settings: Settings | None = None) -> None:
     oauth_state.check(state, _secret_key(settings or get_settings()), PROVIDER, _default_now())
 
 
-# ---- encryption at rest ------------------------------------------------------------------------------
-
-
-def fernet_for(secret_key: str) -> Fernet:
-    """A Fernet key as is; any other string (≥ 16 characters) stretched into one with HKDF-SHA256."""
-    try:
-        return Fernet(secret_key.encode())
-    except ValueError:
-        pass
-    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
-        raise NotConfigured(f"SYNCENGINE_SECRET_KEY is too short (use {MIN_SECRET_KEY_LENGTH}+ characters)")
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-        secret_key.encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
-def _secret_key(settings: Settings) -> str:
-    if not settings.secret_key:
-        raise NotConfigured("set SYNCENGINE_SECRET_KEY to store Revolut tokens (they are encrypted at rest)")
-    return settings.secret_key.reveal()
-
-
-def _fernet(settings: Settings) -> Fernet:
-    return fernet_for(_secret_key(settings))
-
-
-def store_cipher(settings: Settings) -> Fernet:
-    """How the store encrypts what it keeps at rest (tokens, signing secrets); NotConfigured without a key."""
-    return _fernet(settings)
-
-
 @dataclass(frozen=True)
 class StoredToken:
     access_token: str
@@ -264,9 +238,6 @@ class StoredToken:
 
     def lasts(self, now: float) -> float:
         return self.expires_at - now
-
-
-# ---- the token store ---------------------------------------------------------------------------------
 
 
 class RevolutTokens:
@@ -288,8 +259,6 @@ class RevolutTokens:
             else None
         )
         self._http = requests.Session()
-
-    # ---- what connectors call ----
 
     def access_token(self) -> str:
         """A token valid for at least REFRESH_MARGIN seconds, refreshed first if it is not."""
@@ -335,8 +304,6 @@ class RevolutTokens:
         """What the store holds now (decrypted), or None before the first consent."""
         with self._transaction() as session:
             return self._decrypt(session.get(OAuthToken, PROVIDER))
-
-    # ---- refresh, single-flight ----
 
     def _single_flight(self, good_enough: Callable[[StoredToken], bool]) -> tuple[str, bool]:
         """Under the lock, re-read: if another process refreshed meanwhile, use its token, else refresh.
@@ -387,8 +354,6 @@ class RevolutTokens:
         ):
             yield session
 
-    # ---- the token endpoint ----
-
     def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
         """POST /auth/token, form-encoded, with a fresh client assertion (they expire within minutes)."""
         data = {
@@ -407,8 +372,6 @@ class RevolutTokens:
             redaction.register_secrets([str(body["access_token"]), str(body.get("refresh_token") or "")])
             return body
         raise _endpoint_error(response.status_code, body, form["grant_type"])
-
-    # ---- the store ----
 
     def _load(self) -> StoredToken:
         stored = self.stored()
@@ -465,8 +428,6 @@ def _endpoint_error(status: int, body: dict[str, Any], grant_type: str) -> Token
     retryable = status >= 500 or status in (408, 429)
     return TokenRequestFailed(message, status=status, error=error, retryable=retryable)
 
-
-# ---- process-wide default, for connectors and tasks ----------------------------------------------------
 
 _default: tuple[Settings, RevolutTokens] | None = None
 

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from connectors.directus import Directus
 from connectors.erpnext import ERPNextConnector
-from connectors.revolut import RateLimiter, RevolutConnector
+from connectors.revolut import RevolutConnector
+from connectors.revolut_rate import RateLimiter
 from syncengine.breaker import Breaker, RedisBreakerStore
 from syncengine.db import session_scope
 from syncengine.errors import Ambiguous

@@ -1,4 +1,4 @@
-"""Simulators with many records for sweeps to list (tests/test_reconcile_scale.py, bench/reconcile.py):
+"""Simulators with many records for sweeps to list (tests/tasks/test_reconcile_scale.py, bench/reconcile.py):
 each seeded in bulk through its seed control (a data import: no webhooks, old stamps kept), one edit at a
 time made through the vendor's API, and the production connector pointed at it."""
 

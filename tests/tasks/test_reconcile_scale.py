@@ -2,7 +2,7 @@
 system one list request per (system, kind) and nothing stored; with 100 of them changed through the
 vendor's API, exactly those 100 stored and handed on.
 
-Fresh simulators seeded in bulk (tests/sweep_scale.py), the production connectors, the real store.
+Fresh simulators seeded in bulk (bench/sweep_scale.py), the production connectors, the real store.
 Publishing is recorded instead of sent: the dispatch path of swept events is tests/flows/test_reconcile.py's
 business, and a worker here would chase records that live in these simulators only."""
 
@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, insert, select
 
+from bench import sweep_scale as scale
+from bench.sweep_scale import LIST_PATHS, Vendor, change, list_requests, seeded
 from syncengine.db import session_scope
 from syncengine.models import InboxEvent, SyncCursor
 from tasks import reconcile
-from tests import sweep_scale as scale
-from tests.sweep_scale import LIST_PATHS, Vendor, change, list_requests, seeded
 
 RECORDS, CHANGED = 10_000, 100
 

@@ -1,9 +1,9 @@
 """Revolut OAuth against the simulator over loopback HTTP, on the session's real Postgres and Redis.
 
 The key pair and certificate are generated here, never committed. The simulator's clock is injected into
-syncengine.tokens, so tokens expire without sleeping. The single-flight tests run the refresh from 8 threads
-and from 8 separate processes, with each of the three locks (Redis, a Postgres row lock, SQLite's write lock),
-and count the refresh calls the simulator saw.
+connectors.revolut_tokens, so tokens expire without sleeping. The single-flight tests run the refresh from 8
+threads and from 8 separate processes, with each of the three locks (Redis, a Postgres row lock, SQLite's
+write lock), and count the refresh calls the simulator saw.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
+from connectors import revolut_tokens as tokens
 from simulators.revolut import RevolutSimulator
-from syncengine import rate_limit, tokens
+from syncengine import at_rest, rate_limit
 from syncengine.db import engine_for, get_engine
 from syncengine.models import Base
 from syncengine.settings import Settings, get_settings
@@ -209,7 +210,7 @@ def test_consent_callback_stores_tokens_encrypted(revolut: Revolut):
     access_enc, refresh_enc, expires_at = raw_row()
     for secret in (stored.access_token, stored.refresh_token):
         assert secret.encode() not in access_enc + refresh_enc
-    fernet = tokens.fernet_for(os.environ["SYNCENGINE_SECRET_KEY"])
+    fernet = at_rest.fernet_for(os.environ["SYNCENGINE_SECRET_KEY"])
     assert fernet.decrypt(access_enc).decode() == stored.access_token
     assert fernet.decrypt(refresh_enc).decode() == stored.refresh_token
     assert expires_at.timestamp() == pytest.approx(revolut.sim.now() + 2399, abs=5)
@@ -274,7 +275,7 @@ def test_access_after_expiry_refreshes_once_and_revokes_the_old_token(revolut: R
     assert revolut.accounts(first) == 401
 
     # Revolut sends no new refresh token: the stored one is kept (same plaintext under a new ciphertext).
-    fernet = tokens.fernet_for(os.environ["SYNCENGINE_SECRET_KEY"])
+    fernet = at_rest.fernet_for(os.environ["SYNCENGINE_SECRET_KEY"])
     assert fernet.decrypt(raw_row()[1]) == fernet.decrypt(refresh_before)
 
 
@@ -529,12 +530,12 @@ def test_no_token_code_or_private_key_in_logs(revolut: Revolut, key_pem: str, ca
 
 def test_secret_key_handling():
     key = Fernet.generate_key().decode()
-    assert Fernet(key).decrypt(tokens.fernet_for(key).encrypt(b"x")) == b"x"  # a Fernet key is used as is
-    derived = tokens.fernet_for("a long random string that is not a fernet key")
-    again = tokens.fernet_for("a long random string that is not a fernet key")
+    assert Fernet(key).decrypt(at_rest.fernet_for(key).encrypt(b"x")) == b"x"  # a Fernet key is used as is
+    derived = at_rest.fernet_for("a long random string that is not a fernet key")
+    again = at_rest.fernet_for("a long random string that is not a fernet key")
     assert again.decrypt(derived.encrypt(b"y")) == b"y"  # derived the same way every time (HKDF-SHA256)
-    with pytest.raises(tokens.NotConfigured):
-        tokens.fernet_for("short")
+    with pytest.raises(at_rest.NotConfigured):
+        at_rest.fernet_for("short")
 
 
 def test_a_changed_secret_key_asks_for_consent(revolut: Revolut, monkeypatch: pytest.MonkeyPatch):
