@@ -85,7 +85,9 @@ def find(session: Session, ref: str) -> InboxEvent | None:
 
 
 def _failed_events(source: str | None, event_type: str | None) -> Select[Any]:
-    return _narrowed(select(InboxEvent.id).where(InboxEvent.status == InboxStatus.FAILED), source, event_type)
+    """Oldest first: replayed, and listed to the operator, in the order they arrived."""
+    failed = select(InboxEvent.id).where(InboxEvent.status == InboxStatus.FAILED).order_by(InboxEvent.id)
+    return _narrowed(failed, source, event_type)
 
 
 def _narrowed(query: Select[Any], source: str | None, event_type: str | None) -> Select[Any]:
