@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from . import preflight
@@ -451,9 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"syncengine {version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_processes(sub, HelpFormatter)  # up, serve, worker, beat
+    add_processes(partial(_command, sub))  # up, serve, worker, beat
     _add_db(sub)
-    add_ops(sub, HelpFormatter)  # setup, webhooks, flower
+    add_ops(partial(_command, sub))  # setup, webhooks, flower
     _add_status(sub)
     _add_replay(sub)
     _add_sweep(sub)

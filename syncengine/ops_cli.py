@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .explain import Mistake
@@ -110,11 +111,8 @@ def _order(system: str) -> int:
     return SYSTEMS.index(system) if system in SYSTEMS else len(SYSTEMS)
 
 
-def add_commands(sub: argparse._SubParsersAction, formatter: type[argparse.HelpFormatter]) -> None:
-    def command(name: str, help_: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=description, epilog=epilog,
-                              formatter_class=formatter)  # fmt: skip
-
+def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """`command(name, help, description, epilog)` adds one subcommand the way the CLI formats them."""
     setup = command(
         "setup", "create or check what each vendor must hold (schema, permissions, webhooks)",
         "Vendor by vendor: its schema (fields, custom fields, template emails), then the permissions of the "

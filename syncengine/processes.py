@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import preflight
@@ -173,11 +174,8 @@ def _stop_all(children: Any) -> None:
             child.kill()
 
 
-def add_commands(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
-    def command(name: str, help_: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=description, epilog=epilog,
-                              formatter_class=formatter)  # fmt: skip
-
+def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """`command(name, help, description, epilog)` adds one subcommand the way the CLI formats them."""
     up = command(
         "up", "web + worker + beat in one terminal; Ctrl-C stops all",
         "Migrate the database to head, then run the webhook receiver, a Celery worker on every queue and "
