@@ -28,10 +28,8 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -125,14 +123,7 @@ sys.exit(max(run(system, kind, since) for system, kind in {targets!r}))
 def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Outcome:
     sims = stack.simulators()
     seed(sims, scale)
-    home = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
-    database_url = redis_url = admin = None
-    if store == "postgres":
-        admin, database_url = scratch.scratch_database()
-        redis_url = scratch.redis_url()
-        redis.Redis.from_url(redis_url).flushdb()
-    deployment = stack.start(sims, home=home, database_url=database_url, redis_url=redis_url, layout=layout)
-    try:
+    with scratch.deployment(sims, store, layout, prefix="bench-backfill-") as deployment:
         before = _requests(sims)
         skip = {name: len(sim.requests_log()) for name, sim in sims.items()}
         started = time.perf_counter()
@@ -155,13 +146,6 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
         note = ("" if settled else "; the engine had not settled (echoes still queued) when counted") + note
         by_kind = _kinds_of_request(sims, skip)
         return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note, by_kind)
-    finally:
-        deployment.stop()
-        shutil.rmtree(home, ignore_errors=True)
-        if admin and database_url:
-            scratch.drop_database(admin, database_url)
-        if redis_url:
-            redis.Redis.from_url(redis_url).flushdb()
 
 
 def _store(deployment: stack.Stack, name: str = "syncengine") -> Any:

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -30,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,15 +129,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def run(store: str, events: int, idle_count: int, layout: stack.Layout) -> bool:
-    home = Path(tempfile.mkdtemp(prefix="bench-flows-"))
-    admin = database_url = redis_url = None
-    if store == "postgres":
-        admin, database_url = scratch.scratch_database()
-        redis_url = scratch.redis_url()
-        redis.Redis.from_url(redis_url).flushdb()
-    deployment = stack.start(stack.simulators(), home=home, database_url=database_url, redis_url=redis_url,
-                             layout=layout)  # fmt: skip
-    try:
+    with scratch.deployment(stack.simulators(), store, layout, prefix="bench-flows-") as deployment:
         time.sleep(2)
         naive = naive_latency(deployment.servers, idle_count)
         sender = Sender(deployment, {}, {})
@@ -150,13 +139,6 @@ def run(store: str, events: int, idle_count: int, layout: stack.Layout) -> bool:
         time.sleep(3)  # the burst's echoes, which must write nothing
         requests_made = sum(len(sim.requests_log()) for sim in deployment.sims.values()) - before
         found = emails_in(deployment.sims)
-    finally:
-        deployment.stop()
-        shutil.rmtree(home, ignore_errors=True)
-        if admin and database_url:
-            scratch.drop_database(admin, database_url)
-        if redis_url:
-            redis.Redis.from_url(redis_url).flushdb()
     duplicates = sum(n - 1 for held in found.values() for n in held.values() if n > 1)
     print(f"\n{store}, {layout.workers} worker(s) of {layout.concurrency} processes")
     print(f"  idle: webhook -> last effect p50 {statistics.median(quiet):.2f} s over {len(quiet)} changes "

@@ -7,12 +7,43 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+import redis
 from sqlalchemy.engine import make_url
+
+from simulators import stack
+
+
+@contextmanager
+def deployment(
+    sims: dict[str, Any], store: str, layout: stack.Layout, *, prefix: str
+) -> Iterator[stack.Stack]:
+    """The stack on `sims`, on scratch stores: with store "postgres" a scratch database and the benchmarks'
+    Redis db (flushed), else the embedded default in a temporary home; all of it removed afterwards."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    admin = database_url = url = None
+    if store == "postgres":
+        admin, database_url = scratch_database()
+        url = redis_url()
+        redis.Redis.from_url(url).flushdb()
+    started = stack.start(sims, home=home, database_url=database_url, redis_url=url, layout=layout)
+    try:
+        yield started
+    finally:
+        started.stop()
+        shutil.rmtree(home, ignore_errors=True)
+        if admin and database_url:
+            drop_database(admin, database_url)
+        if url:
+            redis.Redis.from_url(url).flushdb()
 
 
 def scratch_database() -> tuple[str, str]:
