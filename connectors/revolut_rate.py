@@ -21,15 +21,21 @@ RATE_LIMIT = 60  # requests per window per business (Revolut's usage and limits 
 # One second over the vendor's minute: requests sent at the edge of the window may arrive bunched.
 RATE_WINDOW = 61.0
 
-# Sliding-window log: a sorted set of admission times (ms). KEYS: log, pause. ARGV: limit, window ms, now ms
-# ("" = the Redis server's clock, one clock for every host), a unique member. Returns 0 when admitted, else
-# the milliseconds to wait.
-_ACQUIRE = """
-local now = tonumber(ARGV[3])
+
+def _now_ms(argv: int) -> str:
+    """Lua: `now` in milliseconds from ARGV[argv], or from the Redis server's clock when that is ""."""
+    return f"""local now = tonumber(ARGV[{argv}])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+"""
+
+
+# Sliding-window log: a sorted set of admission times (ms). KEYS: log, pause. ARGV: limit, window ms, now ms
+# ("" = the Redis server's clock, one clock for every host), a unique member. Returns 0 when admitted, else
+# the milliseconds to wait.
+_ACQUIRE = _now_ms(3) + """
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
 if paused > now then return paused - now end
 local window = tonumber(ARGV[2])
@@ -42,12 +48,7 @@ end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now)
 """
-_PAUSE = """
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+_PAUSE = _now_ms(2) + """
 local until_ms = now + tonumber(ARGV[1])
 if until_ms > tonumber(redis.call('GET', KEYS[1]) or '0') then
   redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 1000)
