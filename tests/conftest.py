@@ -153,15 +153,22 @@ def receiver(store: str) -> Iterator[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests of a peer that runs on demand (`@pytest.mark.peers("erpnext")`) are left out unless asked for
-    with `-m peers` or SYNCENGINE_TEST_PEERS; the Directus peer's run always (tests.peers)."""
+    with `-m peers` or SYNCENGINE_TEST_PEERS; the Directus peer's run always (tests.peers).
+
+    The default run (a bare `pytest`: no paths, no `-m`) also leaves out the `slow` tests, so that it stays
+    under 15 minutes; `pytest -m slow` runs them (CI does, as its second step), and naming a test's file or
+    folder runs it whatever its marks."""
     from tests.peers import ALWAYS, requested
 
-    asked = requested() | ({"directus", "erpnext"} if "peers" in (config.option.markexpr or "") else set())
+    markexpr = config.option.markexpr or ""
+    asked = requested() | ({"directus", "erpnext"} if "peers" in markexpr else set())
+    default_run = not markexpr and config.args_source == pytest.Config.ArgsSource.TESTPATHS
     keep, left_out = [], []
     for item in items:
         marker = item.get_closest_marker("peers")
         on_demand = set(marker.args if marker else ()) - ALWAYS - asked
-        (left_out if on_demand else keep).append(item)
+        slow = default_run and item.get_closest_marker("slow") is not None
+        (left_out if on_demand or slow else keep).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = keep

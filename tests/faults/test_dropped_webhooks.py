@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from tests.faults.conftest import Stack, unique
@@ -38,6 +39,7 @@ def everywhere(stack: Stack) -> set[str]:
             & emails_in(sims["directus"], "contacts", "email"))  # fmt: skip
 
 
+@pytest.mark.slow  # 100 s: `pytest -m slow` (CI's second step) or naming this file runs it
 def test_ten_percent_of_webhooks_dropped_in_a_burst_of_1000_none_missed_after_one_sweep(stack: Stack):
     stack.settle()
     mautic = stack.sims["mautic"]
