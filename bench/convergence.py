@@ -42,6 +42,8 @@ def main() -> int:
     parser.add_argument("--drop", type=float, default=0.10, help="share of webhooks lost")
     parser.add_argument("--reorder", type=float, default=0.10, help="share of webhooks delayed (reordered)")
     parser.add_argument("--sweeps", type=int, default=3, help="at most this many sweeps until agreement")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep the receiver's and worker's logs in DIR (for a divergent end)")
     args = parser.parse_args()
     changes, steps = (50, 3) if args.short else (args.changes, STEPS)
     seeds: list[int] = []
@@ -57,8 +59,10 @@ def main() -> int:
     migrate.upgrade(db_url.replace("postgresql://", "postgresql+psycopg2://", 1))
     env = {**os.environ, "LOG_LEVEL": "WARNING", "SYNCENGINE_SECRET_KEY": os.environ.get(
         "SYNCENGINE_SECRET_KEY", "bench-fernet-key-not-real")}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="bench-convergence-") as work:
-        stack = Stack(db_url, bench_redis, Path(work), base_env=env).start()
+    with tempfile.TemporaryDirectory(prefix="bench-convergence-") as temporary:
+        work = args.keep or Path(temporary)
+        work.mkdir(parents=True, exist_ok=True)
+        stack = Stack(db_url, bench_redis, work, base_env=env).start()
         try:
             return measure(Batch(stack, seeds, faults, people=PEOPLE, steps=steps), args.sweeps)
         finally:
@@ -99,7 +103,7 @@ def measure(batch: Batch, max_sweeps: int) -> int:
     if divergent:
         for outcome in batch.outcomes().values():
             if outcome.problems:
-                print(outcome.report().splitlines()[0])
+                print(outcome.report())  # the seed's trace: its writes and each webhook's fate
     return 1 if divergent else 0
 
 

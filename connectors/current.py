@@ -1,14 +1,22 @@
 """Read one object back as the vendor holds it now: a webhook is a notice that something changed, and
 where its payload cannot be ordered (a stamp no newer than one already applied) or a push must know what
-it would overwrite, the current state is what counts."""
+it would overwrite, the current state is what counts.
+
+A state read back is stamped with the object's newest edit; where the vendor keeps a history of its
+writes (Directus's revisions), each group it changed is dated by the write that gave it its value
+(`with_history`), so an edit whose webhook came late is not taken for as new as the edit after it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from syncengine.errors import Permanent
+from sqlalchemy.orm import Session
 
+from syncengine.errors import Permanent
+from syncengine.records import Change, changed_groups, dated
+
+from .mapping import ADAPTERS
 from .registry import connector_for
 
 Get = Callable[[Any, str], dict[str, Any] | None]
@@ -36,3 +44,16 @@ def read_current(system: str, kind: str, external_id: str) -> dict[str, Any] | N
         if exc.status == 404:
             return None
         raise
+
+
+def with_history(session: Session, change: Change) -> Change:
+    """The change with each group it changes dated by the vendor's history of the object, where the
+    adapter reads one (`dates`); as it is otherwise, or when the history says nothing of a group."""
+    history = getattr(ADAPTERS.get((change.system, change.kind)), "dates", None)
+    if history is None or change.deleted:
+        return change
+    groups = {group: values for group, values in changed_groups(session, change).items()
+              if group not in change.dated}  # fmt: skip
+    if not groups:
+        return change
+    return dated(change, history(connector_for(change.system), change.external_id, groups))

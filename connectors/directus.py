@@ -26,6 +26,9 @@ from syncengine.settings import get_settings
 from .base import TokenConnector, pages_by_id, segment
 
 log = logging.getLogger(__name__)
+_NO_REVISIONS: set[str] = set()  # the servers that refused their revisions (warned once each)
+REVISIONS_WHY = "a change read back is dated by the revision that wrote it"
+REVISIONS = 25  # the writes looked at; a group written back and forth more often is dated by the item
 
 DEFAULT_PAGE_SIZE = 100  # Directus' own default `limit`
 MARKER_FIELD = "ext_id"  # the unique field our collections carry for our record id
@@ -124,6 +127,20 @@ class Directus(TokenConnector):
             return self._list("/activity", "directus_activity", "the delete sweep lists deletes", query)
 
         return pages_by_id(page, size)
+
+    def revisions(self, collection: str, key: Any, limit: int = REVISIONS) -> list[dict[str, Any]]:
+        """The item's last writes, newest first: each revision's `delta` (the fields that write sent, with
+        the `date_updated` it set) and `data` (the item after it). Empty, with one warning, when the token
+        may not read `directus_revisions`: the caller then dates a change by the item's stamp alone."""
+        query = {"filter[collection][_eq]": collection, "filter[item][_eq]": str(key), "sort": "-id",
+                 "fields": "id,delta,data", "limit": limit}  # fmt: skip
+        try:
+            return self._list("/revisions", "directus_revisions", REVISIONS_WHY, query)
+        except Refused as exc:
+            if self.base_url not in _NO_REVISIONS:
+                _NO_REVISIONS.add(self.base_url)
+                log.warning("%s", exc)
+            return []
 
     def get_item(self, collection: str, key: Any) -> dict[str, Any] | None:
         """One item, or None when it is not there."""
@@ -260,6 +277,7 @@ class Directus(TokenConnector):
 
 
 FILES_WHY = "uploads are read for OCR"
+
 
 
 def _gone(collection: str, key: Any) -> Permanent:

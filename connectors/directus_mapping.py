@@ -93,6 +93,32 @@ class ItemAdapter:
         """F9 reversed: the flag back, as the app's unarchive sets the archive field's unarchive value."""
         return connector.update_item(self.collection, external_id, {ARCHIVED: False})
 
+    def dates(
+        self, connector: Any, external_id: str, groups: dict[str, dict[str, Any]]
+    ) -> dict[str, datetime]:
+        """When each group got the values it holds (name -> values, canonical), from the item's revisions:
+        the oldest write of the newest run that sent those values (our pushes send every field again, which
+        writes no new value). A group no revision at hand explains is left to the item's stamp."""
+        revisions = connector.revisions(self.collection, external_id)
+        found: dict[str, datetime] = {}
+        for group, values in groups.items():
+            when = None
+            for revision in revisions:  # newest first
+                delta = revision.get("delta") or {}
+                sent = tuple(name for name in values if name in delta)
+                if not sent:
+                    continue
+                try:
+                    same = canonical(self.kind, sent, delta) == {name: values[name] for name in sent}
+                except (TypeError, ValueError):
+                    same = False
+                if not same:
+                    break
+                when = _written(revision) or when
+            if when is not None:
+                found[group] = when
+        return found
+
     def _read(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The item's canonical fields; a value that is none (a price "abc": SQLite keeps what it is given)
         is a Permanent error naming the item and the field, for a person to correct in Directus."""
@@ -110,6 +136,14 @@ class ItemAdapter:
         if fields.get(self.key) or self.kind != "contact":
             return self.key, fields.get(self.key)
         return "name", fields.get("name")
+
+
+def _written(revision: dict[str, Any]) -> datetime | None:
+    """The stamp a write set: `date_updated` in its delta; a create sets none (its data has none either),
+    so the `date_created` its data holds."""
+    delta, data = revision.get("delta") or {}, revision.get("data") or {}
+    stamp = delta.get("date_updated") or (data.get("date_created") if not data.get("date_updated") else None)
+    return from_iso(stamp) if stamp else None
 
 
 def _valid(kind: str, name: str, value: Any) -> bool:

@@ -39,7 +39,8 @@ from syncengine.vendors.directus import COLLECTIONS, Collection
 API_USER = "6f1c7e0a-2b4d-4e8a-9c1f-5d2e3a4b5c6d"  # the directus_users id behind the admin token
 LIMITED_USER = "0b3f2c7e-91d4-4a6e-8f2b-7c5d1e9a3b60"  # the user behind `limited_token`
 ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PATCH": "update", "DELETE": "delete"}
-SYSTEM_PATHS = {"activity": "directus_activity", "files": "directus_files", "assets": "directus_files",
+SYSTEM_PATHS = {"activity": "directus_activity", "revisions": "directus_revisions",
+                "files": "directus_files", "assets": "directus_files",
                 "flows": "directus_flows", "operations": "directus_operations",
                 "collections": "directus_collections", "fields": "directus_fields"}  # fmt: skip
 SYSTEM_COLLECTIONS = (*sorted(set(SYSTEM_PATHS.values())), "directus_permissions", "directus_policies",
@@ -47,6 +48,8 @@ SYSTEM_COLLECTIONS = (*sorted(set(SYSTEM_PATHS.values())), "directus_permissions
 ACTIVITY_FIELDS = {"id": "integer", "action": "string", "user": "uuid", "timestamp": "timestamp",
                    "ip": "string", "user_agent": "text", "collection": "string", "item": "string",
                    "origin": "string", "revisions": "alias"}  # fmt: skip
+REVISION_FIELDS = {"id": "integer", "activity": "integer", "collection": "string", "item": "string",
+                   "data": "json", "delta": "json", "parent": "integer", "version": "uuid"}  # fmt: skip
 FILE_FIELDS = ("id", "storage", "filename_disk", "filename_download", "title", "type", "folder",
                "uploaded_by", "created_on", "modified_by", "modified_on", "charset", "filesize", "width",
                "height", "duration", "embed", "description", "location", "tags", "metadata", "focal_point_x",
@@ -73,6 +76,7 @@ class DirectusSimulator(DirectusFlows, DirectusSchema):
     def on_reset(self) -> None:
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}  # id -> (directus_files row, bytes)
         self.activity: list[dict[str, Any]] = []  # directus_activity, oldest first
+        self.revisions: list[dict[str, Any]] = []  # directus_revisions, oldest first
         self.collections: dict[str, dict[str, Any]] = {}
         for collection in self.declared:
             self.make_collection(collection.body())
@@ -272,7 +276,7 @@ class DirectusSimulator(DirectusFlows, DirectusSchema):
             row[field] = row[field] if not emit and row[field] else self.iso_now()
         self.db[name][row[pk]] = row
         if emit:
-            self._log_activity("create", name, [row[pk]])
+            self._log_activity("create", name, [row[pk]], {row[pk]: self.stored(name, data)})
             self.emit(
                 f"{name}.items.create",
                 {"event": f"{name}.items.create", "payload": data, "key": row[pk], "collection": name},
@@ -315,15 +319,32 @@ class DirectusSimulator(DirectusFlows, DirectusSchema):
                        "not exist.")  # fmt: skip
         raise Abort(self.error(403, "FORBIDDEN", message, reason=message))
 
-    def _log_activity(self, action: str, collection: str, keys: list[Any]) -> None:
+    def _log_activity(
+        self, action: str, collection: str, keys: list[Any], deltas: dict[Any, dict[str, Any]] | None = None
+    ) -> None:
         """One directus_activity row per item and action, as Directus's ActivityService writes them (item
-        always a string, even for integer keys); the sweep reads deletions back from here."""
+        always a string, even for integer keys); the sweep reads deletions back from here. A create or an
+        update also writes a directus_revisions row per item, as observed on Directus 11.17: `delta` is
+        the payload as sent (unchanged fields too) with the `date_updated` the write set, `data` the item
+        after it."""
         stamp = self.iso_now()
         for key in keys:
+            activity = len(self.activity) + 1
             self.activity.append({
-                "id": len(self.activity) + 1, "action": action, "user": API_USER, "timestamp": stamp,
+                "id": activity, "action": action, "user": API_USER, "timestamp": stamp,
                 "ip": "127.0.0.1", "user_agent": "python-requests", "collection": collection,
                 "item": str(key), "origin": None, "revisions": [],
+            })  # fmt: skip
+            if deltas is None or key not in deltas or key not in self.db[collection]:
+                continue
+            row = self.db[collection][key]
+            delta = dict(deltas[key])
+            for field in self._dates(collection, "date-updated"):
+                if action == "update":
+                    delta[field] = row[field]
+            self.revisions.append({
+                "id": len(self.revisions) + 1, "activity": activity, "collection": collection,
+                "item": str(key), "data": dict(row), "delta": delta, "parent": None, "version": None,
             })  # fmt: skip
 
     def _out(self, request: Request, row: dict[str, Any]) -> dict[str, Any]:
@@ -358,6 +379,15 @@ class DirectusSimulator(DirectusFlows, DirectusSchema):
     def list_activity(self, request: Request) -> Response:
         """`GET /activity` takes the global query parameters (filter, sort, limit, page, meta) like items."""
         return self._list(request, self.activity, "id", ACTIVITY_FIELDS)
+
+    @route("GET", "/revisions")
+    def list_revisions(self, request: Request) -> Response:
+        """`GET /revisions` takes the global query parameters like items (`data` and `delta` are JSON)."""
+        return self._list(request, self.revisions, "id", REVISION_FIELDS)
+
+    def _delta(self, collection: str, data: dict[str, Any]) -> dict[str, Any]:
+        pk = self.collections[collection]["pk"]
+        return {k: v for k, v in self.stored(collection, data).items() if k != pk}
 
     @route("GET", "/files")
     def list_files(self, request: Request) -> Response:
@@ -426,7 +456,7 @@ class DirectusSimulator(DirectusFlows, DirectusSchema):
         self._refuse_unknown(request, collection, body, "update")
         self._refuse_missing(request, collection, [pk], "update", body)
         row = self._update(collection, pk, body, self.iso_now())
-        self._log_activity("update", collection, [key])
+        self._log_activity("update", collection, [pk], {pk: self._delta(collection, body)})
         # single-item events carry the key from the URL, as a string
         self.emit(
             f"{collection}.items.update",
@@ -451,7 +481,7 @@ class DirectusSimulator(DirectusFlows, DirectusSchema):
             self._refuse_unknown(request, collection, data, "update")
             self._refuse_missing(request, collection, keys, "update", data)
             rows = [self._update(collection, k, data, stamp) for k in keys]
-            self._log_activity("update", collection, keys)
+            self._log_activity("update", collection, keys, dict.fromkeys(keys, self._delta(collection, data)))
             self.emit(f"{collection}.items.update", {"event": f"{collection}.items.update", "payload": data,
                                                      "keys": keys, "collection": collection})  # fmt: skip
         elif isinstance(body, list):
@@ -460,7 +490,7 @@ class DirectusSimulator(DirectusFlows, DirectusSchema):
                 key = item.get(cfg["pk"])
                 changes = {k: v for k, v in item.items() if k != cfg["pk"]}
                 rows.append(self._update(collection, key, item, stamp))
-                self._log_activity("update", collection, [key])
+                self._log_activity("update", collection, [key], {key: self._delta(collection, changes)})
                 self.emit(f"{collection}.items.update", {"event": f"{collection}.items.update",
                           "payload": changes, "keys": [key], "collection": collection})  # fmt: skip
         else:

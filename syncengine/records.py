@@ -23,7 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,9 @@ class Change:
     match_key: str | None = None
     deleted: bool = False  # not live there: archived (restorable in that system) or deleted
     gone: bool = False  # deleted beyond restore there (the object no longer exists)
+    # field group -> when its value was written, where that is known to be before `remote_updated_at`:
+    # a read-back is stamped with the object's newest edit, which may be of another group (`dated`).
+    dated: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,6 +71,36 @@ class Merged:
 def content_hash(fields: dict[str, Any]) -> str:
     """The same content hashes the same whichever system it came back from (echo suppression)."""
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def dated(change: Change, dates: Mapping[str, datetime]) -> Change:
+    """The change with these field groups dated (no later than its stamp): an object read back carries
+    the stamp of its newest edit, which may be of another group, and a group written earlier (its webhook
+    late or lost) must not pass for as new as that, or it would win over an edit made elsewhere since."""
+    carried = _groups(change.kind, change.fields)
+    found = {group: min(at, change.remote_updated_at) for group, at in dates.items() if group in carried}
+    return replace(change, dated={**change.dated, **found}) if found else change
+
+
+def same_groups(one: Change, other: Change) -> set[str]:
+    """The field groups holding the same values in two states of one object."""
+    mine, theirs = _groups(one.kind, one.fields), _groups(other.kind, other.fields)
+    return {group for group, values in mine.items() if theirs.get(group) == values}
+
+
+def changed_groups(session: Session, change: Change) -> dict[str, dict[str, Any]]:
+    """The field groups (name -> values) whose values that system did not hold when we last saw or wrote
+    the object: the edits this state carries, which the merge will weigh."""
+    link = session.execute(
+        select(Link).where(
+            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
+        )
+    ).scalar_one_or_none()
+    known = (link.known or {}) if link is not None else {}
+    return {
+        group: values for group, values in _groups(change.kind, change.fields).items()
+        if known.get(group) != content_hash(values)
+    }  # fmt: skip
 
 
 def merge(session: Session, change: Change) -> Merged:
@@ -216,14 +250,17 @@ def _apply(record: Record, link: Link, change: Change) -> list[str]:
     meta = dict(record.field_meta or {})
     known = dict(link.known or {})
     changed: list[str] = []
-    at = change.remote_updated_at.isoformat()
     for group, incoming in _groups(change.kind, change.fields).items():
+        at = change.dated.get(group, change.remote_updated_at).isoformat()
         mine, base = content_hash(incoming), known.get(group)
         known[group] = mine
         if base == mine:
             continue  # this system did not change the group
         current = content_hash({name: data.get(name) for name in incoming})
         if base != current and not _wins(change, group, meta.get(group), at):
+            last = meta.get(group) or {}
+            log.info("record %s %s: %s's edit stamped %s loses to %s's stamped %s", record.id, group,
+                     change.system, at, last.get("system"), last.get("at"))  # fmt: skip
             continue
         if owner_of(change.kind, group) not in (None, change.system):
             continue

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 import connectors.mappers  # noqa: F401 - registers every adapter
-from connectors.current import read_current, readable
+from connectors.current import read_current, readable, with_history
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
 from syncengine import outbox
@@ -167,6 +167,8 @@ def _catch_up(target: Target) -> Target:
     change = target.adapter.to_change(obj)
     if content_hash(change.fields) in (target.pushed, target.seen):
         return target
+    with read_scope() as session:
+        change = with_history(session, change)
     log.info("%s %s %s changed since we last saw it: merged before the push of record %s",
              target.system, target.kind, target.external_id, target.record_id)  # fmt: skip
     services = get_settings().services

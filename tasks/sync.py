@@ -10,12 +10,12 @@ from typing import Any
 
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.base import marker_lock
-from connectors.current import read_current, readable
+from connectors.current import read_current, readable, with_history
 from connectors.mapping import ADAPTERS
 from connectors.registry import connector_for
 from syncengine.errors import Permanent, SyncError
 from syncengine.locks import lock
-from syncengine.records import Change, Merged, merge, note_echo, record_id_for, unordered
+from syncengine.records import Change, Merged, dated, merge, note_echo, record_id_for, same_groups, unordered
 from syncengine.settings import get_settings
 from syncengine.tombstones import buried
 
@@ -63,6 +63,7 @@ def sync_handler(
                 change = _ordered(ctx, adapter, change, prepare)
             if change is None or buried(ctx.session, change):
                 continue
+            change = with_history(ctx.session, change)
             merged = merge(ctx.session, change)
             defer_pushes(ctx, merged)
             if after is not None:
@@ -108,7 +109,11 @@ def _ordered(ctx: HandlerContext, adapter: Any, change: Change, prepare: Prepare
     log.info("%s %s %s: a state stamped %s cannot be ordered by its stamp; read back", change.system,
              change.kind, change.external_id, change.remote_updated_at)  # fmt: skip
     obj = read_current(change.system, change.kind, change.external_id)
-    return None if obj is None else adapter.to_change(prepare(ctx, obj) if prepare else obj)
+    if obj is None:
+        return None
+    current = adapter.to_change(prepare(ctx, obj) if prepare else obj)
+    # What still holds the payload's values was written no later than the payload's stamp.
+    return dated(current, dict.fromkeys(same_groups(current, change), change.remote_updated_at))
 
 
 def defer_pushes(ctx: HandlerContext, merged: Merged) -> None:

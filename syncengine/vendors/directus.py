@@ -232,6 +232,7 @@ class Grant:
 
 SYSTEM_GRANTS: tuple[Grant, ...] = (
     Grant("directus_activity", "read", "the delete sweep lists hard deletes from the activity log"),
+    Grant("directus_revisions", "read", "a change read back is dated by the revision that wrote it"),
     Grant("directus_files", "read", "uploads are read for OCR (/files and /assets)"),
     *(Grant("directus_flows", a, "webhooks install", optional="webhooks install") for a in ITEM_ACTIONS),
     *(Grant("directus_operations", a, "webhooks install", optional="webhooks install") for a in ITEM_ACTIONS),

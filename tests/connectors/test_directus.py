@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 import requests
 
+import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.directus import Directus, Refused
+from connectors.mapping import ADAPTERS, from_iso
 from syncengine.breaker import CLOSED, OPEN, Breaker, BreakerPolicy, RedisBreakerStore
+from syncengine.canonical import SCHEMA
 from syncengine.errors import CircuitOpen, Permanent, Retryable
 from syncengine.settings import Settings
 from syncengine.shared_state import get_redis
@@ -109,6 +112,38 @@ def test_deletes_are_read_from_the_activity_log_paged_by_id(target):
         ("products", str(product)),
     ]  # one row per item of the batch, item always a string, the delete before `since` left out
     assert [r["id"] for r in deleted] == sorted(r["id"] for r in deleted)
+
+
+def test_a_group_is_dated_by_the_revision_that_wrote_its_value_not_by_the_item(target):
+    """An item read back carries the stamp of its newest write; its revisions say when each value came. A
+    write that sends a value again (our pushes send every field) writes nothing new: the value keeps the
+    date of the write that first set it."""
+    conn = target.connector()
+    adapter = ADAPTERS[("directus", "contact")]
+    key = target.create("contacts", {"email": f"{target.unique()}@x.io", "phone": "+33 1 00 00 00 01"})["id"]
+    time.sleep(0.05)
+    phoned = conn.update_item("contacts", key, {"phone": "+33 1 00 00 00 02"})["date_updated"]
+    time.sleep(0.05)
+    conn.update_item("contacts", key, {"phone": "+33 1 00 00 00 02", "city": "Lyon"})  # the phone again
+    time.sleep(0.05)
+    item = conn.update_item("contacts", key, {"vat_number": "FR00000000001"})
+    change = adapter.to_change(item)
+    assert change.remote_updated_at > from_iso(phoned)
+    groups = {group: {name: change.fields[name] for name in SCHEMA["contact"][group]}
+              for group in ("identity", "address")}  # fmt: skip
+    dates = adapter.dates(conn, str(key), groups)
+    assert dates["identity"] == from_iso(phoned)  # not the later write that sent the same phone
+    assert from_iso(phoned) < dates["address"] < change.remote_updated_at
+    assert conn.revisions("contacts", key)[0]["delta"]["vat_number"] == "FR00000000001"  # newest first
+
+
+def test_without_read_on_revisions_a_change_keeps_the_items_stamp(target, caplog):
+    limited = target.connector(target.limited)
+    key = target.create("contacts", {"email": f"{target.unique()}@x.io", "phone": "+33 1 00 00 00 03"})["id"]
+    with caplog.at_level(logging.WARNING, logger="connectors.directus"):
+        assert ADAPTERS[("directus", "contact")].dates(limited, str(key), {"identity": {"phone": "x"}}) == {}
+        assert limited.revisions("contacts", key) == []
+    assert sum("grant read on directus_revisions" in r.getMessage() for r in caplog.records) <= 1
 
 
 def test_an_item_that_is_not_there_is_none_and_a_refused_read_is_a_permission(target):

@@ -187,6 +187,33 @@ def test_a_late_edit_loses_to_a_newer_one_elsewhere_and_its_source_is_told(deplo
     assert phones(deployment, address) == everywhere(phone("+33 2 22 22 22 02"))
 
 
+def test_a_late_directus_edit_read_back_after_a_later_one_is_dated_by_its_own_revision(deployment, proxy):
+    """Seen in bench/convergence.py: a Directus item read back carries the stamp of its newest write, here
+    an edit of the city made after a Mautic edit of the phone; dated so, the older Directus phone beat the
+    newer Mautic one everywhere. Its revision dates the phone by the write that set it."""
+    address = synced(deployment, proxy, "late-revision")
+    # given: Directus phone D, then Mautic phone M 1.5 s later, then Directus city C: every webhook late
+    phone_held = proxy.hold_next(matching("directus", "contacts.items.update"))
+    edit_directus(deployment, address, phone="+33 6 66 66 66 01")
+    phone_held.wait()
+    time.sleep(1.5)
+    mautic_held = proxy.hold_next(matching("mautic", "lead_post_save_update"))
+    edit_mautic(deployment, address, phone="+33 6 66 66 66 02")
+    mautic_held.wait()
+    time.sleep(1.5)
+    city_held = proxy.hold_next(matching("directus", "contacts.items.update"))
+    edit_directus(deployment, address, city="Brest")
+    city_held.wait()
+    # when: they arrive in that order
+    for hold in (phone_held, city_held, mautic_held):
+        proxy.release(hold)
+        settle(deployment, proxy)
+    # then: M, the newest phone, and C everywhere
+    assert phones(deployment, address) == everywhere(phone("+33 6 66 66 66 02"))
+    cities = fields(deployment, address, "city")
+    assert set(cities.values()) == {"Brest"}, cities
+
+
 # --- pattern 2: a push never overwrites a newer edit whose webhook was lost ------------------------------
 
 
