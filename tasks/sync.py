@@ -54,10 +54,14 @@ def sync_handler(
 
     def handle(ctx: HandlerContext) -> None:
         adapter = ADAPTERS[(system, kind)]
-        if after is None and _echo_as_sent(ctx, adapter, read, prepare):
-            return
+        sent = _as_sent(ctx, adapter, read, prepare)
+        if after is None and sent and all(note_echo(ctx.session, change) for change in sent):
+            return  # our own write coming back, known from what the event carries: no read-back
+        then = {change.external_id: change for change in sent or ()}
         for obj in read(ctx.event.payload):
             change = adapter.to_change(prepare(ctx, obj) if prepare else obj)
+            if change.external_id in then:  # read back: what still holds the values sent is no newer
+                change = _dated_by(change, then[change.external_id])
             _await_our_create(ctx, adapter, change)
             if not isinstance(read, Reader):  # a payload taken as sent: ordered by its stamp, or read back
                 change = _ordered(ctx, adapter, change, prepare)
@@ -89,15 +93,21 @@ def _await_our_create(ctx: HandlerContext, adapter: Any, change: Change) -> None
         pass
 
 
-def _echo_as_sent(ctx: HandlerContext, adapter: Any, read: Read, prepare: Prepare | None) -> bool:
-    """Our own write coming back, recognised from what the event carries, so it costs no read-back. Only
-    an exact match with what we pushed counts; anything else is read back whole, as before."""
+def _as_sent(ctx: HandlerContext, adapter: Any, read: Read, prepare: Prepare | None) -> list[Change] | None:
+    """The objects exactly as the event carries them (where the reader knows how), as changes: an exact
+    match with what we pushed is our echo; anything else is read back whole. None when they are not
+    what we wrote (a bad value, since corrected?)."""
     objs = read.as_sent(ctx.event.payload) if isinstance(read, Reader) else []
     try:
-        changes = [adapter.to_change(prepare(ctx, obj) if prepare else obj) for obj in objs]
+        return [adapter.to_change(prepare(ctx, obj) if prepare else obj) for obj in objs]
     except (SyncError, TypeError, ValueError):
-        return False  # not what we wrote (a bad value, since corrected?): read the object as it is now
-    return bool(changes) and all(note_echo(ctx.session, change) for change in changes)
+        return None
+
+
+def _dated_by(current: Change, then: Change) -> Change:
+    """The groups of a state read back that still hold the values of an earlier state were written no
+    later than that state's stamp."""
+    return dated(current, dict.fromkeys(same_groups(current, then), then.remote_updated_at))
 
 
 def _ordered(ctx: HandlerContext, adapter: Any, change: Change, prepare: Prepare | None) -> Change | None:
@@ -111,9 +121,7 @@ def _ordered(ctx: HandlerContext, adapter: Any, change: Change, prepare: Prepare
     obj = read_current(change.system, change.kind, change.external_id)
     if obj is None:
         return None
-    current = adapter.to_change(prepare(ctx, obj) if prepare else obj)
-    # What still holds the payload's values was written no later than the payload's stamp.
-    return dated(current, dict.fromkeys(same_groups(current, change), change.remote_updated_at))
+    return _dated_by(adapter.to_change(prepare(ctx, obj) if prepare else obj), change)
 
 
 def defer_pushes(ctx: HandlerContext, merged: Merged) -> None:

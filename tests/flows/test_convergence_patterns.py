@@ -16,6 +16,7 @@ import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.erpnext_mapping import CUSTOMER_KEYS
 from connectors.mapping import ADAPTERS
 from connectors.normalise import canonical
+from simulators.convergence.contacts import Contacts
 from simulators.webhook_proxy import WebhookProxy, matching
 from tests.flows.test_contacts import clients_with, customers_with, directus_contacts_with, mautic_contact
 from tests.flows.test_restores import DIRECTUS_HEADERS, IN_HEADERS, MAUTIC_AUTH, set_archived
@@ -212,6 +213,34 @@ def test_a_late_directus_edit_read_back_after_a_later_one_is_dated_by_its_own_re
     assert phones(deployment, address) == everywhere(phone("+33 6 66 66 66 02"))
     cities = fields(deployment, address, "city")
     assert set(cities.values()) == {"Brest"}, cities
+
+
+def test_a_late_erpnext_edit_read_back_after_a_later_one_is_dated_by_the_document_it_sent(deployment, proxy):
+    """The same with ERPNext, whose webhooks are always read back: the document the webhook carries (our
+    template sends it whole, with `modified`) dates the groups that still hold its values."""
+    address = synced(deployment, proxy, "late-erpnext")
+    users = Contacts(deployment.sims, {name: server.url for name, server in deployment.servers.items()})
+    # given: ERPNext phone E, then Invoice Ninja phone I 1.5 s later, then ERPNext VAT: every webhook late
+    phone_held = proxy.hold_next(matching("erpnext", "on_update"))
+    users.edit("erpnext", address, "phone", "+33 7 77 77 77 01")
+    phone_held.wait()
+    time.sleep(1.5)
+    client_held = proxy.hold_next(matching("invoiceninja", "update_client"))
+    users.edit("invoiceninja", address, "phone", "+33 7 77 77 77 02")
+    client_held.wait()
+    time.sleep(1.5)
+    vat_held = proxy.hold_next(matching("erpnext", "on_update"))
+    users.edit("erpnext", address, "vat", "FR77777777701")
+    vat_held.wait()
+    # when: they arrive in that order
+    for hold in (phone_held, vat_held, client_held):
+        proxy.release(hold)
+        settle(deployment, proxy)
+    # then: I, the newest phone, and the VAT everywhere
+    assert phones(deployment, address) == everywhere(phone("+33 7 77 77 77 02"))
+    vats = {system: value for system, value in fields(deployment, address, "vat_number").items()
+            if system != "mautic"}  # fmt: skip
+    assert set(vats.values()) == {"FR77777777701"}, vats
 
 
 # --- pattern 2: a push never overwrites a newer edit whose webhook was lost ------------------------------
