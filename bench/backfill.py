@@ -114,7 +114,7 @@ def naive(scale: Scale) -> Outcome:
 SWEEP = """
 import sys
 from datetime import datetime
-from syncengine.sweep_command import run
+from commands.sweep_command import run
 since = datetime.fromisoformat({since!r})
 sys.exit(max(run(system, kind, since) for system, kind in {targets!r}))
 """

@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench import loadgen, scratch  # noqa: E402
 from bench.checked import all_2xx  # noqa: E402
-from tests.support import SECRETS, dumps, free_port, sample, sign, wait_for_port  # noqa: E402
+from simulators.samples import SECRETS, dumps, sample, sign  # noqa: E402
+from simulators.stack import free_port, wait_for_port  # noqa: E402
 
 HELLO_APP = """
 from flask import Flask, jsonify

@@ -21,7 +21,7 @@ from syncengine.settings import Settings, get_settings
 OK, CREATED, UPDATED, REMOVED = "ok", "created", "updated", "removed"
 MISSING, WRONG, FORBIDDEN, ERROR = "missing", "wrong", "forbidden", "error"
 SKIPPED = "skipped"
-# A webhook subscription's own words (syncengine.subscriptions): outdated, or ours left over (a duplicate,
+# A webhook subscription's own words (connectors.subscriptions): outdated, or ours left over (a duplicate,
 # or one sending to another URL).
 OUTDATED, STALE, DUPLICATE = "outdated", "stale", "duplicate"
 PROBLEMS = frozenset({MISSING, WRONG, FORBIDDEN, ERROR, OUTDATED, STALE, DUPLICATE})
@@ -129,7 +129,7 @@ def run(
 
 def failed(system: str, exc: Exception) -> Finding:
     """A vendor that could not be set up, as one line with what to do about it."""
-    from syncengine.subscriptions import VENDORS, failure
+    from connectors.subscriptions import VENDORS, failure
 
     credentials = VENDORS[system].credentials if system in VENDORS else f"{system.upper()}_*"
     line = failure(

@@ -96,7 +96,7 @@ class SyncEngineCollector(Collector):
         yield from (events, tasks, oldest, swept, expiry)
 
     def _breakers(self) -> Iterator[Metric]:
-        from .status import breaker_states
+        from .readings import breaker_states
 
         family = GaugeMetricFamily(
             "syncengine_breaker_state", "1 for the state each service's circuit breaker is in",
@@ -108,7 +108,7 @@ class SyncEngineCollector(Collector):
         yield family
 
     def _queues(self) -> Iterator[Metric]:
-        from .status import queue_depths
+        from .readings import queue_depths
 
         family = GaugeMetricFamily("syncengine_queue_depth", "Messages waiting per queue", labels=["queue"])
         for queue, depth in queue_depths().items():

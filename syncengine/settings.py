@@ -102,7 +102,7 @@ def _whole(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        from .explain import Mistake
+        from .mistakes import Mistake
 
         raise Mistake(f"{name}={value!r} is not a whole number", f"set it to one, e.g. {default}") from None
 

@@ -169,8 +169,8 @@ def sweep_task(system: str, kind: str) -> dict[str, Any]:
 
 @app.task(name="tasks.reconcile.drift_report", acks_late=True, time_limit=3600, soft_time_limit=3500)
 def drift_report_task() -> dict[str, Any]:
-    """The daily full compare (syncengine.drift): lists every carrier in full, so it may run long."""
-    from syncengine import drift
+    """The daily full compare (tasks.drift): lists every carrier in full, so it may run long."""
+    from tasks import drift
 
     reports = drift.run()
     return {"kinds": len(reports), "differences": sum(len(r.differences) for r in reports)}

@@ -1,7 +1,7 @@
 """Anti-entropy (issue 15): compare every linked object's carried fields in each system with the hub, and
 repair each divergence by the conflict policy.
 
-The comparison is the drift report's (syncengine.drift: one listing per (system, kind), paged, then content
+The comparison is the drift report's (tasks.drift: one listing per (system, kind), paged, then content
 hashes against the links), so it costs O(objects) reads; a repair costs O(differences) writes. A system
 that holds a state the hub never saw (a lost event, an object the hub does not know, a copy live there
 whose record is deleted) has that state merged as a change from that system, as its webhook would have
@@ -22,7 +22,6 @@ from sqlalchemy import delete, select
 
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
-from syncengine import drift
 from syncengine.db import session_scope
 from syncengine.errors import SyncError
 from syncengine.models import SyncCursor, utcnow
@@ -30,6 +29,7 @@ from syncengine.records import merge, note_held
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
 from syncengine.tombstones import buried
+from tasks import drift
 
 from .push import push_record
 

@@ -10,7 +10,7 @@ from importlib.metadata import version
 
 import pytest
 
-from syncengine.cli import build_parser
+from commands.cli import build_parser
 from tests.support import ROOT
 
 

@@ -40,7 +40,7 @@ def one_line(result: subprocess.CompletedProcess, code: int = 2) -> str:
 
 def shown(url: str) -> str:
     """A URL as the line shows it: no password, no driver."""
-    from syncengine.explain import safe_url
+    from commands.explain import safe_url
 
     return safe_url(url)
 

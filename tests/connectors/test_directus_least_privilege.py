@@ -59,7 +59,7 @@ def engine_on(target, monkeypatch):
 def test_the_manual_delete_sweep_names_the_permission_and_exits_1(target):
     env = dict(os.environ, DIRECTUS_URL=target.url, DIRECTUS_TOKEN=target.limited)
     done = subprocess.run(
-        [sys.executable, "-m", "syncengine.cli", "sweep", "directus", "deleted"],
+        [sys.executable, "-m", "commands.cli", "sweep", "directus", "deleted"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr

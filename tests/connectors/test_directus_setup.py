@@ -148,7 +148,7 @@ def test_setup_check_from_the_command_line(serve_fresh):
     env.pop("SYNCENGINE_PUBLIC_URL", None)
 
     def setup(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "syncengine.cli", "setup", "--system", "directus", *args]
+        command = [sys.executable, "-m", "commands.cli", "setup", "--system", "directus", *args]
         return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
     check = setup("--check")

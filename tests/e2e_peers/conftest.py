@@ -76,7 +76,7 @@ class PeerDeployment:
 
 def syncengine(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "syncengine.cli", *args], env=env, cwd=ROOT,
+        [sys.executable, "-m", "commands.cli", *args], env=env, cwd=ROOT,
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 

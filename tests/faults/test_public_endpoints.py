@@ -96,7 +96,7 @@ def test_flower_asks_for_credentials_on_its_metrics_and_healthcheck_too():
 
 def test_flower_module_refuses_to_start_open():
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
-    run = subprocess.run([sys.executable, "-m", "syncengine.flower_cmd", "flower"], env=env, cwd=ROOT,
+    run = subprocess.run([sys.executable, "-m", "commands.flower_cmd", "flower"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.returncode != 0 and "refusing to start Flower" in run.stderr
     assert "Traceback" not in run.stderr

@@ -9,7 +9,7 @@ import sys
 
 import requests
 
-from syncengine import drift
+from tasks import drift
 from tests.flows.test_contacts import directus_contacts_with, writes
 from tests.flows.test_deletes import synced_contact
 from tests.flows.test_sweeps import mautic_contacts_with
@@ -17,7 +17,7 @@ from tests.flows.test_sweeps import mautic_contacts_with
 
 def run_drift(deployment) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "from syncengine import drift; drift.run()"],
+        [sys.executable, "-c", "from tasks import drift; drift.run()"],
         env=deployment.env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -15,10 +15,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from syncengine import drift
 from syncengine.db import session_scope
 from syncengine.models import InboxEvent, Link, Record
-from tasks import reconcile
+from tasks import drift, reconcile
 from tasks.sweep_sources import SOURCES
 from tests.flows.test_contacts import clients_with, customers_with, directus_contacts_with, mautic_contact
 from tests.flows.test_deletes import hub_deleted

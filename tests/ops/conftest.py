@@ -11,9 +11,9 @@ import pytest
 import requests
 from sqlalchemy import delete
 
+from connectors.subscriptions import VENDORS
 from simulators import REGISTRY
 from simulators.wiring import engine_env
-from syncengine.subscriptions import VENDORS
 from tests import revolut_keys
 
 REDIRECT = "https://engine.example.test/oauth/revolut/callback"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import re
 
-from syncengine.flower_cmd import OAUTH_VARS
+from commands.flower_cmd import OAUTH_VARS
 from syncengine.settings import _SERVICE_VARS, SERVICES
 from tests.support import ROOT
 
 APP = json.loads((ROOT / "app.json").read_text())
-PACKAGES = ("syncengine", "tasks", "webhooks", "connectors")
+PACKAGES = ("syncengine", "tasks", "webhooks", "connectors", "commands")
 # The first argument of an environment read: os.environ.get("X"), os.environ["X"], os.getenv("X"),
 # env.get("X") / env["X"] (settings reads a mapping), _secret(env, "X"), _flag(env.get("X")).
 READ = re.compile(

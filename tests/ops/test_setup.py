@@ -20,7 +20,7 @@ MINE = ("--system", "invoiceninja", "--system", "mautic", "--system", "revolut")
 
 def setup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [sys.executable, "-m", "syncengine.cli", "setup", *args], env=env, cwd=ROOT, capture_output=True,
+        [sys.executable, "-m", "commands.cli", "setup", *args], env=env, cwd=ROOT, capture_output=True,
         text=True, timeout=180,
     )  # fmt: skip
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr

@@ -17,7 +17,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from syncengine.subscriptions import VENDORS, our_path
+from connectors.subscriptions import VENDORS, our_path
 from syncengine.vendors.directus import FLOWS as DIRECTUS_FLOWS
 from syncengine.vendors.erpnext import EVENTS as ERPNEXT_EVENTS
 from syncengine.vendors.invoiceninja import EVENTS as INVOICENINJA_EVENTS
@@ -33,7 +33,7 @@ EXPECTED = {"invoiceninja": len(INVOICENINJA_EVENTS), "erpnext": len(ERPNEXT_EVE
 
 def webhooks(action: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [sys.executable, "-m", "syncengine.cli", "webhooks", action, *args], env=env, cwd=ROOT,
+        [sys.executable, "-m", "commands.cli", "webhooks", action, *args], env=env, cwd=ROOT,
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr

@@ -10,8 +10,9 @@ import errno
 import socket
 from collections.abc import Iterable
 
+from syncengine.settings import get_settings
+
 from .explain import Mistake, database_unreachable, redis_unreachable, safe_url
-from .settings import get_settings
 
 # The databases syncengine runs on, as SQLAlchemy names their dialect and driver.
 SUPPORTED = {("postgresql", "psycopg2"), ("sqlite", "pysqlite")}
@@ -45,7 +46,7 @@ def database() -> None:
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    from .db import get_engine
+    from syncengine.db import get_engine
 
     database_url()
     try:
@@ -57,7 +58,7 @@ def database() -> None:
 
 def schema() -> None:
     """The database is migrated to this release's head."""
-    from . import migrate
+    from syncengine import migrate
 
     database()
     problem = migrate.behind(migrate.current(), f"the database {safe_url(get_settings().database_url)}")
@@ -73,7 +74,7 @@ def redis() -> None:
         return
     import redis as redis_lib
 
-    from .shared_state import get_redis
+    from syncengine.shared_state import get_redis
 
     try:
         client = get_redis()

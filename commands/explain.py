@@ -1,9 +1,9 @@
 """An operator's mistake as one line that says what is wrong and what to do, never a traceback.
 
-`Mistake` is raised by the checks a command makes before it starts (syncengine.preflight) and by commands
-that find their input wrong; `explain` turns the failures the environment causes later (a database or Redis
-that went away, a table that is not there) into the same kind of line. Anything else is a bug: one line too,
-with the way to see its traceback (`--debug`).
+`Mistake` (syncengine.mistakes) is raised by the checks a command makes before it starts
+(commands.preflight) and by commands that find their input wrong; `explain` turns the failures the
+environment causes later (a database or Redis that went away, a table that is not there) into the same
+kind of line. Anything else is a bug: one line too, with the way to see its traceback (`--debug`).
 """
 
 from __future__ import annotations
@@ -11,17 +11,11 @@ from __future__ import annotations
 import errno
 import re
 
-USAGE = 2  # a usage, configuration or environment mistake: the command did nothing
-PROBLEMS = 1  # the command ran and found (or left) something wrong
+from syncengine.mistakes import PROBLEMS, USAGE, Mistake
+
+__all__ = ["DEBUG", "PROBLEMS", "USAGE", "Mistake", "bug", "explain", "safe_url", "vendor_failure"]
+
 DEBUG = {"on": False}  # --debug or LOG_LEVEL=DEBUG: failures keep their traceback (set by the CLI)
-
-
-class Mistake(Exception):
-    """Something the operator can put right: what is wrong, and what to do about it."""
-
-    def __init__(self, what: str, fix: str, code: int = USAGE) -> None:
-        super().__init__(f"{what}: {fix}")
-        self.what, self.fix, self.code = what, fix, code
 
 
 def safe_url(url: str) -> str:
@@ -60,7 +54,7 @@ def explain(exc: BaseException) -> Mistake | None:
     """A failure of the environment as a Mistake; None for anything else."""
     if isinstance(exc, Mistake):
         return exc
-    from .settings import get_settings
+    from syncengine.settings import get_settings
 
     settings = get_settings()
     for kind in (_database, _redis, _port):
@@ -134,9 +128,9 @@ TRANSPORT = {
 def vendor_failure(system: str, exc: BaseException) -> Mistake:
     """A vendor call that failed, as one line: not configured, unreachable (a mistyped URL, a server down),
     credentials refused, a call refused, or an answer we did not expect."""
-    from .errors import AuthExpired, CircuitOpen, Permanent, Retryable, SyncError
-    from .redaction import redact
-    from .settings import get_settings
+    from syncengine.errors import AuthExpired, CircuitOpen, Permanent, Retryable, SyncError
+    from syncengine.redaction import redact
+    from syncengine.settings import get_settings
 
     name, status = NAMES.get(system, system), getattr(exc, "status", None)
     url = get_settings().services[system].url if system in get_settings().services else None
@@ -164,7 +158,7 @@ def vendor_failure(system: str, exc: BaseException) -> Mistake:
 
 
 def _credentials(system: str) -> str:
-    from .subscriptions import VENDORS
+    from connectors.subscriptions import VENDORS
 
     vendor = VENDORS.get(system)
     return vendor.credentials if vendor is not None else f"{system.upper()}_* credentials"

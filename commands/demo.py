@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .progress import Tracker, progress
+from syncengine.progress import Tracker, progress
 
 SYSTEMS = ("mautic", "invoiceninja", "erpnext", "directus")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")

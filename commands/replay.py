@@ -18,10 +18,11 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from . import inbox, outbox
-from .db import session_scope
+from syncengine import inbox, outbox
+from syncengine.db import session_scope
+from syncengine.models import InboxEvent, InboxStatus, OutboxTask, TaskState
+
 from .explain import Mistake
-from .models import InboxEvent, InboxStatus, OutboxTask, TaskState
 
 
 @dataclass
@@ -141,7 +142,7 @@ class Outcome:
 
 def wait(done: Replayed, timeout: float, poll: float = 0.5) -> Outcome:
     """Until every replayed event (with the pushes it sets off) and task has an outcome, or `timeout`."""
-    from .progress import progress
+    from syncengine.progress import progress
 
     started, deadline = time.monotonic(), time.monotonic() + timeout
     total = len(done.events) + len(set(done.tasks) - done.under_events)

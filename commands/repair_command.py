@@ -8,9 +8,10 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .breaker import keep_local
+from syncengine.breaker import keep_local
+from syncengine.progress import progress
+
 from .explain import PROBLEMS, Mistake
-from .progress import progress
 
 if TYPE_CHECKING:
     from tasks.repair import Repair

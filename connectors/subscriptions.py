@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import at_rest, signing_secrets
-from .errors import AuthExpired, SyncError
-from .redaction import redact
-from .settings import Settings, get_settings
-from .vendors import directus, erpnext, invoiceninja, mautic, revolut
+from syncengine import at_rest, signing_secrets
+from syncengine.errors import AuthExpired, SyncError
+from syncengine.redaction import redact
+from syncengine.settings import Settings, get_settings
+from syncengine.vendors import directus, erpnext, invoiceninja, mautic, revolut
 
 OUR_NAME = "syncengine"  # the name (or name prefix) of what we create where the vendor names things
 # Report actions: install does (created, updated, removed); check finds (missing, outdated, stale,

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .settings import environment
+from syncengine.settings import environment
 
 OAUTH_VARS = ("FLOWER_AUTH_PROVIDER", "FLOWER_AUTH", "FLOWER_OAUTH2_KEY", "FLOWER_OAUTH2_SECRET",
               "FLOWER_OAUTH2_REDIRECT_URI")  # fmt: skip
@@ -50,7 +50,7 @@ def flower_command(env: Mapping[str, str] | None = None, port: int | None = None
     auth_mode(env)
     port = port or int(env.get("FLOWER_PORT") or env.get("PORT") or 5555)
     return [
-        sys.executable, "-m", "syncengine.flower_cmd", "-A", "syncengine.celery_app", "flower",
+        sys.executable, "-m", "commands.flower_cmd", "-A", "syncengine.celery_app", "flower",
         f"--port={port}", f"--address={env.get('SYNCENGINE_BIND_HOST') or '0.0.0.0'}",
     ]  # fmt: skip
 
@@ -78,7 +78,7 @@ def protect_open_endpoints(handlers: list[Any]) -> None:
 
 
 def main() -> None:
-    """`python -m syncengine.flower_cmd <celery arguments>`: Flower's own entry point, fully protected."""
+    """`python -m commands.flower_cmd <celery arguments>`: Flower's own entry point, fully protected."""
     from flower import urls
     from flower.__main__ import main as flower_main
 

@@ -26,9 +26,9 @@ def cmd_flower(_args: argparse.Namespace) -> int:
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
     """Exit 1 when a vendor failed (install) or anything is missing, outdated, stale or duplicated (check)."""
-    from .breaker import keep_local
-    from .settings import get_settings
-    from .subscriptions import reconcile
+    from connectors.subscriptions import reconcile
+    from syncengine.breaker import keep_local
+    from syncengine.settings import get_settings
 
     receiver = args.url or get_settings().public_url
     if not receiver:
@@ -44,8 +44,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     """Each vendor's side (schema, permissions), then our webhook subscriptions; exit 1 while anything
     is still wrong, so a deploy script can stop on it. A vendor that is down or refuses us is one line and
     its webhooks are not tried; the others are still set up."""
-    from .breaker import keep_local
-    from .settings import get_settings
+    from syncengine.breaker import keep_local
+    from syncengine.settings import get_settings
 
     keep_local()  # a vendor that fails here must not open the breaker the workers share
     receiver = args.url or get_settings().public_url
@@ -70,8 +70,7 @@ def _setup_findings(apply: bool, wanted: list[str], receiver: str | None) -> lis
     """Vendor by vendor (a progress bar on a terminal): its side, then its webhooks unless it is down,
     refuses us, or is not configured (already said)."""
     from connectors.setup import SETUPS, run
-
-    from .progress import progress
+    from syncengine.progress import progress
 
     findings = [] if receiver else _webhook_findings(None, apply, [])
     with progress("setup", total=len(wanted), unit="vendors") as bar:
@@ -89,8 +88,7 @@ def _setup_findings(apply: bool, wanted: list[str], receiver: str | None) -> lis
 def _webhook_findings(receiver: str | None, apply: bool, systems: list[str]) -> list[Any]:
     """`webhooks install|check` as setup findings, one per subscription."""
     from connectors.setup import Finding
-
-    from .subscriptions import reconcile
+    from connectors.subscriptions import reconcile
 
     if not receiver:
         return [Finding("webhooks", "-", "skipped", f"no receiver URL: {NO_RECEIVER}")]

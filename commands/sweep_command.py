@@ -1,5 +1,5 @@
 """`syncengine sweep`: sweeps run here and now by an operator, with progress on a terminal and one line per
-sweep. A vendor that is down, mistyped or refuses us is one line (syncengine.explain.vendor_failure), and
+sweep. A vendor that is down, mistyped or refuses us is one line (commands.explain.vendor_failure), and
 that vendor's other sweeps are skipped. The calls go through breakers of this process only: a sweep against
 a mistyped URL must not open the breaker every worker shares (syncengine.breaker.keep_local)."""
 
@@ -8,9 +8,10 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 
-from .breaker import keep_local
+from syncengine.breaker import keep_local
+from syncengine.progress import progress
+
 from .explain import DEBUG, USAGE, Mistake, explain, vendor_failure
-from .progress import progress
 
 
 def run(system: str | None, kind: str | None, since: datetime | None) -> int:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from syncengine import drift
 from syncengine.db import session_scope
 from syncengine.records import Change, merge, record_pushed
+from tasks import drift
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

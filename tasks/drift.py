@@ -25,13 +25,12 @@ from sqlalchemy.orm import Session
 
 import connectors.mappers  # noqa: F401 - registers every adapter
 from connectors.mapping import ADAPTERS
-
-from .db import session_scope
-from .errors import SyncError
-from .idempotency import Effect
-from .models import Link, Record, SyncCursor, utcnow
-from .records import already_has, content_hash, push_fields
-from .settings import get_settings
+from syncengine.db import session_scope
+from syncengine.errors import SyncError
+from syncengine.idempotency import Effect
+from syncengine.models import Link, Record, SyncCursor, utcnow
+from syncengine.records import already_has, content_hash, push_fields
+from syncengine.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,13 @@ import textwrap
 from datetime import timedelta
 from typing import Any
 
-from kombu.exceptions import ChannelError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import inbox, outbox
-from .breaker import breaker_for
-from .celery_app import QUEUES
-from .celery_app import app as celery_app
-from .db import session_scope
-from .idempotency import DEFAULT_LEASE
-from .models import (
+from syncengine import inbox, outbox
+from syncengine.db import session_scope
+from syncengine.idempotency import DEFAULT_LEASE
+from syncengine.models import (
     IdempotencyKey,
     IdempotencyPhase,
     InboxEvent,
@@ -29,7 +25,8 @@ from .models import (
     SyncCursor,
     utcnow,
 )
-from .settings import SERVICES, get_settings
+from syncengine.readings import breaker_states, queue_depths
+from syncengine.settings import get_settings
 
 # A task still waiting this long after it was set off is stuck, even without an error yet.
 STUCK_AFTER = timedelta(minutes=10)
@@ -43,36 +40,6 @@ LIMIT = 20
 STALE_PERIODS = 3
 # Beat refreshes the Revolut access token 5 minutes before it expires: less left means it did not.
 TOKEN_WARNING = 4 * 60
-
-
-def queue_depths() -> dict[str, int | None]:
-    """Messages waiting per queue; None when the broker cannot be reached."""
-    try:
-        with celery_app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-            return {q: _depth(conn.default_channel, q) for q in QUEUES}
-    except Exception:
-        return dict.fromkeys(QUEUES)
-
-
-def _depth(channel: Any, queue: str) -> int:
-    try:
-        return channel.queue_declare(queue=queue, passive=True).message_count
-    except ChannelError:  # no consumer ever declared it: nothing can be waiting in it
-        return 0
-
-
-def breaker_states() -> dict[str, str]:
-    """Each service's breaker; "unknown" for all when Redis, where they live, does not answer."""
-    from .shared_state import get_redis
-
-    client = get_redis()
-    try:
-        if client is not None:
-            client.ping()
-    except Exception:
-        return dict.fromkeys((*SERVICES, "openai"), "unknown")
-    return {service: breaker_for(service).state() for service in (*SERVICES, "openai")}
 
 
 def collect() -> dict[str, Any]:
@@ -327,7 +294,7 @@ def _next(item: dict[str, Any]) -> str:
 
 
 def _age(seconds: float) -> str:
-    from .progress import duration
+    from syncengine.progress import duration
 
     return duration(seconds)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from .db import session_scope
-from .models import InboxEvent, InboxStatus, OutboxTask, TaskState
-from .progress import duration, on_terminal
+from syncengine.db import session_scope
+from syncengine.models import InboxEvent, InboxStatus, OutboxTask, TaskState
+from syncengine.progress import duration, on_terminal
 
 
 @dataclass(frozen=True)

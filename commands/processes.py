@@ -1,6 +1,6 @@
 """The engine's processes on the command line: `serve`, `worker`, `beat`, and `up` (all three together).
 
-Each checks what it needs before it starts (syncengine.preflight): the database answers and is at this
+Each checks what it needs before it starts (commands.preflight): the database answers and is at this
 release's head, Redis answers and keeps its keys, the port is free. A worker started on an old schema would
 otherwise fail on every task it takes, and a receiver would answer 503 to every webhook while /readyz said
 ready.
@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from syncengine.settings import env_value, get_settings
+
 from . import preflight
 from .explain import Mistake
-from .settings import env_value, get_settings
 
 QUEUES = ("intake", "sync", "sweeps", "ocr")
 DEFAULT_QUEUES = ",".join(QUEUES)
@@ -61,7 +62,7 @@ def beat_command() -> list[str]:
 def _ready_to_start(role: str) -> bool:
     """The schema at head and Redis reachable (a Mistake otherwise), and a Redis that keeps its keys: a
     Redis that may evict loses tasks and locks (syncengine.redis_policy)."""
-    from .redis_policy import check_at_start
+    from syncengine.redis_policy import check_at_start
 
     preflight.check(("schema", "redis"))
     return check_at_start(role)
@@ -98,8 +99,8 @@ def cmd_beat(_args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """web + worker + beat in one terminal, stopped together by Ctrl-C."""
-    from . import migrate
-    from .redis_policy import check_at_start
+    from syncengine import migrate
+    from syncengine.redis_policy import check_at_start
 
     settings = get_settings()
     preflight.check(("database", "redis"))

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import SyncError
-from .ocr.prepare import Unreadable, accepted, sniff
-from .ocr.validation import validate
-from .redaction import redact
+from syncengine.errors import SyncError
+from syncengine.ocr.prepare import Unreadable, accepted, sniff
+from syncengine.ocr.validation import validate
+from syncengine.redaction import redact
 
 KEYS = ("supplier", "number", "date", "currency", "net", "vat", "total", "lines", "confidence")
 

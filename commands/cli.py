@@ -1,7 +1,7 @@
 """`syncengine` on the command line: run the parts, set up the vendors, look at the work, replay it.
 
 Every mistake of configuration or environment ends in one line that says what is wrong and what to do, and
-exit 2 (syncengine.explain); a command that ran and found something wrong exits 1. Tracebacks only with
+exit 2 (commands.explain); a command that ran and found something wrong exits 1. Tracebacks only with
 `--debug` or LOG_LEVEL=DEBUG.
 """
 
@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from syncengine.settings import SERVICES, get_settings
+
 from . import preflight
 from .explain import DEBUG, PROBLEMS, Mistake, bug, explain
-from .settings import SERVICES, get_settings
 
 SUMMARY = (
     "Keeps Invoice Ninja, Revolut Business, ERPNext, Mautic and Directus in sync, both ways, without losing "
@@ -109,7 +110,8 @@ def _simulators() -> list[str]:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from . import migrate
+    from syncengine import migrate
+
     from .explain import safe_url
 
     if args.action == "history":
@@ -129,7 +131,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def _db_history() -> int:
-    from . import migrate
+    from syncengine import migrate
 
     try:
         current = migrate.current()
@@ -151,9 +153,7 @@ def _url() -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     preflight.check(("schema",))
     if args.drift:
-        from tasks import repair
-
-        from . import drift
+        from tasks import drift, repair
 
         report, repaired = drift.last_report(), repair.last_run()
         if args.json:
@@ -257,8 +257,7 @@ def cmd_revolut(args: argparse.Namespace) -> int:
     """Print the consent URL (with a signed state the callback requires); Revolut then redirects to the
     receiver's /oauth/revolut/callback."""
     from connectors.revolut_tokens import NotConfigured, consent_url
-
-    from .oauth_state import LIFETIME
+    from syncengine.oauth_state import LIFETIME
 
     try:
         url = consent_url(scope=args.scope)
@@ -466,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(debug: bool) -> None:
     """The command's own log lines (warnings; progress when not on a terminal), redacted like every line."""
-    from . import redaction
+    from syncengine import redaction
 
     settings = get_settings()
     redaction.install(s.reveal() for s in settings.all_secrets())
