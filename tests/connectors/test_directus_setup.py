@@ -111,8 +111,8 @@ def test_a_unique_key_with_duplicates_is_left_for_a_person(target):
 
 def test_the_least_privilege_token_is_told_what_it_lacks(target):
     """CRUD on the collections is all the engine's items need; the activity log (delete sweep), revisions
-    (dating a change read back), files (OCR intake) and Flows (`webhooks install` only) are each one line naming the grant. The schema cannot be
-    read, so the fields are checked through the items API."""
+    (dating a change read back), files (OCR intake) and Flows (`webhooks install` only) are each one line
+    naming the grant. The schema cannot be read, so the fields are checked through the items API."""
     findings = run(target, apply=False, token=target.limited)
     problems = {f.subject: f for f in findings if f.problem}
     assert set(problems) == {"schema", "directus_activity", "directus_revisions", "directus_files",
