@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import Connection, Dialect, and_, bindparam, case, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from .models import InboxEvent, InboxStatus, utcnow
+from .models import InboxEvent, InboxStatus, Link, utcnow
 
 _table = InboxEvent.__table__
 
@@ -91,6 +91,149 @@ def store(conn: Connection, events: Sequence[NewEvent]) -> list[int]:
     finally:
         cursor.close()
     return ids
+
+
+@dataclass(frozen=True)
+class Echo:
+    """What a webhook says one object of ours holds (records.content_hash of its canonical fields): when
+    the object's link says we pushed exactly that, the webhook is our own write coming back (records.
+    note_echo, the merge's echo rule), and is stored already done. `at` is the stamp the merge would note
+    (None where the payload's stamp is not to be trusted, as note_echo)."""
+
+    system: str
+    kind: str
+    external_id: str
+    content: str
+    at: datetime | None = None
+
+
+# Both statements note the link as seen when it says we pushed exactly this content (only if its row is
+# free: a merge holding it decides instead, through a task), with a newer stamp as the merge's echo rule
+# does.
+# One round trip on Postgres: the event inserted, done when it is the echo. A duplicate leaves the link as
+# the first delivery left it (the same values).
+_ECHO_SQL = """
+WITH echo AS (
+  UPDATE links SET last_seen_hash = %(content)s, updated_at = %(now)s,
+    remote_updated_at = CASE WHEN %(at)s::timestamptz IS NOT NULL
+      AND (remote_updated_at IS NULL OR remote_updated_at < %(at)s::timestamptz)
+      THEN %(at)s::timestamptz ELSE remote_updated_at END
+  WHERE id = (SELECT id FROM links WHERE system = %(system)s AND kind = %(kind)s
+              AND external_id = %(external_id)s AND last_pushed_hash = %(content)s FOR UPDATE SKIP LOCKED)
+  RETURNING id
+)
+INSERT INTO inbox_events (source, event_id, event_type, payload, received_at, available_at, published_at,
+                          status, attempts, processed_at)
+SELECT %(source)s, %(event_id)s, %(event_type)s, %(payload)s::json, %(now)s, %(now)s, %(now)s,
+       CASE WHEN EXISTS (SELECT 1 FROM echo) THEN 'done' ELSE 'received' END, 0,
+       CASE WHEN EXISTS (SELECT 1 FROM echo) THEN %(now)s::timestamptz END
+ON CONFLICT (source, event_id) DO NOTHING
+RETURNING id, status
+"""
+# An event stored 'received' closed as the echo it turned out to be (our push stored its link since).
+_CLOSE_ECHO_SQL = """
+WITH echo AS (
+  UPDATE links SET last_seen_hash = %(content)s, updated_at = %(now)s,
+    remote_updated_at = CASE WHEN %(at)s::timestamptz IS NOT NULL
+      AND (remote_updated_at IS NULL OR remote_updated_at < %(at)s::timestamptz)
+      THEN %(at)s::timestamptz ELSE remote_updated_at END
+  WHERE id = (SELECT id FROM links WHERE system = %(system)s AND kind = %(kind)s
+              AND external_id = %(external_id)s AND last_pushed_hash = %(content)s FOR UPDATE SKIP LOCKED)
+  RETURNING id
+)
+UPDATE inbox_events SET status = 'done', processed_at = %(now)s
+WHERE id = %(row_id)s AND status = 'received' AND attempts = 0 AND EXISTS (SELECT 1 FROM echo)
+RETURNING id
+"""
+
+
+def _echo_params(echo: Echo, now: datetime) -> dict[str, Any]:
+    return {"content": echo.content, "now": now, "at": echo.at, "system": echo.system, "kind": echo.kind,
+            "external_id": echo.external_id}  # fmt: skip
+
+
+def _run_raw(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
+
+
+def store_checked(conn: Connection, event: NewEvent, echo: Echo) -> tuple[int | None, bool]:
+    """INSERT the event unless it is there already, and close it at once when it is the echo `echo`
+    describes: (its new row id or None, whether it was the echo). On SQLite two statements: call it inside
+    a transaction."""
+    now = utcnow()
+    if conn.dialect.name != "postgresql":
+        return _store_checked_sqlite(conn, event, echo, now)
+    payload = _table.c.payload.type.bind_processor(conn.dialect)
+    params = {
+        **_echo_params(echo, now), "source": event.source, "event_id": event.event_id,
+        "event_type": event.event_type, "payload": payload(event.payload) if payload else event.payload,
+    }  # fmt: skip
+    row = _run_raw(conn, _ECHO_SQL, params)
+    return (None, False) if row is None else (row[0], row[1] == InboxStatus.DONE)
+
+
+def close_as_echo(conn: Connection, row_id: int, echo: Echo) -> bool:
+    """Close the event `row_id`, still 'received' and never attempted, when it is the echo `echo`
+    describes after all (its push stored the link since the event was stored). On SQLite two statements:
+    call it inside a transaction."""
+    now = utcnow()
+    if conn.dialect.name == "postgresql":
+        return _run_raw(conn, _CLOSE_ECHO_SQL, {**_echo_params(echo, now), "row_id": row_id}) is not None
+    waiting = conn.execute(
+        select(_table.c.id).where(
+            _table.c.id == row_id, _table.c.status == InboxStatus.RECEIVED, _table.c.attempts == 0
+        )
+    ).first()
+    if waiting is None or not _note_echo_sqlite(conn, echo, now):
+        return False
+    conn.execute(
+        update(_table).where(_table.c.id == row_id).values(status=InboxStatus.DONE, processed_at=now)
+    )
+    return True
+
+
+def _note_echo_sqlite(conn: Connection, echo: Echo, now: datetime) -> bool:
+    links = Link.__table__
+    mine = and_(
+        links.c.system == echo.system, links.c.kind == echo.kind,
+        links.c.external_id == echo.external_id, links.c.last_pushed_hash == echo.content,
+    )  # fmt: skip
+    values: dict[str, Any] = {"last_seen_hash": echo.content, "updated_at": now}
+    if echo.at is not None:
+        at = bindparam("echo_at", echo.at, type_=links.c.remote_updated_at.type)
+        values["remote_updated_at"] = case(
+            (or_(links.c.remote_updated_at.is_(None), links.c.remote_updated_at < at), at),
+            else_=links.c.remote_updated_at,
+        )
+    return conn.execute(update(links).where(mine).values(**values)).rowcount == 1
+
+
+def _store_checked_sqlite(
+    conn: Connection, event: NewEvent, echo: Echo, now: datetime
+) -> tuple[int | None, bool]:
+    exists = conn.execute(
+        select(_table.c.id).where(_table.c.source == event.source, _table.c.event_id == event.event_id)
+    ).first()
+    if exists is not None:
+        return None, False
+    echoed = _note_echo_sqlite(conn, echo, now)
+    row = conn.execute(
+        _table.insert()
+        .values(source=event.source, event_id=event.event_id, event_type=event.event_type,
+                payload=event.payload, received_at=now, available_at=now, published_at=now, attempts=0,
+                status=InboxStatus.DONE if echoed else InboxStatus.RECEIVED,
+                processed_at=now if echoed else None)
+        .returning(_table.c.id)
+    ).first()  # fmt: skip
+    return (row[0] if row else None), echoed
 
 
 def mark_unpublished(conn: Connection, ids: Iterable[int]) -> None:

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Signature
-from sqlalchemy import Connection, Select, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from .db import autocommit_engine, get_engine
@@ -183,16 +183,16 @@ class Claim:
     def done(self) -> None:
         """Finished: the row goes, and so do earlier failures of the same task about the same thing (a
         failed push of a record to a system, now pushed)."""
-        with get_engine().begin() as conn:
-            gone = conn.execute(
-                delete(_table).where(_table.c.id == self.row_id, _mine(self.token)).returning(_table.c.task,
-                                                                                             _table.c.subject)
-            ).first()  # fmt: skip
-            if gone is not None and gone.subject is not None:
-                conn.execute(
-                    delete(_table).where(_table.c.task == gone.task, _table.c.subject == gone.subject,
-                                         _table.c.state == TaskState.FAILED, _table.c.id < self.row_id)
-                )  # fmt: skip
+        # One statement, atomic on its own (a round trip, where a transaction of two deletes took three):
+        # the failed siblings go only when this row is still ours, as the subquery sees it.
+        this = select(_table.c.task, _table.c.subject).where(
+            _table.c.id == self.row_id, _mine(self.token), _table.c.subject.is_not(None)
+        )
+        siblings = and_(_table.c.state == TaskState.FAILED, _table.c.id < self.row_id,
+                        tuple_(_table.c.task, _table.c.subject).in_(this))  # fmt: skip
+        with autocommit_engine().connect() as conn:
+            mine = and_(_table.c.id == self.row_id, _mine(self.token))
+            conn.execute(delete(_table).where(or_(mine, siblings)))
 
     def fail(self, reason: str) -> None:
         self._set(state=TaskState.FAILED, last_error=_error(reason), claimed_by=None, locked_at=None)

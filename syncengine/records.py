@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -415,10 +415,16 @@ def record_pushed(
     """After a push: the link to what we created or updated, the hash of what that system now holds (what
     we sent, unless it kept other values: echo suppression), per field group what it has (its base for the
     next three-way merge), and `at`, the stamp of its answer (the echo rule of `merge`)."""
-    _release_reused_id(session, record_id, system, kind, external_id)
-    link = session.execute(
-        select(Link).where(Link.record_id == record_id, Link.system == system)
-    ).scalar_one_or_none()
+    # This record's link there, and any other holding the same id, in one round trip.
+    found = session.execute(
+        select(Link, Record.deleted_at)
+        .join(Record, Record.id == Link.record_id)
+        .where(Link.system == system,
+               or_(Link.record_id == record_id, and_(Link.kind == kind, Link.external_id == external_id)))
+    ).all()  # fmt: skip
+    link = next((row.Link for row in found if row.Link.record_id == record_id), None)
+    stale = [row.Link for row in found if row.Link.record_id != record_id and row.deleted_at is not None]
+    _release_reused_id(session, stale, system, kind, external_id)
     if link is None:
         link = Link(record_id=record_id, system=system, kind=kind, external_id=external_id)
         session.add(link)
@@ -428,16 +434,15 @@ def record_pushed(
     link.pushed_remote_at = at
 
 
-def _release_reused_id(session: Session, record_id: int, system: str, kind: str, external_id: str) -> None:
+def _release_reused_id(
+    session: Session, deleted: list[Link], system: str, kind: str, external_id: str
+) -> None:
     """A vendor may give a deleted object's id to a new one (ERPNext names a Customer by its name): the
-    deleted record's link then points at someone else, so it is renamed aside, kept for the history."""
-    stale = session.execute(
-        select(Link)
-        .join(Record, Record.id == Link.record_id)
-        .where(Link.system == system, Link.kind == kind, Link.external_id == external_id,
-               Link.record_id != record_id, Record.deleted_at.is_not(None))
-    ).scalar_one_or_none()  # fmt: skip
-    if stale is not None:
+    deleted record's link (among `deleted`, other records' links there, of deleted records) then points at
+    someone else, so it is renamed aside, kept for the history."""
+    for stale in deleted:
+        if stale.kind != kind or stale.external_id != external_id:
+            continue
         log.info("%s %s %s now names a new object; the deleted record %s lets it go",
                  system, kind, external_id, stale.record_id)  # fmt: skip
         stale.external_id = f"{external_id}#deleted-{stale.record_id}"[:255]

@@ -18,6 +18,7 @@ from syncengine.locks import lock
 from syncengine.records import Change, Merged, dated, merge, note_echo, record_id_for, same_groups, unordered
 from syncengine.settings import get_settings
 from syncengine.tombstones import buried
+from syncengine.vendors import directus, erpnext
 
 from .dispatch import Handler, HandlerContext
 from .push import push
@@ -163,13 +164,7 @@ def erpnext_document(doctype: str) -> Reader:
             log.info("erpnext %s %s is gone; its delete is its own event", doctype, name)
             return []
 
-    def as_sent(payload: dict[str, Any]) -> list[dict[str, Any]]:
-        """Our Webhook template sends the whole document as it was when the event fired (under `doc`, or
-        as the body itself when the template is `{{ doc | json }}`)."""
-        doc = payload.get("doc") if isinstance(payload.get("doc"), dict) else payload
-        return [doc] if doc.get("doctype") == doctype and doc.get("name") and doc.get("modified") else []
-
-    return Reader(read, as_sent)
+    return Reader(read, lambda payload: erpnext.doc_as_sent(payload, doctype))
 
 
 def directus_items(collection: str) -> Reader:
@@ -181,11 +176,4 @@ def directus_items(collection: str) -> Reader:
         found = (connector_for("directus").get_item(collection, key) for key in keys)
         return [item for item in found if item is not None]
 
-    def as_sent(payload: dict[str, Any]) -> list[dict[str, Any]]:
-        """A create's input is the whole item when we created it (our push sends every field it carries)."""
-        created = payload.get("payload")
-        if not str(payload.get("event", "")).endswith("items.create") or not isinstance(created, dict):
-            return []
-        return [{**created, "id": payload["key"]}] if payload.get("key") is not None else []
-
-    return Reader(read, as_sent)
+    return Reader(read, directus.created_item)

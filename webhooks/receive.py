@@ -19,6 +19,7 @@ from syncengine.db import autocommit_engine, get_engine, with_reconnect
 from syncengine.publish import TaskPublisher, publish_events
 from syncengine.settings import get_settings
 
+from .echoes import Probe, echo_of, settle
 from .sender import BadPayload, Incoming, Sender, body_digest
 from .signatures import InvalidSignature
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 VENDOR_MADE_SECRETS = frozenset({"revolut"})  # senders whose signing secret the vendor makes (see install)
 
 _publisher = TaskPublisher(celery_app, "tasks.dispatch.process", queue="intake")
+# How long, after its answer, the receiver waits for a create of ours to store the link its echo needs.
+ECHO_WAIT_SECONDS = 2.0
 
 
 def error(status: int, message: str, **headers: str) -> Response:
@@ -100,8 +103,9 @@ def receive(sender: Sender, path_event: str | None) -> Response:
     except BadPayload as exc:
         return error(exc.status, str(exc))
 
+    probe = echo_of(events[0]) if len(events) == 1 else None
     try:
-        ids = with_reconnect(lambda: _store(events))
+        ids, echoes = with_reconnect(lambda: _store(events, probe))
     except DataError as exc:
         log.warning("webhook from %s not storable: %s", sender.name, type(exc.orig).__name__)
         return error(400, "payload holds values the store cannot keep (NUL characters?)")
@@ -109,23 +113,57 @@ def receive(sender: Sender, path_event: str | None) -> Response:
         log.error("store unavailable, asking %s to retry: %s", sender.name, type(exc).__name__)
         return error(503, "store unavailable, retry later", **{"Retry-After": "30"})
 
-    if not ids:
+    if not ids and not echoes:
         return jsonify({"duplicate": True})
-    response = jsonify({"accepted": ids})
+    response = jsonify({"accepted": ids + echoes})
     response.status_code = 202
+    if not ids:
+        return response  # our own write coming back: stored done, nothing to hand to a worker
     # The row is on disk, which is all the 202 promises: hand it to the broker once the sender has its
     # answer, so a slow or absent broker never holds the sender's request.
-    response.call_on_close(lambda: publish(ids))
+    response.call_on_close(lambda: publish_unless_echo(ids, probe))
     return response
 
 
-def _store(events: list[inbox.NewEvent]) -> list[int]:
+def _store(events: list[inbox.NewEvent], probe: Probe | None) -> tuple[list[int], list[int]]:
+    """(the new events a task must handle, those stored done: our own writes coming back)."""
+    if probe is not None:
+        with _echo_connection() as conn:
+            row_id, echoed = inbox.store_checked(conn, events[0], probe.echo)
+        return ([], [row_id]) if echoed and row_id is not None else ([row_id] if row_id else [], [])
     if len(events) == 1:
         # One INSERT is atomic on its own: autocommit spares the BEGIN and COMMIT round trips.
         with autocommit_engine().connect() as conn:
-            return inbox.store(conn, events)
+            return inbox.store(conn, events), []
     with get_engine().begin() as conn:
-        return inbox.store(conn, events)
+        return inbox.store(conn, events), []
+
+
+def _echo_connection() -> Any:
+    """On Postgres each echo statement is one, atomic on its own; SQLite's two share a transaction."""
+    if get_engine().dialect.name == "postgresql":
+        return autocommit_engine().connect()
+    return get_engine().begin()
+
+
+def _close_echo(row_id: int, echo: inbox.Echo) -> bool:
+    def close() -> bool:
+        with _echo_connection() as conn:
+            return inbox.close_as_echo(conn, row_id, echo)
+
+    return with_reconnect(close)
+
+
+def publish_unless_echo(ids: list[int], probe: Probe | None) -> None:
+    """After the answer: an event that may be the echo of a create still being stored is closed once that
+    create has stored its link, when it is the echo; anything else is handed to the broker."""
+    if probe is not None and len(ids) == 1:
+        try:
+            if settle(ids[0], probe, _close_echo, ECHO_WAIT_SECONDS):
+                return
+        except Exception as exc:  # the store or Redis away: the worker decides, as before
+            log.warning("echo check of inbox %s skipped: %s", ids[0], type(exc).__name__)
+    publish(ids)
 
 
 def _bounded(event: inbox.NewEvent) -> inbox.NewEvent:

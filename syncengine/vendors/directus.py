@@ -237,3 +237,12 @@ SYSTEM_GRANTS: tuple[Grant, ...] = (
     *(Grant("directus_flows", a, "webhooks install", optional="webhooks install") for a in ITEM_ACTIONS),
     *(Grant("directus_operations", a, "webhooks install", optional="webhooks install") for a in ITEM_ACTIONS),
 )
+
+
+def created_item(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The item an `<collection>.items.create` Flow carries: its input, which is the whole item when we
+    created it (our push sends every field it carries); none for any other event."""
+    created = payload.get("payload")
+    if not str(payload.get("event", "")).endswith("items.create") or not isinstance(created, dict):
+        return []
+    return [{**created, "id": payload["key"]}] if payload.get("key") is not None else []

@@ -40,6 +40,13 @@ def changes(doctype: str) -> tuple[str, ...]:
     return tuple(f"{doctype}:{docevent}" for docevent in CHANGES[doctype])
 
 
+def doc_as_sent(payload: dict[str, Any], doctype: str) -> list[dict[str, Any]]:
+    """The document a webhook of our TEMPLATE carries, as it was when the event fired (under `doc`, or the
+    body itself when the template is `{{ doc | json }}`); none when it is not a whole `doctype` document."""
+    doc = payload.get("doc") if isinstance(payload.get("doc"), dict) else payload
+    return [doc] if doc.get("doctype") == doctype and doc.get("name") and doc.get("modified") else []
+
+
 MARKER_FIELD = "custom_syncengine_id"  # our record id (Customer) or invoice number (Sales Invoice)
 IBAN_FIELD = "custom_iban"  # F7: the supplier's bank details, paid from Revolut
 BIC_FIELD = "custom_bic"
