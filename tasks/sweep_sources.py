@@ -17,17 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from syncengine.change_keys import (
-    directus_deleted_key,
-    directus_key,
-    erpnext_key,
-    invoiceninja_key,
-    mautic_activity_key,
-    mautic_contact_key,
-    mautic_deleted_key,
-    revolut_key,
-)
 from syncengine.inbox import NewEvent
+from syncengine.vendors import directus as directus_home
+from syncengine.vendors import erpnext as erpnext_home
+from syncengine.vendors import invoiceninja as invoiceninja_home
+from syncengine.vendors import mautic, revolut
 
 Row = dict[str, Any]
 Shape = Callable[[Any, Row], NewEvent]  # (connector, listed row) -> the webhook event of that change
@@ -72,7 +66,7 @@ def _directus_time(value: datetime) -> str:
 def invoiceninja(kind: str, collection: str, entity: str, **filters: Any) -> Source:
     def shape(_conn: Any, row: Row) -> NewEvent:
         action = "delete" if row.get("is_deleted") else "archive" if row.get("archived_at") else "update"
-        key = invoiceninja_key(entity, row)
+        key = invoiceninja_home.change_key(entity, row)
         return NewEvent("invoiceninja", key or f"{action}_{entity}:{row['id']}", f"{action}_{entity}", row)
 
     return Source(
@@ -98,7 +92,8 @@ def _erpnext_event(
 ) -> NewEvent:
     """What `webhooks install` templates: {event, doctype, name, modified}; handlers read the doc back."""
     payload = {"event": docevent, "doctype": doctype, "name": name, "modified": modified}
-    key = erpnext_key(doctype, name, modified, deleted=deleted) or f"{doctype}:{docevent}:{name}:{modified}"
+    key = erpnext_home.change_key(doctype, name, modified, deleted=deleted)
+    key = key or f"{doctype}:{docevent}:{name}:{modified}"
     return NewEvent("erpnext", key, f"{doctype}:{docevent}", payload)
 
 
@@ -143,7 +138,7 @@ ERPNEXT_DELETED = Source(
 
 
 def _mautic_contact(_conn: Any, row: Row) -> NewEvent:
-    key = mautic_contact_key(row) or f"mautic.lead_post_save_update:contact:{row['id']}"
+    key = mautic.contact_key(row) or f"mautic.lead_post_save_update:contact:{row['id']}"
     return NewEvent("mautic", key, "mautic.lead_post_save_update", {"contact": row})
 
 
@@ -157,7 +152,7 @@ MAUTIC_CONTACTS = Source(
 def _mautic_deleted(_conn: Any, row: Row) -> NewEvent:
     """The `lead_post_delete` item tasks.deletes reads (the deleted id), keyed as the receiver keys it."""
     event = "mautic.lead_post_delete"
-    return NewEvent("mautic", mautic_deleted_key(row["object_id"]), event, {"id": int(row["object_id"])})
+    return NewEvent("mautic", mautic.deleted_key(row["object_id"]), event, {"id": int(row["object_id"])})
 
 
 MAUTIC_DELETED = Source(
@@ -190,7 +185,7 @@ def _mautic_activity(_conn: Any, row: Row) -> NewEvent:
                    "dateRead": stat.get("dateRead") or row.get("timestamp"), "isRead": True,
                    "trackingHash": stat.get("idHash"), "email": email, "lead": lead}  # fmt: skip
         event_type, key = "mautic.email_on_open", "stat"
-    event_id = mautic_activity_key(event_type, subject) or f"{event_type}:{row.get('eventId')}"
+    event_id = mautic.activity_key(event_type, subject) or f"{event_type}:{row.get('eventId')}"
     return NewEvent("mautic", event_id, event_type, {key: subject, "timestamp": row.get("timestamp")})
 
 
@@ -211,7 +206,7 @@ def directus(kind: str, collection: str) -> Source:
     def shape(_conn: Any, row: Row) -> NewEvent:
         event = f"{collection}.items.update"
         payload = {"event": event, "keys": [str(row["id"])], "collection": collection}
-        return NewEvent("directus", directus_key(collection, row), event, payload)
+        return NewEvent("directus", directus_home.change_key(collection, row), event, payload)
 
     return Source(
         "directus", kind,
@@ -231,7 +226,7 @@ def _directus_deleted(_conn: Any, row: Row) -> NewEvent:
     collection, key = row["collection"], row["item"]
     event = f"{collection}.items.delete"
     payload = {"event": event, "payload": [key], "keys": [key], "collection": collection}
-    return NewEvent("directus", directus_deleted_key(collection, key), event, payload)
+    return NewEvent("directus", directus_home.deleted_key(collection, key), event, payload)
 
 
 DIRECTUS_DELETED = Source(
@@ -246,7 +241,7 @@ DIRECTUS_DELETED = Source(
 
 def _transaction(_conn: Any, row: Row) -> NewEvent:
     """TransactionCreated carries the whole transaction, in whatever state it is now."""
-    key = revolut_key(row["id"], row.get("state")) or f"TransactionCreated:{row['id']}"
+    key = revolut.change_key(row["id"], row.get("state")) or f"TransactionCreated:{row['id']}"
     payload = {
         "event": "TransactionCreated",
         "timestamp": row.get("updated_at") or row["created_at"],

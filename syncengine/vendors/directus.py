@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from syncengine import change_keys as keys
+
 STRING, TEXT, INTEGER, FLOAT, DECIMAL = "string", "text", "integer", "float", "decimal"
 BOOLEAN, JSON, DATE, TIMESTAMP = "boolean", "json", "date", "timestamp"
 
@@ -47,6 +49,17 @@ FLOWS = {
 }
 # The events those Flows send, as `<collection>.<scope>` and the file events.
 EVENTS = (*(f"{collection}.{scope}" for collection in WATCHED for scope in SCOPES), *UPLOADS)
+
+
+def change_key(collection: str, item: dict[str, Any]) -> str:
+    """The change key (syncengine.change_keys) of an item as listed: its newest stamp."""
+    return keys.change_key("directus", collection, item["id"], item.get(DATE_UPDATED) or item[DATE_CREATED])
+
+
+def deleted_key(collection: str, key: Any) -> str:
+    """A Directus delete has no stamp anywhere (the Flow sends the keys, the activity log its own time), but
+    a key is deleted once, so collection and key name it for the webhook and the activity sweep alike."""
+    return keys.change_key("directus", collection, key, "", keys.DELETED)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from syncengine import change_keys as keys
+
 # What `webhooks install` subscribes to, as `<doctype>:<doc event>`. Frappe runs on_update after every
 # insert as well as every save (Document.insert → run_post_save_methods), so on_update alone sees each new
 # Customer and Item once; after_insert too would send each insert twice.
@@ -21,7 +23,7 @@ EVENTS = (
 )  # fmt: skip
 # The changes each flow takes (tasks.clients, tasks.products, tasks.invoices): what we subscribe to, and
 # also what a Webhook made by hand may send. A Customer's or Item's after_insert carries the same change key
-# as the on_update Frappe runs after it (syncengine.change_keys), so the two are one inbox event; a Sales
+# as the on_update Frappe runs after it (`change_key`), so the two are one inbox event; a Sales
 # Invoice's on_cancel is a change of the invoice's status.
 CHANGES = {
     "Customer": ("after_insert", "on_update"),
@@ -33,6 +35,14 @@ TEMPLATE = (
     '{"event": "%s", "doctype": {{ doc.doctype | json }}, "name": {{ doc.name | json }}, '
     '"modified": {{ doc.modified | json }}, "doc": {{ doc | json }}}'
 )
+
+
+def change_key(doctype: str, name: Any, modified: Any, *, deleted: bool = False) -> str | None:
+    """The change key (syncengine.change_keys) of one version: Frappe's `modified` (microseconds) names it;
+    on_trash keeps the last one, marked deleted."""
+    if not name or not modified:
+        return None
+    return keys.change_key("erpnext", doctype, name, modified, keys.DELETED if deleted else "")
 
 
 def changes(doctype: str) -> tuple[str, ...]:

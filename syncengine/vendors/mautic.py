@@ -14,12 +14,47 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from syncengine import change_keys as keys
 
 # The triggers of our one webhook (`webhooks install`), sent in signed batches to /webhooks/mautic.
 EVENTS = (
     "mautic.lead_post_save_new", "mautic.lead_post_save_update", "mautic.lead_post_delete",
     "mautic.email_on_open", "mautic.form_on_submit",
 )  # fmt: skip
+
+
+def contact_key(contact: dict[str, Any]) -> str | None:
+    """The change key (syncengine.change_keys) of a contact, from a webhook or the contact listing."""
+    modified = contact.get("dateModified") or contact.get("dateAdded")
+    if contact.get("id") in (None, "") or not modified:
+        return None
+    return keys.change_key("mautic", "contact", contact["id"], modified, "", keys.digest(contact))
+
+
+def deleted_key(contact_id: Any) -> str:
+    """The delete webhook and the audit log row it left (the Stats API) share only the contact id, and a
+    contact is deleted once."""
+    return keys.change_key("mautic", "contact", contact_id, "", keys.DELETED)
+
+
+# Mautic's engagement webhooks and its contact activity listing (`/api/contacts/activity`) both name an email
+# stat or a form submission by its id and by a stamp that never changes: `dateRead` stays the first open's
+# (a second open updates `lastOpened` only), a submission is never edited. The webhook's own `timestamp` is
+# when the webhook was built, which no listing can reproduce, so it is not part of the key.
+ACTIVITIES = {
+    "mautic.email_on_open": ("stat", "dateRead"),
+    "mautic.form_on_submit": ("submission", "dateSubmitted"),
+}
+
+
+def activity_key(event_type: str, obj: dict[str, Any]) -> str | None:
+    """`mautic.email_on_open:stat:{id}:{dateRead}` for the stat (or submission) a webhook item carries."""
+    subject, stamp_key = ACTIVITIES.get(event_type, ("", ""))
+    if not subject or obj.get("id") in (None, "") or not obj.get(stamp_key):
+        return None
+    return f"{event_type}:{subject}:{obj['id']}:{keys.stamp(obj[stamp_key])}"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,14 @@ from typing import Any
 EVENTS = ("TransactionCreated", "TransactionStateChanged")
 
 
+def change_key(tx_id: Any, state: Any) -> str | None:
+    """A bank transaction changes by its state; created and state-changed events of one state collapse
+    (syncengine.change_keys)."""
+    if not tx_id or not state:
+        return None
+    return f"revolut:transaction:{tx_id}:{state}"
+
+
 def bank_fields(tx: dict[str, Any], account: str | None) -> dict[str, Any] | None:
     """The canonical bank fields of an incoming transaction (a leg with a positive amount into `account`,
     or into any account when None), or None for anything else (our own payments out, fees)."""
