@@ -19,6 +19,7 @@ from . import directus, erpnext, invoiceninja, mautic, revolut
 @dataclass(frozen=True)
 class Vendor:
     name: str
+    label: str  # the name a person knows it by, in what we tell an operator
     sender: str  # the module in webhooks/ whose SENDER receives its webhooks ("" when it sends none)
     connector: str  # module:Class in connectors/ whose `from_settings` builds the process's one ("": none)
     simulator: str  # module:Class in simulators/
@@ -29,17 +30,19 @@ class Vendor:
 REGISTRY: dict[str, Vendor] = {
     v.name: v
     for v in (
-        Vendor("invoiceninja", "webhooks.invoiceninja", "connectors.invoiceninja:InvoiceNinja",
-               "simulators.invoiceninja:InvoiceNinjaSimulator", "tasks.sweep_sources.invoiceninja"),
-        Vendor("erpnext", "webhooks.erpnext", "connectors.erpnext:ERPNextConnector",
+        Vendor("invoiceninja", "Invoice Ninja", "webhooks.invoiceninja",
+               "connectors.invoiceninja:InvoiceNinja", "simulators.invoiceninja:InvoiceNinjaSimulator",
+               "tasks.sweep_sources.invoiceninja"),
+        Vendor("erpnext", "ERPNext", "webhooks.erpnext", "connectors.erpnext:ERPNextConnector",
                "simulators.erpnext:ERPNextSimulator", "tasks.sweep_sources.erpnext"),
-        Vendor("mautic", "webhooks.mautic", "connectors.mautic:MauticConnector",
+        Vendor("mautic", "Mautic", "webhooks.mautic", "connectors.mautic:MauticConnector",
                "simulators.mautic:MauticSimulator", "tasks.sweep_sources.mautic"),
-        Vendor("directus", "webhooks.directus", "connectors.directus:Directus",
+        Vendor("directus", "Directus", "webhooks.directus", "connectors.directus:Directus",
                "simulators.directus:DirectusSimulator", "tasks.sweep_sources.directus"),
-        Vendor("revolut", "webhooks.revolut", "connectors.revolut:RevolutConnector",
+        Vendor("revolut", "Revolut", "webhooks.revolut", "connectors.revolut:RevolutConnector",
                "simulators.revolut:RevolutSimulator", "tasks.sweep_sources.revolut"),
-        Vendor("openai", "", "", "simulators.openai:OpenAISimulator"),  # OCR: tasks.ocr builds its reader,
+        # OCR: it sends no webhooks, and tasks.ocr builds its reader itself
+        Vendor("openai", "OpenAI", "", "", "simulators.openai:OpenAISimulator"),
     )
 }  # fmt: skip
 
