@@ -12,6 +12,7 @@ import errno
 import re
 
 from syncengine.mistakes import PROBLEMS, USAGE, Mistake
+from syncengine.vendors import REGISTRY
 
 __all__ = ["DEBUG", "PROBLEMS", "USAGE", "Mistake", "bug", "explain", "safe_url", "vendor_failure"]
 
@@ -113,10 +114,6 @@ def bug(command: str, exc: BaseException) -> str:
     )
 
 
-NAMES = {"invoiceninja": "Invoice Ninja", "erpnext": "ERPNext", "mautic": "Mautic", "directus": "Directus",
-         "revolut": "Revolut", "openai": "OpenAI"}  # fmt: skip
-
-
 # How the connectors name a call that got no answer (connectors.base), said as a person would.
 TRANSPORT = {
     "ConnectionError": "connection refused, or no such host",
@@ -132,7 +129,7 @@ def vendor_failure(system: str, exc: BaseException) -> Mistake:
     from syncengine.redaction import redact
     from syncengine.settings import get_settings
 
-    name, status = NAMES.get(system, system), getattr(exc, "status", None)
+    name, status = _label(system), getattr(exc, "status", None)
     url = get_settings().services[system].url if system in get_settings().services else None
     credentials = _credentials(system)
     if url is None or "not configured" in str(exc) or isinstance(exc, ValueError):
@@ -155,6 +152,12 @@ def vendor_failure(system: str, exc: BaseException) -> Mistake:
     detail = redact(str(exc))[:200] if isinstance(exc, SyncError) else f"{type(exc).__name__}: {exc}"
     return Mistake(f"{name} answered with an error ({detail})", "try again later; if it persists, check "
                    f"{name}'s own logs", PROBLEMS)  # fmt: skip
+
+
+def _label(system: str) -> str:
+    """The vendor's name as a person knows it (its REGISTRY line), else the system as named."""
+    vendor = REGISTRY.get(system)
+    return vendor.label if vendor is not None else system
 
 
 def _credentials(system: str) -> str:

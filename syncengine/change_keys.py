@@ -8,6 +8,9 @@ a digest of the object keeps two edits of one second apart too, since a collapse
 a payload has no stamp (Directus Flows send the request input, not the row) no key can tell a repeated
 delivery from a value set back, so the receiver keeps each update delivery (webhooks.directus) and the
 handler's read-back makes a repeat a no-op.
+
+The machinery is here; each vendor's keys are in its home (syncengine.vendors.<vendor>: `change_key`, and
+Mautic's and Directus's `deleted_key`, Mautic's `contact_key` and `activity_key`).
 """
 
 from __future__ import annotations
@@ -46,67 +49,3 @@ def stamp(value: Any) -> str:
     except ValueError:
         return text
     return (parsed.astimezone(UTC) if parsed.tzinfo else parsed).isoformat()
-
-
-def invoiceninja_key(entity: str, obj: dict[str, Any]) -> str | None:
-    """Invoice Ninja entities carry `updated_at` (Unix seconds), `is_deleted` and `archived_at`."""
-    if obj.get("id") in (None, "") or not obj.get("updated_at"):
-        return None
-    state = DELETED if obj.get("is_deleted") else ARCHIVED if obj.get("archived_at") else ""
-    # stamp() spells Unix seconds as the integer; int() here would raise on a mistyped stamp (a 500).
-    return change_key("invoiceninja", entity, obj["id"], obj["updated_at"], state, digest(obj))
-
-
-def erpnext_key(doctype: str, name: Any, modified: Any, *, deleted: bool = False) -> str | None:
-    """Frappe's `modified` (microseconds) names a version; on_trash keeps the last one, marked deleted."""
-    if not name or not modified:
-        return None
-    return change_key("erpnext", doctype, name, modified, DELETED if deleted else "")
-
-
-def mautic_contact_key(contact: dict[str, Any]) -> str | None:
-    modified = contact.get("dateModified") or contact.get("dateAdded")
-    if contact.get("id") in (None, "") or not modified:
-        return None
-    return change_key("mautic", "contact", contact["id"], modified, "", digest(contact))
-
-
-def mautic_deleted_key(contact_id: Any) -> str:
-    """The delete webhook and the audit log row it left (the Stats API) share only the contact id, and a
-    contact is deleted once."""
-    return change_key("mautic", "contact", contact_id, "", DELETED)
-
-
-# Mautic's engagement webhooks and its contact activity listing (`/api/contacts/activity`) both name an email
-# stat or a form submission by its id and by a stamp that never changes: `dateRead` stays the first open's
-# (a second open updates `lastOpened` only), a submission is never edited. The webhook's own `timestamp` is
-# when the webhook was built, which no listing can reproduce, so it is not part of the key.
-MAUTIC_ACTIVITIES = {
-    "mautic.email_on_open": ("stat", "dateRead"),
-    "mautic.form_on_submit": ("submission", "dateSubmitted"),
-}
-
-
-def mautic_activity_key(event_type: str, obj: dict[str, Any]) -> str | None:
-    """`mautic.email_on_open:stat:{id}:{dateRead}` for the stat (or submission) a webhook item carries."""
-    subject, stamp_key = MAUTIC_ACTIVITIES.get(event_type, ("", ""))
-    if not subject or obj.get("id") in (None, "") or not obj.get(stamp_key):
-        return None
-    return f"{event_type}:{subject}:{obj['id']}:{stamp(obj[stamp_key])}"
-
-
-def revolut_key(tx_id: Any, state: Any) -> str | None:
-    """A bank transaction changes by its state; created and state-changed events of one state collapse."""
-    if not tx_id or not state:
-        return None
-    return f"revolut:transaction:{tx_id}:{state}"
-
-
-def directus_deleted_key(collection: str, key: Any) -> str:
-    """A Directus delete has no stamp anywhere (the Flow sends the keys, the activity log its own time), but
-    a key is deleted once, so collection and key name it for the webhook and the activity sweep alike."""
-    return change_key("directus", collection, key, "", DELETED)
-
-
-def directus_key(collection: str, item: dict[str, Any]) -> str:
-    return change_key("directus", collection, item["id"], item.get("date_updated") or item["date_created"])

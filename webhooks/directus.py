@@ -1,15 +1,14 @@
 """Directus Flows: {event, payload, key|keys, collection}, unsigned; the Flow adds our secret header.
 The payload is the request input, not the stored row, and carries no event id: the body digest is one
 (with the delivery's arrival for updates, whose bodies repeat), except for deletes, which are keyed per
-deleted key (syncengine.change_keys.directus_deleted_key)."""
+deleted key (syncengine.vendors.directus.deleted_key)."""
 
 from __future__ import annotations
 
 import re
 
-from syncengine.change_keys import directus_deleted_key
 from syncengine.inbox import NewEvent
-from syncengine.vendors.directus import SCOPES, UPLOADS
+from syncengine.vendors.directus import SCOPES, UPLOADS, deleted_key
 
 from .sender import Incoming, Sender, UnknownEvent, body_digest, require
 from .signatures import shared_secret
@@ -38,7 +37,7 @@ def parse(incoming: Incoming) -> list[NewEvent]:
         # in one batch and one by one) is stored once.
         collection = str(event).split(".", 1)[0]
         return [
-            NewEvent("directus", directus_deleted_key(collection, key), str(event),
+            NewEvent("directus", deleted_key(collection, key), str(event),
                      {**incoming.payload, "payload": [key], "keys": [key]})
             for key in keys
         ]  # fmt: skip

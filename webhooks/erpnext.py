@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-from syncengine.change_keys import erpnext_key
 from syncengine.inbox import NewEvent
 from syncengine.vendors import erpnext
 
@@ -39,8 +38,8 @@ def parse(incoming: Incoming) -> list[NewEvent]:
     name = payload.get("name") or require(doc, "name", "document name")
     modified = payload.get("modified") or doc.get("modified", "")
     event_type = f"{doctype}:{docevent}"
-    # The change key collapses this with a sweep's listing of the same version (syncengine.change_keys).
-    key = erpnext_key(doctype, name, modified, deleted=docevent == "on_trash")
+    # The change key collapses this with a sweep's listing of the same version (erpnext.change_key).
+    key = erpnext.change_key(doctype, name, modified, deleted=docevent == "on_trash")
     return [NewEvent("erpnext", key or f"{event_type}:{name}:{modified}", event_type, payload)]
 
 

@@ -3,7 +3,6 @@ subscribe one URL per event (/webhooks/invoiceninja/<event>) with our own secret
 
 from __future__ import annotations
 
-from syncengine.change_keys import invoiceninja_key
 from syncengine.inbox import NewEvent
 from syncengine.vendors import invoiceninja
 
@@ -35,8 +34,8 @@ def parse(incoming: Incoming) -> list[NewEvent]:
         raise BadPayload("Invoice Ninja names no event in its body: subscribe /webhooks/invoiceninja/<event>")
     event = known_event("invoiceninja", incoming.path_event, EVENTS, in_path=True)
     entity_id = require(incoming.payload, "id", "entity id")
-    # The change key collapses this with a sweep's listing of the same change (syncengine.change_keys).
-    key = invoiceninja_key(event.partition("_")[2], incoming.payload)
+    # The change key collapses this with a sweep's listing of the same change (invoiceninja.change_key).
+    key = invoiceninja.change_key(event.partition("_")[2], incoming.payload)
     updated_at = incoming.payload.get("updated_at", "")
     return [NewEvent("invoiceninja", key or f"{event}:{entity_id}:{updated_at}", event, incoming.payload)]
 

@@ -3,12 +3,6 @@ several events of several types ({"<event key>": [payload, ...]}): each becomes 
 
 from __future__ import annotations
 
-from syncengine.change_keys import (
-    MAUTIC_ACTIVITIES,
-    mautic_activity_key,
-    mautic_contact_key,
-    mautic_deleted_key,
-)
 from syncengine.inbox import NewEvent
 from syncengine.vendors import mautic
 
@@ -40,16 +34,16 @@ _CONTACT_CHANGES = ("mautic.lead_post_save_new", "mautic.lead_post_save_update")
 def _event_id(event_type: str, item: dict) -> str:
     contact = item.get("contact")
     if event_type in _CONTACT_CHANGES and isinstance(contact, dict):
-        key = mautic_contact_key(contact)
+        key = mautic.contact_key(contact)
         if key is not None:
             return key
     if event_type == "mautic.lead_post_delete":  # keyed like the deleted-contacts sweep's audit log row
         deleted = item.get("id") or (contact.get("id") if isinstance(contact, dict) else None)
         if deleted not in (None, ""):
-            return mautic_deleted_key(deleted)
-    if event_type in MAUTIC_ACTIVITIES:  # keyed like the activity sweep's listing of it (tasks.sweep_sources)
-        subject = item.get(MAUTIC_ACTIVITIES[event_type][0])
-        key = mautic_activity_key(event_type, subject) if isinstance(subject, dict) else None
+            return mautic.deleted_key(deleted)
+    if event_type in mautic.ACTIVITIES:  # keyed like the activity sweep's listing of it (tasks.sweep_sources)
+        subject = item.get(mautic.ACTIVITIES[event_type][0])
+        key = mautic.activity_key(event_type, subject) if isinstance(subject, dict) else None
         if key is not None:
             return key
     for key in _SUBJECT_KEYS:

@@ -3,7 +3,6 @@ signatures while a secret rotates. No event id, so a transaction and its state n
 
 from __future__ import annotations
 
-from syncengine.change_keys import revolut_key
 from syncengine.inbox import NewEvent
 from syncengine.settings import get_settings
 from syncengine.vendors import revolut
@@ -34,8 +33,8 @@ def parse(incoming: Incoming) -> list[NewEvent]:
     tx_id = require(data, "id", "transaction id")
     # Revolut's retries repeat the same change; a new state is a new event.
     state = data.get("new_state") or data.get("state") or incoming.payload.get("timestamp", "")
-    # Transactions keyed by state collapse with a sweep's listing of the same state (change_keys).
-    key = revolut_key(tx_id, state) if event.startswith("Transaction") else None
+    # Transactions keyed by state collapse with a sweep's listing of the same state (revolut.change_key).
+    key = revolut.change_key(tx_id, state) if event.startswith("Transaction") else None
     return [NewEvent("revolut", key or f"{event}:{tx_id}:{state}", event, incoming.payload)]
 
 

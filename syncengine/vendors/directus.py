@@ -15,7 +15,11 @@ is created with one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from syncengine import change_keys as keys
+from syncengine.inbox import NewEvent
 
 STRING, TEXT, INTEGER, FLOAT, DECIMAL = "string", "text", "integer", "float", "decimal"
 BOOLEAN, JSON, DATE, TIMESTAMP = "boolean", "json", "date", "timestamp"
@@ -47,6 +51,44 @@ FLOWS = {
 }
 # The events those Flows send, as `<collection>.<scope>` and the file events.
 EVENTS = (*(f"{collection}.{scope}" for collection in WATCHED for scope in SCOPES), *UPLOADS)
+
+
+def change_key(collection: str, item: dict[str, Any]) -> str:
+    """The change key (syncengine.change_keys) of an item as listed: its newest stamp."""
+    return keys.change_key("directus", collection, item["id"], item.get(DATE_UPDATED) or item[DATE_CREATED])
+
+
+def deleted_key(collection: str, key: Any) -> str:
+    """A Directus delete has no stamp anywhere (the Flow sends the keys, the activity log its own time), but
+    a key is deleted once, so collection and key name it for the webhook and the activity sweep alike."""
+    return keys.change_key("directus", collection, key, "", keys.DELETED)
+
+
+# What the sweeps (tasks.sweep_sources) see, as the Flow's webhooks of the same changes. Deletes: the items
+# API forgets a deleted item, the activity log does not (one `delete` row per item). Directus logs (and
+# fires the Flow for) a DELETE of an item already gone too: keyed by the item alone, the repeat is the same
+# event and is stored once. Reading the log needs read on `directus_activity`.
+DELETE_HANDLED = ("contacts", "products")  # collections with a delete handler (tasks.deletes)
+
+
+def filter_time(value: datetime) -> str:
+    """A time as a Directus filter compares it: UTC, milliseconds, `Z`."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def swept(collection: str, row: dict[str, Any]) -> NewEvent:
+    event = f"{collection}.items.update"
+    payload = {"event": event, "keys": [str(row["id"])], "collection": collection}
+    return NewEvent("directus", change_key(collection, row), event, payload)
+
+
+def swept_deleted(row: dict[str, Any]) -> NewEvent:
+    """The Flow's delete event for this one key: what tasks.deletes reads, keyed as the receiver keys it."""
+    collection, key = row["collection"], row["item"]
+    event = f"{collection}.items.delete"
+    payload = {"event": event, "payload": [key], "keys": [key], "collection": collection}
+    return NewEvent("directus", deleted_key(collection, key), event, payload)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,12 @@ Pure data: the connector, the setup, the tasks and the simulator all read it fro
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
+
+from syncengine import change_keys as keys
+from syncengine.inbox import NewEvent
 
 # What `webhooks install` subscribes to, as `<doctype>:<doc event>`. Frappe runs on_update after every
 # insert as well as every save (Document.insert → run_post_save_methods), so on_update alone sees each new
@@ -21,7 +25,7 @@ EVENTS = (
 )  # fmt: skip
 # The changes each flow takes (tasks.clients, tasks.products, tasks.invoices): what we subscribe to, and
 # also what a Webhook made by hand may send. A Customer's or Item's after_insert carries the same change key
-# as the on_update Frappe runs after it (syncengine.change_keys), so the two are one inbox event; a Sales
+# as the on_update Frappe runs after it (`change_key`), so the two are one inbox event; a Sales
 # Invoice's on_cancel is a change of the invoice's status.
 CHANGES = {
     "Customer": ("after_insert", "on_update"),
@@ -33,6 +37,45 @@ TEMPLATE = (
     '{"event": "%s", "doctype": {{ doc.doctype | json }}, "name": {{ doc.name | json }}, '
     '"modified": {{ doc.modified | json }}, "doc": {{ doc | json }}}'
 )
+
+
+def change_key(doctype: str, name: Any, modified: Any, *, deleted: bool = False) -> str | None:
+    """The change key (syncengine.change_keys) of one version: Frappe's `modified` (microseconds) names it;
+    on_trash keeps the last one, marked deleted."""
+    if not name or not modified:
+        return None
+    return keys.change_key("erpnext", doctype, name, modified, keys.DELETED if deleted else "")
+
+
+# What the sweeps (tasks.sweep_sources) see: the doc event a listed document's docstatus stands for, and the
+# doctypes whose trashed documents (`Deleted Document`) are listed, those with an on_trash handler
+# (tasks.deletes).
+SUBMIT_EVENTS = {0: "on_update", 1: "on_update_after_submit", 2: "on_cancel"}  # by docstatus
+TRASH_HANDLED = ("Customer", "Item")
+
+
+def document_event(
+    doctype: str, docevent: str, name: str, modified: str, *, deleted: bool = False
+) -> NewEvent:
+    """What `webhooks install` templates: {event, doctype, name, modified}; handlers read the doc back."""
+    payload = {"event": docevent, "doctype": doctype, "name": name, "modified": modified}
+    key = change_key(doctype, name, modified, deleted=deleted)
+    key = key or f"{doctype}:{docevent}:{name}:{modified}"
+    return NewEvent("erpnext", key, f"{doctype}:{docevent}", payload)
+
+
+def swept(doctype: str, row: dict[str, Any]) -> NewEvent:
+    """The webhook of a listed document's version."""
+    docevent = SUBMIT_EVENTS.get(int(row.get("docstatus") or 0), "on_update")
+    return document_event(doctype, docevent, row["name"], str(row["modified"]))
+
+
+def swept_deleted(row: dict[str, Any]) -> NewEvent:
+    """The on_trash webhook of a listed `Deleted Document`, keyed by the trashed document's last version."""
+    data = row.get("data")
+    doc = json.loads(data) if isinstance(data, str) else (data or {})
+    modified = str(doc.get("modified") or row["modified"])
+    return document_event(row["deleted_doctype"], "on_trash", row["deleted_name"], modified, deleted=True)
 
 
 def changes(doctype: str) -> tuple[str, ...]:

@@ -10,6 +10,11 @@ an administrator manage them).
 
 from __future__ import annotations
 
+from typing import Any
+
+from syncengine import change_keys as keys
+from syncengine.inbox import NewEvent
+
 # Entity (its API path) -> what the engine does with it, and the permissions that takes (Invoice Ninja's
 # `<action>_<entity>` names; `<action>_all` grants the action on every entity).
 ENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -39,3 +44,21 @@ EVENT_IDS = {
 # Invoice Ninja's currency ids (its `currencies` table) for the usual ones, by ISO code, and back.
 CURRENCY_IDS = {"USD": "1", "GBP": "2", "EUR": "3", "DKK": "5", "SEK": "7", "CAD": "12", "CHF": "17"}
 CURRENCIES = {currency_id: code for code, currency_id in CURRENCY_IDS.items()}
+
+
+def change_key(entity: str, obj: dict[str, Any]) -> str | None:
+    """The change key (syncengine.change_keys) of a webhook body or a listed row: Invoice Ninja entities
+    carry `updated_at` (Unix seconds), `is_deleted` and `archived_at`."""
+    if obj.get("id") in (None, "") or not obj.get("updated_at"):
+        return None
+    state = keys.DELETED if obj.get("is_deleted") else keys.ARCHIVED if obj.get("archived_at") else ""
+    # stamp() spells Unix seconds as the integer; int() here would raise on a mistyped stamp (a 500).
+    return keys.change_key("invoiceninja", entity, obj["id"], obj["updated_at"], state, keys.digest(obj))
+
+
+def swept(entity: str, row: dict[str, Any]) -> NewEvent:
+    """The webhook of a listed row's change (tasks.sweep_sources): archived and deleted rows are the archive
+    and delete events of F9, the rest an update."""
+    action = "delete" if row.get("is_deleted") else "archive" if row.get("archived_at") else "update"
+    key = change_key(entity, row)
+    return NewEvent("invoiceninja", key or f"{action}_{entity}:{row['id']}", f"{action}_{entity}", row)

@@ -6,8 +6,36 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from syncengine.inbox import NewEvent
+
 # What `webhooks install` subscribes to (v2 webhooks, each signed with the secret Revolut makes for it).
 EVENTS = ("TransactionCreated", "TransactionStateChanged")
+
+
+def change_key(tx_id: Any, state: Any) -> str | None:
+    """A bank transaction changes by its state; created and state-changed events of one state collapse
+    (syncengine.change_keys)."""
+    if not tx_id or not state:
+        return None
+    return f"revolut:transaction:{tx_id}:{state}"
+
+
+# Revolut filters transactions by creation only (Revolut's `GET /transactions`: `from`/`to` are creation
+# times): a state change of an older transaction is seen by re-reading a trailing window
+# (tasks.sweep_sources). A day covers pending card and transfer settlements.
+STATE_WINDOW = 24 * 3600.0
+
+
+def swept(row: dict[str, Any]) -> NewEvent:
+    """A listed transaction as TransactionCreated, which carries the whole transaction in whatever state it
+    is now."""
+    key = change_key(row["id"], row.get("state")) or f"TransactionCreated:{row['id']}"
+    payload = {
+        "event": "TransactionCreated",
+        "timestamp": row.get("updated_at") or row["created_at"],
+        "data": row,
+    }
+    return NewEvent("revolut", key, "TransactionCreated", payload)
 
 
 def bank_fields(tx: dict[str, Any], account: str | None) -> dict[str, Any] | None:
