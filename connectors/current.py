@@ -52,8 +52,7 @@ def with_history(session: Session, change: Change) -> Change:
     history = getattr(ADAPTERS.get((change.system, change.kind)), "dates", None)
     if history is None or change.deleted:
         return change
-    groups = {group: values for group, values in changed_groups(session, change).items()
-              if group not in change.dated}  # fmt: skip
+    groups = changed_groups(session, change)
     if not groups:
         return change
     return dated(change, history(connector_for(change.system), change.external_id, groups))

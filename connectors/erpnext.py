@@ -44,6 +44,8 @@ Doc = dict[str, Any]
 Filters = list[list[Any]]
 REMARKS = "remarks"  # invoice marker as a "[syncengine:<number>]" tag in the remarks, for sites without it
 DEFAULT_PAGE = 100
+VERSIONS = 25  # the saves looked at; a field changed back and forth more often is dated by `modified`
+_NO_VERSIONS: set[str] = set()  # the sites that refused their Version documents (warned once each)
 # Keys that Frappe sets itself; sending them back would confuse the insert. A top-level `name` is kept when
 # set: some doctypes are named by the caller (a Webhook without one is 417 "Please set the document name").
 _SERVER_KEYS = frozenset({"owner", "creation", "modified", "modified_by", "parent", "idx"})
@@ -342,6 +344,23 @@ class ERPNextConnector(Connector):
         if or_filters:
             params["or_filters"] = json.dumps(or_filters, default=str)
         return self.get_json(self.doc_path(doctype), params=params)["data"]
+
+    def versions(self, doctype: str, name: str, limit: int = VERSIONS) -> list[Doc]:
+        """The document's last saves that changed something, newest first: each Version's `data` (JSON:
+        {"changed": [[field, old, new]], ...}) and `creation`, for a doctype that tracks changes (Customer
+        does). Empty, with one warning, when the API user may not read Version documents."""
+        filters = [["ref_doctype", "=", doctype], ["docname", "=", name]]
+        try:
+            return self.list_page("Version", filters=filters, fields=("name", "data", "creation"),
+                                  order_by="creation desc, name desc", limit=limit)  # fmt: skip
+        except Permanent as exc:
+            if exc.status != 403:
+                raise
+            if self.base_url not in _NO_VERSIONS:
+                _NO_VERSIONS.add(self.base_url)
+                log.warning("erpnext refused read on Version (%s): grant its API user read on Version, or "
+                            "changes read back are dated by the document's modified alone", exc)  # fmt: skip
+            return []
 
     def iter_documents(
         self, doctype: str, *, filters: Filters | Mapping[str, Any] | None = None,

@@ -22,6 +22,7 @@ since its rows cannot say each line's tax rate, and a submitted invoice's lines 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime, tzinfo
@@ -156,6 +157,35 @@ class CustomerAdapter(MasterAdapter):
     def update(self, connector: Any, external_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Email and phone go to the primary Contact; the answer is the Customer as it now holds."""
         return connector.update_customer(external_id, body)
+
+    def dates(
+        self, connector: Any, external_id: str, groups: dict[str, dict[str, Any]]
+    ) -> dict[str, datetime]:
+        """When each group got the values it holds (name -> values, canonical), from the Customer's Version
+        log (it tracks changes): the oldest save of the newest run that set those values. A group no
+        Version at hand explains is left to the document's `modified`."""
+        saves = []
+        for version in connector.versions("Customer", external_id):
+            try:
+                changed = {field: new for field, _old, new in json.loads(version["data"]).get("changed", [])}
+            except (TypeError, ValueError, KeyError):
+                continue
+            saves.append((changed, version["creation"]))
+        vendor = self.keys  # canonical name -> Customer field
+        found: dict[str, datetime] = {}
+        for group, values in groups.items():
+            when = None
+            for changed, created in saves:  # newest first
+                sent = tuple(name for name in values if vendor.get(name) in changed)
+                if not sent:
+                    continue
+                written = self._canonical({name: changed[vendor[name]] for name in sent})
+                if {name: written[name] for name in sent} != {name: values[name] for name in sent}:
+                    break
+                when = aware_time(created, self.site_timezone)
+            if when is not None:
+                found[group] = when
+        return found
 
 
 class ItemAdapter(MasterAdapter):

@@ -74,11 +74,15 @@ def content_hash(fields: dict[str, Any]) -> str:
 
 
 def dated(change: Change, dates: Mapping[str, datetime]) -> Change:
-    """The change with these field groups dated (no later than its stamp): an object read back carries
-    the stamp of its newest edit, which may be of another group, and a group written earlier (its webhook
-    late or lost) must not pass for as new as that, or it would win over an edit made elsewhere since."""
+    """The change with these field groups dated (the earliest date known wins, none later than its stamp):
+    an object read back carries the stamp of its newest edit, which may be of another group, and a group
+    written earlier (its webhook late or lost) must not pass for as new as that, or it would win over an
+    edit made elsewhere since."""
     carried = _groups(change.kind, change.fields)
-    found = {group: min(at, change.remote_updated_at) for group, at in dates.items() if group in carried}
+    found = {
+        group: min(at, change.dated.get(group, change.remote_updated_at))
+        for group, at in dates.items() if group in carried
+    }  # fmt: skip
     return replace(change, dated={**change.dated, **found}) if found else change
 
 

@@ -38,6 +38,9 @@ class DocType:
     defaults: dict[str, Any] = field(default_factory=dict)
     submittable: bool = False
     secrets: tuple[str, ...] = ()  # Password fields: stored apart, read back masked
+    # `track_changes`: each save that changes a field writes a Version document with the diff (ERPNext's
+    # customer.json sets it; Frappe's Document.save_version writes {"changed": [[field, old, new]], ...})
+    track_changes: bool = False
 
     def known(self, custom: tuple[str, ...] = ()) -> frozenset[str]:
         return frozenset((*STANDARD, *self.columns, *self.children, *custom))
@@ -92,6 +95,7 @@ DOCTYPES: dict[str, DocType] = {
             naming="customer",
             mandatory=("customer_name",),
             defaults={"customer_type": "Company", "disabled": 0},
+            track_changes=True,
         ),
         DocType(
             "Supplier",
@@ -228,6 +232,7 @@ DOCTYPES: dict[str, DocType] = {
             defaults={"enabled": 1, "must_be_whole_number": 0},
         ),
         DocType("Deleted Document", _cols("deleted_name deleted_doctype data restored new_name")),
+        DocType("Version", _cols("ref_doctype docname data table_html")),
         DocType(
             "Webhook",
             _cols(

@@ -365,8 +365,14 @@ class FrappeBase(Simulator):
         self._check_unique(draft)
         draft.update(modified=self.later(doc["modified"]), modified_by=user)
         self._keep_secrets(draft, meta)
+        changed = self._diff(doc, draft) if meta.track_changes else []
         doc.clear()
         doc.update(draft)
+        if changed:
+            diff = json.dumps({"changed": changed, "added": [], "removed": [], "row_changed": []},
+                              default=str, separators=(",", ":"))  # fmt: skip
+            version = {"ref_doctype": doc["doctype"], "docname": doc["name"], "data": diff}
+            self.store_raw("Version", version, user)
         self._fire(doc, "on_update")
         self._on_update(doc, user)
         if target == 1:
@@ -390,6 +396,12 @@ class FrappeBase(Simulator):
         doc.update(draft)
         self._fire(doc, "on_update")
         return self._submit(doc, user)
+
+    def _diff(self, old: Doc, new: Doc) -> list[list[Any]]:
+        """Frappe's version.get_diff for plain fields: [[field, old, new]] of each that changed."""
+        meta, skip = self.meta(old["doctype"]), {"modified", "modified_by", "creation", "owner", "idx"}
+        return [[key, old.get(key), new.get(key)] for key in meta.columns
+                if key not in skip and key not in meta.children and old.get(key) != new.get(key)]  # fmt: skip
 
     def _differs(self, doc: Doc, trial: Doc, key: str) -> bool:
         """Whether an update touches ``key``; child rows compare by their columns, not names or stamps."""

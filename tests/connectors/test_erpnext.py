@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from connectors.erpnext import ERPNextConnector, FrappeError, frappe_error
+from connectors.erpnext_mapping import CustomerAdapter
 from syncengine.breaker import CLOSED, OPEN, BreakerPolicy
 from syncengine.db import session_scope
 from syncengine.errors import AuthExpired, CircuitOpen, Permanent, Retryable
@@ -162,6 +163,26 @@ def test_500_storm_opens_the_breaker_then_one_probe_among_8_workers_closes_it(si
     assert len(sim.requests_log()) - before == 1
     assert conn.breaker.state() == CLOSED
     assert conn.get("Customer", "Acme")["name"] == "Acme"
+
+
+def test_a_customers_group_is_dated_by_the_version_that_set_its_value(target):
+    """A Customer read back carries the `modified` of its newest save; its Version log (Customer tracks
+    changes) says when each value came, so a name set before a later VAT edit keeps its own date."""
+    conn = target.connector()
+    adapter = CustomerAdapter(conn.site_timezone)
+    name = conn.create("Customer", {"customer_name": target.unique("Versions"), "customer_type": "Individual",
+                                    "tax_id": "FR00000000001"})["name"]  # fmt: skip
+    time.sleep(0.05)
+    renamed = target.unique("Versions renamed")
+    phoned = adapter.to_change(conn.update("Customer", name, {"customer_name": renamed}))
+    time.sleep(0.05)
+    later = adapter.to_change(conn.update("Customer", name, {"tax_id": "FR00000000002"}))
+    assert later.remote_updated_at > phoned.remote_updated_at
+    groups = {"identity": {n: later.fields[n] for n in ("name", "email", "phone")},
+              "tax": {"vat_number": later.fields["vat_number"]}}  # fmt: skip
+    dates = adapter.dates(conn, name, groups)
+    assert phoned.remote_updated_at <= dates["identity"] < later.remote_updated_at
+    assert dates["tax"] >= later.remote_updated_at
 
 
 def test_validation_error_is_permanent_with_its_message_and_not_retried(target):

@@ -243,6 +243,29 @@ def test_a_late_erpnext_edit_read_back_after_a_later_one_is_dated_by_the_documen
     assert set(vats.values()) == {"FR77777777701"}, vats
 
 
+def test_an_erpnext_edit_whose_webhook_was_lost_is_dated_by_its_version(deployment, proxy):
+    """ERPNext's next save carries the phone of an edit whose webhook was lost, stamped with that save's
+    `modified`: the Customer's Version log dates the phone by the save that set it."""
+    address = synced(deployment, proxy, "lost-erpnext")
+    users = Contacts(deployment.sims, {name: server.url for name, server in deployment.servers.items()})
+    # given: ERPNext phone E (webhook lost), Invoice Ninja phone I 1.5 s later (webhook late), then ERPNext
+    # VAT, whose webhook brings the ERPNext document, phone E and all
+    proxy.drop_next(matching("erpnext", "on_update"))
+    users.edit("erpnext", address, "phone", "+33 8 88 88 88 01")
+    time.sleep(1.5)
+    client_held = proxy.hold_next(matching("invoiceninja", "update_client"))
+    users.edit("invoiceninja", address, "phone", "+33 8 88 88 88 02")
+    client_held.wait()
+    time.sleep(1.5)
+    users.edit("erpnext", address, "vat", "FR88888888801")
+    settle(deployment, proxy)
+    # when: I arrives last
+    proxy.release(client_held)
+    settle(deployment, proxy)
+    # then: I, the newest phone, everywhere
+    assert phones(deployment, address) == everywhere(phone("+33 8 88 88 88 02"))
+
+
 # --- pattern 2: a push never overwrites a newer edit whose webhook was lost ------------------------------
 
 
