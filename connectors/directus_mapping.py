@@ -21,6 +21,7 @@ from syncengine.errors import Permanent
 from syncengine.idempotency import Attempt
 from syncengine.records import Change
 
+from .history import group_dates
 from .mapping import Refs, from_iso, register
 from .normalise import canonical, contact_marker, flag
 
@@ -96,28 +97,19 @@ class ItemAdapter:
     def dates(
         self, connector: Any, external_id: str, groups: dict[str, dict[str, Any]]
     ) -> dict[str, datetime]:
-        """When each group got the values it holds (name -> values, canonical), from the item's revisions:
-        the oldest write of the newest run that sent those values (our pushes send every field again, which
-        writes no new value). A group no revision at hand explains is left to the item's stamp."""
-        revisions = connector.revisions(self.collection, external_id)
-        found: dict[str, datetime] = {}
-        for group, values in groups.items():
-            when = None
-            for revision in revisions:  # newest first
-                delta = revision.get("delta") or {}
-                sent = tuple(name for name in values if name in delta)
-                if not sent:
-                    continue
-                try:
-                    same = canonical(self.kind, sent, delta) == {name: values[name] for name in sent}
-                except (TypeError, ValueError):
-                    same = False
-                if not same:
-                    break
-                when = _written(revision) or when
-            if when is not None:
-                found[group] = when
-        return found
+        """When each group got the values it holds (name -> canonical values), from the item's revisions
+        (connectors.history); a revision's `delta` holds the fields that write sent, by canonical name."""
+        saves = []
+        for revision in connector.revisions(self.collection, external_id):
+            delta, at = revision.get("delta") or {}, _written(revision)
+            sent = tuple(name for name in self.fields if name in delta)
+            if at is None or not sent:
+                continue
+            try:
+                saves.append((canonical(self.kind, sent, delta), at))
+            except (TypeError, ValueError):
+                continue  # a value that is none (corrected since): that write dates nothing
+        return group_dates(saves, groups)
 
     def _read(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The item's canonical fields; a value that is none (a price "abc": SQLite keeps what it is given)

@@ -36,6 +36,7 @@ from syncengine.settings import get_settings
 from syncengine.vendors.erpnext import FALLBACK_ITEM, ITEM_DEFAULTS, MARKER_FIELD
 
 from .erpnext import REMARKS, aware_time
+from .history import group_dates
 from .mapping import HUB_CONTACT, Refs, register
 from .normalise import billing_name, blank, canonical, contact_marker, email, or_zero, taxes_by_rate, text
 
@@ -161,32 +162,21 @@ class CustomerAdapter(MasterAdapter):
     def dates(
         self, connector: Any, external_id: str, groups: dict[str, dict[str, Any]]
     ) -> dict[str, datetime]:
-        """When each group got the values it holds (name -> values, canonical), from the Customer's Version
-        log (it tracks changes): the oldest save of the newest run that set those values. A group no
-        Version at hand explains is left to the document's `modified`."""
+        """When each group got the values it holds (name -> canonical values), from the Customer's Version
+        log (it tracks changes; connectors.history): each save's `changed` as [field, old, new]."""
+        by_field = {field: name for name, field in self.keys.items()}  # Customer field -> canonical name
         saves = []
         for version in connector.versions("Customer", external_id):
             try:
-                changed = {field: new for field, _old, new in json.loads(version["data"]).get("changed", [])}
-            except (TypeError, ValueError, KeyError):
+                changed = json.loads(version["data"]).get("changed") or []
+                wrote = {by_field[field]: new for field, _old, new in changed if field in by_field}
+                at = aware_time(version["creation"], self.site_timezone)
+            except (TypeError, ValueError, KeyError, AttributeError):
                 continue
-            saves.append((changed, version["creation"]))
-        vendor = self.keys  # canonical name -> Customer field
-        found: dict[str, datetime] = {}
-        for group, values in groups.items():
-            when = None
-            for changed, created in saves:  # newest first
-                sent = tuple(name for name in values if vendor.get(name) in changed)
-                if not sent:
-                    continue
-                written = self._canonical({name: changed[vendor[name]] for name in sent})
-                if {name: written[name] for name in sent} != {name: values[name] for name in sent}:
-                    break
-                when = aware_time(created, self.site_timezone)
-            if when is not None:
-                found[group] = when
-        return found
-
+            if wrote:
+                written = self._canonical(wrote)
+                saves.append(({name: written[name] for name in wrote}, at))
+        return group_dates(saves, groups)
 
 class ItemAdapter(MasterAdapter):
     def __init__(self, site_timezone: tzinfo | None = None) -> None:

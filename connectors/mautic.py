@@ -28,6 +28,7 @@ from typing import Any
 import requests
 
 from connectors.base import Connector, pages_by_id, segment
+from connectors.php_values import unserialize
 from syncengine.errors import Ambiguous, AuthExpired, Permanent, Retryable, SyncError
 from syncengine.idempotency import Attempt, Effect, once
 from syncengine.locks import lock
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 Contact = dict[str, Any]
 Where = Sequence[tuple[str, str, Any]]  # (column, expr, value): DB column names for contacts
 DEFAULT_PAGE = 30  # Mautic's default_pagelimit
+CHANGES = 25  # the saves looked at; a field changed back and forth more often is dated by dateModified
+_NO_AUDIT: set[str] = set()  # the sites that would not serve their audit log (warned once each)
 # The contact timeline events an activity (F8) is made of, and how many of each type one request asks for
 # (the endpoint's default is 25; one request then covers up to 200 engagements since the cursor).
 ACTIVITY_EVENTS = ("email.read", "form.submitted")
@@ -271,6 +274,32 @@ class MauticConnector(Connector):
             return body["stats"] or []
 
         return pages_by_id(page, page_size)
+
+    def contact_changes(
+        self, contact_id: int | str, limit: int = CHANGES
+    ) -> list[tuple[dict[str, Any], str]]:
+        """The contact's last saves, newest first: (alias -> the value that save set, `date_added`), from the
+        `audit_log` rows LeadSubscriber writes on a save (details: Lead::$changes, each field [old, new]).
+        Empty when Mautic will not serve its audit log (administrators only; warned once per site)."""
+        clauses = [("bundle", "eq", "lead"), ("object", "eq", "lead"), ("object_id", "eq", int(contact_id)),
+                   ("action", "neq", "delete")]  # fmt: skip
+        params = {**where_params(clauses), "order[0][col]": "id", "order[0][dir]": "DESC", "start": 0,
+                  "limit": limit}  # fmt: skip
+        body = self.get_json("/api/stats/audit_log", params=params)
+        if "stats" not in body or body.get("errors"):
+            if self.base_url not in _NO_AUDIT:
+                _NO_AUDIT.add(self.base_url)
+                log.warning("Mautic did not serve its audit log (the API user must be an administrator): a "
+                            "contact's changes are dated by its dateModified alone")  # fmt: skip
+            return []
+        saves = []
+        for row in body["stats"] or []:
+            try:
+                fields = (unserialize(row.get("details") or "N;") or {}).get("fields") or {}
+                saves.append(({alias: pair[1] for alias, pair in fields.items()}, row["date_added"]))
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+                continue  # a row whose details are not a save's changes dates nothing
+        return saves
 
     def iter_activity(
         self, since: datetime, *, events: Sequence[str] = ACTIVITY_EVENTS, page_size: int = ACTIVITY_PAGE

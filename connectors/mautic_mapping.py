@@ -16,6 +16,7 @@ elsewhere is cleared here); creates send no blanks, as a create may match an exi
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from syncengine.errors import Permanent
@@ -24,6 +25,7 @@ from syncengine.records import Change
 from syncengine.vendors.mautic import CONSENT_FIELD as CONSENT
 
 from . import countries
+from .history import group_dates
 from .mapping import Refs, from_iso, register
 from .normalise import blank, canonical, flag
 
@@ -80,6 +82,24 @@ class ContactAdapter:
         fields = canonical(self.kind, CONTACT_FIELDS, {**raw, "marketing_consent": consent(obj, values)})
         at = from_iso(obj.get("dateModified") or obj["dateAdded"])
         return Change(self.system, self.kind, str(obj["id"]), fields, at, match_key=fields["email"])
+
+    def dates(
+        self, connector: Any, external_id: str, groups: dict[str, dict[str, Any]]
+    ) -> dict[str, datetime]:
+        """When each group got the values it holds (name -> canonical values), from the contact's audit
+        log (connectors.history): each save's changed fields by alias. Consent is not a plain field and is
+        left to `dateModified`."""
+        by_alias = {alias: name for name, alias in ALIASES.items()}
+        saves = []
+        for changed, added in connector.contact_changes(external_id):
+            wrote = {by_alias[alias]: value for alias, value in changed.items() if alias in by_alias}
+            if not wrote:
+                continue
+            try:
+                saves.append((canonical(self.kind, tuple(wrote), wrote), from_iso(added)))
+            except (TypeError, ValueError):
+                continue
+        return group_dates(saves, groups)
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
         """Every carried field but consent, by alias; None as "" (cleared on update)."""

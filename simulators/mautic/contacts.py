@@ -145,6 +145,7 @@ class MauticContacts(MauticWebhooks):
             }
         else:
             row["date_modified"] = now
+        before = dict(row["fields"])
         blank_ok = replace or is_new or bool(data.get("overwriteWithBlank"))
         values = {k: v for k, v in data.items() if k in self._aliases()}
         if replace:
@@ -161,7 +162,10 @@ class MauticContacts(MauticWebhooks):
             row["date_identified"] = row["date_added"] if seeding else now
         self.db["leads"][row["id"]] = row
         if not seeding:
-            self.write_audit_log(row["id"], "create" if is_new else "update", {"fields": values})
+            # Lead::$changes, as LeadSubscriber::onLeadPostSave logs it: each changed field as [old, new]
+            changed = {a: [before.get(a), v] for a, v in row["fields"].items() if before.get(a) != v}
+            if changed:
+                self.write_audit_log(row["id"], "create" if is_new else "update", {"fields": changed})
         if not seeding and row["date_identified"] is not None:
             event = "mautic.lead_post_save_new" if just_identified else "mautic.lead_post_save_update"
             self.fire(event, contact=self.contact(row))

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors.mapping import ADAPTERS
 from connectors.mautic import EmailMaybeSent, MauticConnector, email_effect, forget_tokens
 from syncengine.breaker import CLOSED, OPEN, BreakerPolicy
 from syncengine.db import session_scope
@@ -123,6 +125,35 @@ def test_deleted_contacts_come_from_the_audit_log_by_id(sim, mautic):
         deleted[1]["id"]
     )
     assert pages[0]["query"]["where[3][col]"] == "date_added" and pages[0]["query"]["where[3][val]"] == since
+
+
+def test_a_contacts_group_is_dated_by_the_audited_save_that_set_its_value(sim, mautic):
+    """A contact's payload carries the dateModified of its newest save; the audit log (Lead::$changes of
+    each save) says when each value came, so a phone set before a later city edit keeps its own date."""
+    conn = mautic()
+    adapter = ADAPTERS[("mautic", "contact")]
+    contact_id = conn.create_contact({"email": "dated@example.test", "phone": "+33 1 00 00 00 01"})["id"]
+    sim.clock.advance(60)
+    phoned = adapter.to_change(conn.update_contact(contact_id, {"phone": "+33 1 00 00 00 02"}))
+    sim.clock.advance(60)
+    conn.update_contact(contact_id, {"phone": "+33 1 00 00 00 02", "city": "Brest"})  # the phone again
+    sim.clock.advance(60)
+    later = adapter.to_change(conn.update_contact(contact_id, {"city": "Lyon"}))
+    groups = {"identity": {n: later.fields[n] for n in ("email", "phone")}, "address": {"city": "Lyon"}}
+    dates = adapter.dates(conn, str(contact_id), groups)
+    assert dates == {"identity": phoned.remote_updated_at, "address": later.remote_updated_at}
+
+
+def test_without_the_audit_log_a_contact_change_keeps_its_stamp(sim, mautic, caplog):
+    """The audit log is served to administrators only: another API user dates by dateModified, warned."""
+    user = f"clerk-{uuid.uuid4().hex[:6]}"
+    sim.seed({"users": {user: "clerk-pass"}, "roles": {user: ["lead:leads:full"]}})
+    clerk = mautic(username=user, password="clerk-pass")
+    contact_id = clerk.create_contact({"email": f"{user}@example.test", "phone": "+33 1 00 00 00 09"})["id"]
+    adapter = ADAPTERS[("mautic", "contact")]
+    with caplog.at_level(logging.WARNING, logger="connectors.mautic"):
+        assert adapter.dates(clerk, str(contact_id), {"identity": {"phone": "x"}}) == {}
+    assert clerk.contact_changes(contact_id) == []
 
 
 # --- retries, breaker, classification ----------------------------------------------------------------

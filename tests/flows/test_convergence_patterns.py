@@ -266,6 +266,28 @@ def test_an_erpnext_edit_whose_webhook_was_lost_is_dated_by_its_version(deployme
     assert phones(deployment, address) == everywhere(phone("+33 8 88 88 88 02"))
 
 
+def test_a_mautic_edit_whose_webhook_was_lost_is_dated_by_its_audited_save(deployment, proxy):
+    """Mautic's next payload carries the phone of an edit whose webhook was lost, stamped with that save's
+    dateModified: the audit log dates the phone by the save that set it (seen in bench/convergence.py)."""
+    address = synced(deployment, proxy, "lost-mautic")
+    # given: Mautic phone M (webhook lost), Invoice Ninja phone I 1.5 s later (webhook late), then a Mautic
+    # city edit, whose webhook brings the whole contact, phone M and all
+    proxy.drop_next(matching("mautic", "lead_post_save_update"))
+    edit_mautic(deployment, address, phone="+33 9 99 99 99 01")
+    time.sleep(1.5)
+    client_held = proxy.hold_next(matching("invoiceninja", "update_client"))
+    edit_invoiceninja_phone(deployment, address, "+33 9 99 99 99 02")
+    client_held.wait()
+    time.sleep(1.5)
+    edit_mautic(deployment, address, city="Quimper")
+    settle(deployment, proxy)
+    # when: I arrives last
+    proxy.release(client_held)
+    settle(deployment, proxy)
+    # then: I, the newest phone, everywhere
+    assert phones(deployment, address) == everywhere(phone("+33 9 99 99 99 02"))
+
+
 # --- pattern 2: a push never overwrites a newer edit whose webhook was lost ------------------------------
 
 

@@ -27,6 +27,8 @@ def test_contact_saves_and_deletes_are_audited_and_listed_with_where_order_and_p
         (made[0], "update"),
         (made[1], "delete"),
     ]
+    edited = everything["stats"][3]  # Lead::$changes: each changed field as [old, new]
+    assert edited["details"] == php_serialize({"fields": {"firstname": [None, "Ann"]}})
     deleted = everything["stats"][-1]
     assert deleted["bundle"] == "lead" and deleted["object"] == "lead"
     assert deleted["details"] == php_serialize({"name": "a1@example.test"})
