@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.support import ROOT
 
 
+@pytest.mark.slow  # 90 s: `pytest -m slow` (CI's second step) or naming this file runs it
 def test_demo_runs_every_step_and_ends_with_matching_systems(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["TMPDIR"] = str(tmp_path)

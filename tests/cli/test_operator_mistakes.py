@@ -281,6 +281,7 @@ def test_a_revolut_timestamp_in_seconds_is_told_apart_in_the_log(client, caplog)
     )
 
 
+@pytest.mark.slow  # 40 s: `pytest -m slow` (CI's second step) or naming this file runs it
 def test_redis_going_away_under_up_is_one_line_and_beat_comes_back(tmp_path):
     """Before: beat's traceback came out one token per line (about 1,200 lines), then `up` stopped
     everything. Now beat says it in one line, `up` starts it again once Redis answers, and beat takes its

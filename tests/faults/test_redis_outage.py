@@ -7,12 +7,15 @@ from __future__ import annotations
 import itertools
 import time
 
+import pytest
+
 from tests.faults.conftest import Stack, handler_runs, recover, statuses, unique
 from tests.support import SENDERS, wait_until
 
 OUTAGE_SECONDS = 30.0
 
 
+@pytest.mark.slow  # 45 s: `pytest -m slow` (CI's second step), `-m faults` or naming this file runs it
 def test_webhooks_during_a_30s_redis_outage_are_all_answered_and_none_is_lost(stack: Stack):
     tag = unique()
     warm = stack.send("directus", f"warm-{tag}")

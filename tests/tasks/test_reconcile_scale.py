@@ -53,6 +53,7 @@ def swept_here(monkeypatch) -> Iterator[list[int]]:
                 s.execute(insert(SyncCursor.__table__), saved)
 
 
+@pytest.mark.slow  # 20 s: `pytest -m slow` (CI's second step) or naming this file runs it
 def test_sweeps_over_ten_thousand_records_cost_what_changed(vendors, swept_here):
     published = swept_here
     ids = {key: seeded(key[0], v.sim, RECORDS) for key, v in vendors.items()}
