@@ -22,6 +22,10 @@ from syncengine.progress import Tracker, progress
 SYSTEMS = ("mautic", "invoiceninja", "erpnext", "directus")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
+# A step normally ends in seconds; on a busy machine a task that met the SQLite store locked by another
+# writer ("database is locked") is re-driven from the store, which can take a minute or two: wait for it.
+STEP_TIMEOUT = 180.0
+
 
 @dataclass
 class Demo:
@@ -83,7 +87,7 @@ class Demo:
         return busy
 
     def step(
-        self, title: str, action: Callable[[], Any], done: Callable[[], bool], timeout: float = 60
+        self, title: str, action: Callable[[], Any], done: Callable[[], bool], timeout: float = STEP_TIMEOUT
     ) -> None:
         print(f"\n● {title}")
         action()
