@@ -110,9 +110,7 @@ class Echo:
 # Both statements note the link as seen when it says we pushed exactly this content (only if its row is
 # free: a merge holding it decides instead, through a task), with a newer stamp as the merge's echo rule
 # does.
-# One round trip on Postgres: the event inserted, done when it is the echo. A duplicate leaves the link as
-# the first delivery left it (the same values).
-_ECHO_SQL = """
+_NOTE_ECHO = """
 WITH echo AS (
   UPDATE links SET last_seen_hash = %(content)s, updated_at = %(now)s,
     remote_updated_at = CASE WHEN %(at)s::timestamptz IS NOT NULL
@@ -122,6 +120,10 @@ WITH echo AS (
               AND external_id = %(external_id)s AND last_pushed_hash = %(content)s FOR UPDATE SKIP LOCKED)
   RETURNING id
 )
+"""
+# One round trip on Postgres: the event inserted, done when it is the echo. A duplicate leaves the link as
+# the first delivery left it (the same values).
+_ECHO_SQL = _NOTE_ECHO + """
 INSERT INTO inbox_events (source, event_id, event_type, payload, received_at, available_at, published_at,
                           status, attempts, processed_at)
 SELECT %(source)s, %(event_id)s, %(event_type)s, %(payload)s::json, %(now)s, %(now)s, %(now)s,
@@ -129,22 +131,13 @@ SELECT %(source)s, %(event_id)s, %(event_type)s, %(payload)s::json, %(now)s, %(n
        CASE WHEN EXISTS (SELECT 1 FROM echo) THEN %(now)s::timestamptz END
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING id, status
-"""
+"""  # noqa: S608 - constant text only; every value is bound
 # An event stored 'received' closed as the echo it turned out to be (our push stored its link since).
-_CLOSE_ECHO_SQL = """
-WITH echo AS (
-  UPDATE links SET last_seen_hash = %(content)s, updated_at = %(now)s,
-    remote_updated_at = CASE WHEN %(at)s::timestamptz IS NOT NULL
-      AND (remote_updated_at IS NULL OR remote_updated_at < %(at)s::timestamptz)
-      THEN %(at)s::timestamptz ELSE remote_updated_at END
-  WHERE id = (SELECT id FROM links WHERE system = %(system)s AND kind = %(kind)s
-              AND external_id = %(external_id)s AND last_pushed_hash = %(content)s FOR UPDATE SKIP LOCKED)
-  RETURNING id
-)
+_CLOSE_ECHO_SQL = _NOTE_ECHO + """
 UPDATE inbox_events SET status = 'done', processed_at = %(now)s
 WHERE id = %(row_id)s AND status = 'received' AND attempts = 0 AND EXISTS (SELECT 1 FROM echo)
 RETURNING id
-"""
+"""  # noqa: S608 - constant text only; every value is bound
 
 
 def _echo_params(echo: Echo, now: datetime) -> dict[str, Any]:

@@ -95,11 +95,7 @@ def same_groups(one: Change, other: Change) -> set[str]:
 def changed_groups(session: Session, change: Change) -> dict[str, dict[str, Any]]:
     """The field groups (name -> values) whose values that system did not hold when we last saw or wrote
     the object: the edits this state carries, which the merge will weigh."""
-    link = session.execute(
-        select(Link).where(
-            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
-        )
-    ).scalar_one_or_none()
+    link = _link_of(session, change)
     known = (link.known or {}) if link is not None else {}
     return {
         group: values for group, values in _groups(change.kind, change.fields).items()
@@ -202,11 +198,7 @@ def unordered(session: Session, change: Change) -> bool:
     """A live state of a known object whose stamp is no newer than one already applied from that system
     (or the answer to our push there) and whose content is neither: its payload cannot say whether it
     comes before or after the state the hub has (equal whole-second stamps, a late webhook)."""
-    link = session.execute(
-        select(Link).where(
-            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
-        )
-    ).scalar_one_or_none()
+    link = _link_of(session, change)
     if link is None or change.deleted:
         return False
     newest = max(
@@ -229,11 +221,7 @@ def note_echo(session: Session, change: Change) -> bool:
     an echo recognised from the event's own payload, without reading the object back from the vendor."""
     if change.deleted:
         return False
-    link = session.execute(
-        select(Link).where(
-            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
-        )
-    ).scalar_one_or_none()
+    link = _link_of(session, change)
     seen = content_hash(change.fields)
     if link is None or link.last_pushed_hash != seen:
         return False
@@ -297,6 +285,15 @@ def _wins(change: Change, group: str, last: dict[str, str] | None, at: str) -> b
         return True
     # Newest remote modification wins; on a tie, the system name decides, so every worker agrees.
     return (at, change.system) >= (last["at"], last["system"])
+
+
+def _link_of(session: Session, change: Change) -> Link | None:
+    """The link of the object a change names, if the hub knows it."""
+    return session.execute(
+        select(Link).where(
+            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
+        )
+    ).scalar_one_or_none()
 
 
 def _record_for(session: Session, change: Change) -> tuple[Record, Link]:
@@ -379,11 +376,7 @@ def already_has(link: Link, kind: str, fields: dict[str, Any]) -> bool:
 def note_held(session: Session, change: Change) -> None:
     """What that system holds, listed as it is (anti-entropy): the base of the next merge and what a push
     compares with, so a state the merge did not take is still known to be there, and is written over."""
-    link = session.execute(
-        select(Link).where(
-            Link.system == change.system, Link.kind == change.kind, Link.external_id == change.external_id
-        )
-    ).scalar_one_or_none()
+    link = _link_of(session, change)
     if link is None or link.last_pushed_hash in (TOMBSTONE, GONE):
         return
     seen = content_hash(change.fields)
