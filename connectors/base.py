@@ -30,6 +30,7 @@ from syncengine.redaction import redact
 from syncengine.settings import Secret, Settings, get_settings
 
 log = logging.getLogger(__name__)
+_WARNED: set[tuple[str, str]] = set()  # (server, what) warned about by Connector.warn_once
 
 
 class Connector:
@@ -52,6 +53,13 @@ class Connector:
             self.timeout = timeout
 
     # --- hooks -------------------------------------------------------------------------------------
+
+    def warn_once(self, what: str, message: str, *args: Any) -> None:
+        """Log a warning about `what` on this server once per process (a grant it lacks, say), not once per
+        call: the caller carries on without what it was refused."""
+        if (self.base_url, what) not in _WARNED:
+            _WARNED.add((self.base_url, what))
+            logging.getLogger(type(self).__module__).warning(message, *args)
 
     def authenticate(self, headers: dict[str, str]) -> None:
         """Add the vendor's credentials to the outgoing headers."""

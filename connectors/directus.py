@@ -26,7 +26,6 @@ from syncengine.settings import get_settings
 from .base import TokenConnector, pages_by_id, segment
 
 log = logging.getLogger(__name__)
-_NO_REVISIONS: set[str] = set()  # the servers that refused their revisions (warned once each)
 REVISIONS_WHY = "a change read back is dated by the revision that wrote it"
 REVISIONS = 25  # the writes looked at; a group written back and forth more often is dated by the item
 
@@ -137,9 +136,7 @@ class Directus(TokenConnector):
         try:
             return self._list("/revisions", "directus_revisions", REVISIONS_WHY, query)
         except Refused as exc:
-            if self.base_url not in _NO_REVISIONS:
-                _NO_REVISIONS.add(self.base_url)
-                log.warning("%s", exc)
+            self.warn_once("revisions", "%s", exc)
             return []
 
     def get_item(self, collection: str, key: Any) -> dict[str, Any] | None:

@@ -45,7 +45,6 @@ Filters = list[list[Any]]
 REMARKS = "remarks"  # invoice marker as a "[syncengine:<number>]" tag in the remarks, for sites without it
 DEFAULT_PAGE = 100
 VERSIONS = 25  # the saves looked at; a field changed back and forth more often is dated by `modified`
-_NO_VERSIONS: set[str] = set()  # the sites that refused their Version documents (warned once each)
 # Keys that Frappe sets itself; sending them back would confuse the insert. A top-level `name` is kept when
 # set: some doctypes are named by the caller (a Webhook without one is 417 "Please set the document name").
 _SERVER_KEYS = frozenset({"owner", "creation", "modified", "modified_by", "parent", "idx"})
@@ -356,10 +355,8 @@ class ERPNextConnector(Connector):
         except Permanent as exc:
             if exc.status != 403:
                 raise
-            if self.base_url not in _NO_VERSIONS:
-                _NO_VERSIONS.add(self.base_url)
-                log.warning("erpnext refused read on Version (%s): grant its API user read on Version, or "
-                            "changes read back are dated by the document's modified alone", exc)  # fmt: skip
+            self.warn_once("versions", "erpnext refused read on Version (%s): grant its API user read on "
+                           "Version, or changes read back are dated by the document's modified alone", exc)
             return []
 
     def iter_documents(

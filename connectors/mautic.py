@@ -41,7 +41,6 @@ Contact = dict[str, Any]
 Where = Sequence[tuple[str, str, Any]]  # (column, expr, value): DB column names for contacts
 DEFAULT_PAGE = 30  # Mautic's default_pagelimit
 CHANGES = 25  # the saves looked at; a field changed back and forth more often is dated by dateModified
-_NO_AUDIT: set[str] = set()  # the sites that would not serve their audit log (warned once each)
 # The contact timeline events an activity (F8) is made of, and how many of each type one request asks for
 # (the endpoint's default is 25; one request then covers up to 200 engagements since the cursor).
 ACTIVITY_EVENTS = ("email.read", "form.submitted")
@@ -287,10 +286,8 @@ class MauticConnector(Connector):
                   "limit": limit}  # fmt: skip
         body = self.get_json("/api/stats/audit_log", params=params)
         if "stats" not in body or body.get("errors"):
-            if self.base_url not in _NO_AUDIT:
-                _NO_AUDIT.add(self.base_url)
-                log.warning("Mautic did not serve its audit log (the API user must be an administrator): a "
-                            "contact's changes are dated by its dateModified alone")  # fmt: skip
+            self.warn_once("audit log", "Mautic did not serve its audit log (the API user must be an "
+                           "administrator): a contact's changes are dated by its dateModified alone")
             return []
         saves = []
         for row in body["stats"] or []:
