@@ -7,6 +7,7 @@ from __future__ import annotations
 from celery.schedules import crontab
 
 from syncengine.settings import env_seconds
+from tasks.sweep_sources import ALL as SWEEP_SOURCES
 
 BEAT_SCHEDULE: dict[str, dict] = {
     # Events stored while the broker was down, or claimed by a worker that died, are published again.
@@ -54,33 +55,27 @@ BEAT_SCHEDULE: dict[str, dict] = {
 
 # Sweeps (docs/architecture.md, Sweeps and drift): webhooks get lost (Mautic never re-sends, Directus Flows do
 # not retry, Revolut gives up after 3 tries, a system is down for an hour), so each (system, kind) lists its
-# changes again. An idle sweep costs one list request, so running often is cheap. `expires` drops a run still
-# queued when the next one is due. A system the deployment lacks is skipped by the task itself.
+# changes again: every sweep source of every vendor (tasks.sweep_sources, gathered from each vendor's
+# line in syncengine.vendors.REGISTRY). An idle sweep costs one list request, so running often is cheap.
+# `expires` drops a run still queued when the next one is due. A system the deployment lacks is skipped by
+# the task itself.
 SWEEP_EVERY = env_seconds("SYNCENGINE_SWEEP_EVERY", 5 * 60)
 # Every 5 minutes bounds a lost change's delay to about 5 minutes: contacts, products, invoices, and the
 # incoming payments whose booking a customer may be waiting on.
-FREQUENT = (
-    ("invoiceninja", "contact"), ("invoiceninja", "product"), ("invoiceninja", "invoice"),
-    ("erpnext", "contact"), ("erpnext", "product"), ("erpnext", "invoice"),
-    ("mautic", "contact"),
-    ("directus", "contact"), ("directus", "product"), ("directus", "invoice"),
-    ("revolut", "payment"),
-)  # fmt: skip
-# Every 15 minutes: deletions (archiving elsewhere is not urgent, and a tombstone wins whenever it lands)
-# and approved Purchase Invoices (F7 pays suppliers on their due terms, not within minutes).
 SLOW_EVERY = env_seconds("SYNCENGINE_SLOW_SWEEP_EVERY", 15 * 60)
-SLOW = (("erpnext", "deleted"), ("directus", "deleted"), ("mautic", "deleted"), ("erpnext", "transfer"))
-# Every 15 minutes too: Mautic email opens and form submissions (F8). They become a note line and an
-# activity item for people to read, nothing waits on them, and only a lost webhook needs the sweep. A run
-# costs one timeline request per 100 opens (and per 100 submissions) since the cursor, whatever the number
-# of contacts, so a longer interval saves nothing but makes a lost note line wait longer.
-SLOW += (("mautic", "activity"),)
+# Every 15 minutes: deletions (archiving elsewhere is not urgent, and a tombstone wins whenever it lands),
+# approved Purchase Invoices (F7 pays suppliers on their due terms, not within minutes), and Mautic email
+# opens and form submissions (F8): they become a note line and an activity item for people to read, nothing
+# waits on them, and only a lost webhook needs the sweep. A run costs one timeline request per 100 opens
+# (and per 100 submissions) since the cursor, whatever the number of contacts, so a longer interval saves
+# nothing but makes a lost note line wait longer.
+SLOW_KINDS = frozenset({"deleted", "transfer", "activity"})
 
-for _every, _pairs in ((SWEEP_EVERY, FREQUENT), (SLOW_EVERY, SLOW)):
-    for _system, _kind in _pairs:
-        BEAT_SCHEDULE[f"sweep-{_system}-{_kind}"] = {
-            "task": "tasks.reconcile.sweep",
-            "schedule": _every,
-            "args": (_system, _kind),
-            "options": {"queue": "sweeps", "expires": _every - 10},
-        }
+for _source in SWEEP_SOURCES:
+    _every = SLOW_EVERY if _source.kind in SLOW_KINDS else SWEEP_EVERY
+    BEAT_SCHEDULE[f"sweep-{_source.system}-{_source.kind}"] = {
+        "task": "tasks.reconcile.sweep",
+        "schedule": _every,
+        "args": (_source.system, _source.kind),
+        "options": {"queue": "sweeps", "expires": _every - 10},
+    }

@@ -42,8 +42,13 @@ def main() -> int:
     parser.add_argument("--drop", type=float, default=0.10, help="share of webhooks lost")
     parser.add_argument("--reorder", type=float, default=0.10, help="share of webhooks delayed (reordered)")
     parser.add_argument("--sweeps", type=int, default=3, help="at most this many sweeps until agreement")
-    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
-                        help="keep the receiver's and worker's logs in DIR (for a divergent end)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the receiver's and worker's logs in DIR (for a divergent end)",
+    )
     args = parser.parse_args()
     changes, steps = (50, 3) if args.short else (args.changes, STEPS)
     seeds: list[int] = []

@@ -161,7 +161,7 @@ def _label(system: str) -> str:
 
 
 def _credentials(system: str) -> str:
-    from connectors.subscriptions import VENDORS
+    from connectors.subscriptions import hooks
 
-    vendor = VENDORS.get(system)
+    vendor = hooks().get(system)
     return vendor.credentials if vendor is not None else f"{system.upper()}_* credentials"

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from syncengine.errors import Permanent
 from syncengine.records import Change, changed_groups, dated
 
-from .mapping import ADAPTERS
-from .registry import connector_for
+from . import connector_for
+from .adapters import adapters
 
 Get = Callable[[Any, str], dict[str, Any] | None]
 
@@ -49,7 +49,7 @@ def read_current(system: str, kind: str, external_id: str) -> dict[str, Any] | N
 def with_history(session: Session, change: Change) -> Change:
     """The change with each group it changes dated by the vendor's history of the object, where the
     adapter reads one (`dates`); as it is otherwise, or when the history says nothing of a group."""
-    history = getattr(ADAPTERS.get((change.system, change.kind)), "dates", None)
+    history = getattr(adapters().get((change.system, change.kind)), "dates", None)
     if history is None or change.deleted:
         return change
     groups = changed_groups(session, change)

@@ -276,7 +276,6 @@ class Directus(TokenConnector):
 FILES_WHY = "uploads are read for OCR"
 
 
-
 def _gone(collection: str, key: Any) -> Permanent:
     return Permanent(f"directus {collection} {key}: no such item to update (deleted in Directus?)", 404)
 

@@ -21,8 +21,8 @@ from syncengine.errors import Permanent
 from syncengine.idempotency import Attempt
 from syncengine.records import Change
 
+from .adapters import Refs, from_iso, register
 from .history import group_dates
-from .mapping import Refs, from_iso, register
 from .normalise import canonical, contact_marker, flag
 
 ARCHIVED = "archived"  # boolean field on contacts/products: set by F9 instead of deleting the item

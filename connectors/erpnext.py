@@ -355,8 +355,12 @@ class ERPNextConnector(Connector):
         except Permanent as exc:
             if exc.status != 403:
                 raise
-            self.warn_once("versions", "erpnext refused read on Version (%s): grant its API user read on "
-                           "Version, or changes read back are dated by the document's modified alone", exc)
+            self.warn_once(
+                "versions",
+                "erpnext refused read on Version (%s): grant its API user read on "
+                "Version, or changes read back are dated by the document's modified alone",
+                exc,
+            )
             return []
 
     def iter_documents(

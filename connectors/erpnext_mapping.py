@@ -35,9 +35,9 @@ from syncengine.records import Change, record_id_for
 from syncengine.settings import get_settings
 from syncengine.vendors.erpnext import FALLBACK_ITEM, ITEM_DEFAULTS, MARKER_FIELD
 
+from .adapters import HUB_CONTACT, Refs, register
 from .erpnext import REMARKS, aware_time
 from .history import group_dates
-from .mapping import HUB_CONTACT, Refs, register
 from .normalise import billing_name, blank, canonical, contact_marker, email, or_zero, taxes_by_rate, text
 
 CUSTOMER_KEYS = {"name": "customer_name", "email": "email_id", "phone": "mobile_no", "vat_number": "tax_id"}
@@ -55,7 +55,7 @@ class SiteTime:
     def site_timezone(self) -> tzinfo:
         if self._zone is not None:
             return self._zone
-        from .registry import connector_for
+        from . import connector_for
 
         return connector_for("erpnext").site_timezone
 
@@ -177,6 +177,7 @@ class CustomerAdapter(MasterAdapter):
                 written = self._canonical(wrote)
                 saves.append(({name: written[name] for name in wrote}, at))
         return group_dates(saves, groups)
+
 
 class ItemAdapter(MasterAdapter):
     def __init__(self, site_timezone: tzinfo | None = None) -> None:

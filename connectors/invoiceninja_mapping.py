@@ -21,7 +21,7 @@ from syncengine.locks import lock
 from syncengine.records import Change, record_id_for
 
 from . import countries
-from .mapping import HUB_CONTACT, Refs, from_unix, register
+from .adapters import HUB_CONTACT, Refs, from_unix, register
 from .normalise import billing_name, blank, canonical, contact_marker, or_zero
 
 CONTACT_KEYS = ("first_name", "last_name", "email", "phone")

@@ -286,8 +286,11 @@ class MauticConnector(Connector):
                   "limit": limit}  # fmt: skip
         body = self.get_json("/api/stats/audit_log", params=params)
         if "stats" not in body or body.get("errors"):
-            self.warn_once("audit log", "Mautic did not serve its audit log (the API user must be an "
-                           "administrator): a contact's changes are dated by its dateModified alone")
+            self.warn_once(
+                "audit log",
+                "Mautic did not serve its audit log (the API user must be an "
+                "administrator): a contact's changes are dated by its dateModified alone",
+            )
             return []
         saves = []
         for row in body["stats"] or []:

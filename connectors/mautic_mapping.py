@@ -25,8 +25,8 @@ from syncengine.records import Change
 from syncengine.vendors.mautic import CONSENT_FIELD as CONSENT
 
 from . import countries
+from .adapters import Refs, from_iso, register
 from .history import group_dates
-from .mapping import Refs, from_iso, register
 from .normalise import blank, canonical, flag
 
 CONSENT_FIELD = CONSENT.alias  # the boolean contact field `setup` creates (syncengine.vendors.mautic)

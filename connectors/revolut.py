@@ -66,7 +66,7 @@ class RevolutConnector(Connector):
 
     @classmethod
     def from_settings(cls, **kwargs: Any) -> RevolutConnector:
-        """REVOLUT_URL, tokens from `connectors.revolut_tokens` (what `connectors.registry.connector_for`
+        """REVOLUT_URL, tokens from `connectors.revolut_tokens` (what `connectors.connector_for`
         calls)."""
         return cls(**kwargs)
 

@@ -35,7 +35,9 @@ end
 # Sliding-window log: a sorted set of admission times (ms). KEYS: log, pause. ARGV: limit, window ms, now ms
 # ("" = the Redis server's clock, one clock for every host), a unique member. Returns 0 when admitted, else
 # the milliseconds to wait.
-_ACQUIRE = _now_ms(3) + """
+_ACQUIRE = (
+    _now_ms(3)
+    + """
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
 if paused > now then return paused - now end
 local window = tonumber(ARGV[2])
@@ -48,13 +50,17 @@ end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now)
 """
-_PAUSE = _now_ms(2) + """
+)
+_PAUSE = (
+    _now_ms(2)
+    + """
 local until_ms = now + tonumber(ARGV[1])
 if until_ms > tonumber(redis.call('GET', KEYS[1]) or '0') then
   redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 1000)
 end
 return until_ms
 """
+)
 
 
 class RateLimiter:

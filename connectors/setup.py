@@ -11,12 +11,14 @@ problem after `setup`, so the command exits 1 until a person has fixed it.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from syncengine.settings import Settings, get_settings
+from syncengine.vendors import REGISTRY
+
+from . import connector_for, load
 
 OK, CREATED, UPDATED, REMOVED = "ok", "created", "updated", "removed"
 MISSING, WRONG, FORBIDDEN, ERROR = "missing", "wrong", "forbidden", "error"
@@ -82,25 +84,17 @@ class VendorSetup:
         return self.finding(subject, done, detail)
 
 
-# system -> "module:Class" of its VendorSetup; a vendor with nothing to set up on its side has no entry.
-# Named here rather than registered at import, so `setup` imports only the connectors it runs.
-SETUPS: dict[str, str] = {
-    "directus": "connectors.directus_setup:DirectusSetup",
-    "erpnext": "connectors.erpnext_setup:ERPNextSetup",
-    "invoiceninja": "connectors.invoiceninja_setup:InvoiceNinjaSetup",
-    "mautic": "connectors.mautic_setup:MauticSetup",
-}
+# The systems with something to set up on their side, by name.
+SETUPS = tuple(sorted(name for name, vendor in REGISTRY.items() if vendor.setup))
 
 
 def setup_for(system: str, settings: Settings) -> VendorSetup | None:
-    ref = SETUPS.get(system)
-    if ref is None:
+    """The vendor's setup (its `setup` in syncengine.vendors.REGISTRY; None when it needs none), imported
+    only when run, with the process's connector."""
+    vendor = REGISTRY.get(system)
+    if vendor is None or not vendor.setup:
         return None
-    module, _, name = ref.partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    from connectors.registry import connector_for
-
-    return cls(connector_for(system), settings)
+    return load(vendor.setup)(connector_for(system), settings)
 
 
 def run(
@@ -129,9 +123,10 @@ def run(
 
 def failed(system: str, exc: Exception) -> Finding:
     """A vendor that could not be set up, as one line with what to do about it."""
-    from connectors.subscriptions import VENDORS, failure
+    from .subscriptions import failure, hooks
 
-    credentials = VENDORS[system].credentials if system in VENDORS else f"{system.upper()}_*"
+    held = hooks().get(system)
+    credentials = held.credentials if held is not None else f"{system.upper()}_*"
     line = failure(
         system, exc, f"check {credentials} and what they may do (README: Connecting the real systems)"
     )

@@ -145,7 +145,6 @@ class WebhookProxy:
         self._timer_thread.start()
         self.session = requests.Session()
 
-
     def hold_next(self, match: Match | None = None) -> Hold:
         """Hold the next delivery that matches (any, without `match`) until `release(hold)`."""
         hold = Hold(match or (lambda d: True))
@@ -206,7 +205,6 @@ class WebhookProxy:
             for entry in self.log:
                 out[entry["action"]] = out.get(entry["action"], 0) + 1
             return out
-
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
@@ -308,7 +306,6 @@ class WebhookProxy:
                     continue
                 wait = self._timers[0][0] - now if self._timers else 0.5
                 self._lock.wait(max(0.005, min(wait, 0.5)))
-
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> RunningProxy:
         server = make_server(host, port, self, threaded=True, request_handler=_QuietHandler)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.mapping import from_iso
+from connectors.adapters import from_iso
 from connectors.normalise import email as normal_email
 from syncengine.models import Link, Record
 from syncengine.records import Change, merge

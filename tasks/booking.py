@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors import connector_for
 from connectors.erpnext import REMARKS
-from connectors.registry import connector_for
 from syncengine.db import session_scope
 from syncengine.errors import Permanent, Retryable
 from syncengine.idempotency import Effect, once

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.mapping import from_unix
+from connectors.adapters import from_unix
 from syncengine import tombstones
 from syncengine.models import Link, utcnow
 from syncengine.records import Change, merge

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from connectors.registry import connector_for
+from connectors import connector_for
 from syncengine.errors import Permanent
 from syncengine.ocr.documents import store
 from syncengine.ocr.prepare import accepted, sniff

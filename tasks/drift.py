@@ -23,8 +23,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-import connectors.mappers  # noqa: F401 - registers every adapter
-from connectors.mapping import ADAPTERS
+from connectors.adapters import adapter_for
 from syncengine.db import session_scope
 from syncengine.errors import SyncError
 from syncengine.idempotency import Effect
@@ -89,7 +88,7 @@ class _Object:
 
 def compare(session: Session, system: str, kind: str, objects: Iterable[dict[str, Any]]) -> KindDrift:
     """One (system, kind) against the hub: every live object, every live record."""
-    adapter = ADAPTERS[(system, kind)]
+    adapter = adapter_for(system, kind)
     found: dict[str, _Object] = {}
     for obj in objects:
         change = adapter.to_change(obj)
@@ -151,7 +150,7 @@ def _digest(entries: list[str]) -> str:
 
 def run(connector_for: Callable[[str], Any] | None = None) -> list[KindDrift]:
     """Compare every configured (system, kind), store the report, file one review when anything differs."""
-    from connectors.registry import connector_for as default_connector
+    from connectors import connector_for as default_connector
 
     connector_for = connector_for or default_connector
     services = get_settings().services
@@ -226,7 +225,7 @@ def render(report: dict[str, Any] | None, limit: int = 50) -> str:
 
 def file_review(reports: list[KindDrift], ran_at: str) -> dict[str, Any]:
     """One review item per run in Directus, with the differences; created once even if the run repeats."""
-    from connectors.registry import connector_for
+    from connectors import connector_for
 
     count = sum(len(r.differences) for r in reports)
     failed = [f"{r.system} {r.kind}" for r in reports if r.error]

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors import connector_for
 from connectors.normalise import gross_total, lines
-from connectors.registry import connector_for
 from syncengine import outbox
 from syncengine.celery_app import MAX_COUNTDOWN, app
 from syncengine.db import session_scope

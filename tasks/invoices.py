@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from connectors.adapters import HUB_CONTACT, adapter_for
 from connectors.erpnext_mapping import number_of
-from connectors.mapping import ADAPTERS, HUB_CONTACT
 from syncengine.records import Change, Merged, merge, record_id_for
 from syncengine.vendors import erpnext
 
@@ -28,7 +28,7 @@ def with_client(ctx: HandlerContext, invoice: dict[str, Any]) -> dict[str, Any]:
     contact_id = record_id_for(ctx.session, "invoiceninja", "contact", invoice.get("client_id"))
     client = invoice.get("client")
     if contact_id is None and isinstance(client, dict) and client.get("id"):
-        merged = merge(ctx.session, ADAPTERS[("invoiceninja", "contact")].to_change(client))
+        merged = merge(ctx.session, adapter_for("invoiceninja", "contact").to_change(client))
         defer_pushes(ctx, merged)
         contact_id = merged.record_id
     return {**invoice, HUB_CONTACT: contact_id}

@@ -32,9 +32,8 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 
-from connectors import tesseract_ocr
+from connectors import connector_for, tesseract_ocr
 from connectors.openai_ocr import Extraction, OpenAIOcr
-from connectors.registry import connector_for
 from connectors.tesseract_ocr import TesseractOcr
 from syncengine import counters
 from syncengine.breaker import OPEN, breaker_for

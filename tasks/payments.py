@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.registry import connector_for
+from connectors import connector_for
 from syncengine.canonical import SCHEMA
 from syncengine.celery_app import app
 from syncengine.errors import Retryable

@@ -30,10 +30,9 @@ from typing import Any
 
 from sqlalchemy import and_, select, update
 
-import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors import connector_for
+from connectors.adapters import adapters
 from connectors.current import read_current, readable, with_history
-from connectors.mapping import ADAPTERS
-from connectors.registry import connector_for
 from syncengine import outbox
 from syncengine.canonical import group_of, owner_of
 from syncengine.celery_app import app
@@ -192,7 +191,7 @@ def _target(record_id: int, system: str) -> Target | str:
         if found is None:
             return "gone"
         record, link = found
-        adapter = ADAPTERS.get((system, record.kind))
+        adapter = adapters().get((system, record.kind))
         if adapter is None:
             return "not carried"
         fields = push_fields(adapter, record)

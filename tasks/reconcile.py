@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from connectors.registry import connector_for
+from connectors import connector_for
 from syncengine import inbox
 from syncengine.celery_app import app
 from syncengine.db import get_engine

@@ -20,8 +20,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-import connectors.mappers  # noqa: F401 - registers every adapter
-from connectors.mapping import ADAPTERS
+from connectors.adapters import adapter_for
 from syncengine.db import session_scope
 from syncengine.errors import SyncError
 from syncengine.models import SyncCursor, utcnow
@@ -77,7 +76,7 @@ def repair_kind(
 ) -> list[Repair]:  # fmt: skip
     """One (system, kind): list it, compare it, repair (or, dry, only say) each difference."""
     objects = list(drift.LISTINGS[(system, kind)](connector))
-    adapter = ADAPTERS[(system, kind)]
+    adapter = adapter_for(system, kind)
     by_id = {adapter.to_change(obj).external_id: obj for obj in objects}
     with session_scope() as session:
         report = drift.compare(session, system, kind, objects)
@@ -113,7 +112,7 @@ def _merge(repair: Repair, obj: dict[str, Any] | None, again: str) -> str:
     and every other system is pushed what the hub now has."""
     if obj is None:
         return "failed: listed object not found again"
-    change = ADAPTERS[(repair.system, repair.kind)].to_change(obj)
+    change = adapter_for(repair.system, repair.kind).to_change(obj)
     with session_scope() as session:
         if buried(session, change):
             return "dropped: deleted before the hub knew it"
@@ -136,7 +135,7 @@ def run(
     connector_for: Callable[[str], Any] | None = None, on_kind: Callable[[str, str], Any] | None = None,
 ) -> list[Repair]:  # fmt: skip
     """Every configured (system, kind) asked for; a system that cannot be listed is one failed repair."""
-    from connectors.registry import connector_for as default_connector
+    from connectors import connector_for as default_connector
 
     connector_for = connector_for or default_connector
     repairs: list[Repair] = []

@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors import connector_for
+from connectors.adapters import adapter_for
 from connectors.base import marker_lock
 from connectors.current import read_current, readable, with_history
-from connectors.mapping import ADAPTERS
-from connectors.registry import connector_for
 from syncengine.errors import Permanent, SyncError
 from syncengine.locks import lock
 from syncengine.records import Change, Merged, dated, merge, note_echo, record_id_for, same_groups, unordered
@@ -54,7 +53,7 @@ def sync_handler(
     """A handler that reads the vendor objects an event names and merges each into the hub."""
 
     def handle(ctx: HandlerContext) -> None:
-        adapter = ADAPTERS[(system, kind)]
+        adapter = adapter_for(system, kind)
         sent = _as_sent(ctx, adapter, read, prepare)
         if after is None and sent and all(note_echo(ctx.session, change) for change in sent):
             return  # our own write coming back, known from what the event carries: no read-back

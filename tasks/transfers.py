@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.registry import connector_for
+from connectors import connector_for
 from syncengine.celery_app import app
 from syncengine.db import session_scope
 from syncengine.errors import Permanent

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors.adapters import Adapter, adapter_for, adapters
 from connectors.base import marker_lock
 from connectors.erpnext_mapping import CustomerAdapter, ItemAdapter
-from connectors.mapping import ADAPTERS, Adapter
 from syncengine.errors import Retryable
 from syncengine.inbox import Echo, NewEvent
 from syncengine.locks import lock
@@ -83,7 +82,7 @@ def echo_of(event: NewEvent) -> Probe | None:
     if carried is None or not isinstance(event.payload, dict):
         return None
     kind, as_sent, stamped = carried
-    adapter = _FIELDS_ONLY.get((event.source, kind)) or ADAPTERS.get((event.source, kind))
+    adapter = _FIELDS_ONLY.get((event.source, kind)) or adapters().get((event.source, kind))
     try:
         objs = as_sent(event.payload)
         if adapter is None or len(objs) != 1:
@@ -96,7 +95,7 @@ def echo_of(event: NewEvent) -> Probe | None:
         return None
     at = change.remote_updated_at if stamped else None
     echo = Echo(change.system, change.kind, change.external_id, content_hash(change.fields), at)
-    return Probe(echo, _marker(change.system, ADAPTERS[(change.system, change.kind)], change.fields))
+    return Probe(echo, _marker(change.system, adapter_for(change.system, change.kind), change.fields))
 
 
 def _marker(system: str, adapter: Any, fields: dict[str, Any]) -> str | None:

@@ -148,4 +148,3 @@ class Runner:
             name = "phone"
         values = {name: value(self.seed, step.person, name, step.n)}
         return Step(0, step.person, "edit", origin, values, step.n)
-

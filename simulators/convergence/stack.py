@@ -95,7 +95,6 @@ class Stack:
         self._db = sa.create_engine(url.set(drivername="postgresql+psycopg2"), pool_size=2)
         self._redis = redis.Redis.from_url(redis_url)
 
-
     def start(self) -> Stack:
         self.sims = {
             "invoiceninja": REGISTRY["invoiceninja"](),
@@ -155,7 +154,6 @@ class Stack:
 
     def contacts(self) -> Contacts:
         return Contacts(self.sims, {name: server.url for name, server in self.servers.items()})
-
 
     def redeliver(self, grace: float = 0.0) -> None:
         """What the beat's redelivery entry does: events and pushes a killed worker held, published again.

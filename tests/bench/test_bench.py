@@ -41,8 +41,15 @@ def _env() -> dict[str, str]:
 
 def test_every_bench_script_has_a_short_run():
     found = {p.name for p in (ROOT / "bench").glob("*.py")}
-    modules = {"__init__.py", "checked.py", "loadgen.py", "scratch.py", "naive_sync.py", "existing_data.py",
-               "sweep_scale.py"}
+    modules = {
+        "__init__.py",
+        "checked.py",
+        "loadgen.py",
+        "scratch.py",
+        "naive_sync.py",
+        "existing_data.py",
+        "sweep_scale.py",
+    }
     assert found - modules == set(SCRIPTS)
 
 

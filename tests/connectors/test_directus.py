@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors.adapters import adapter_for, from_iso
 from connectors.directus import Directus, Refused
-from connectors.mapping import ADAPTERS, from_iso
 from syncengine.breaker import CLOSED, OPEN, Breaker, BreakerPolicy, RedisBreakerStore
 from syncengine.canonical import SCHEMA
 from syncengine.errors import CircuitOpen, Permanent, Retryable
@@ -119,7 +118,7 @@ def test_a_group_is_dated_by_the_revision_that_wrote_its_value_not_by_the_item(t
     write that sends a value again (our pushes send every field) writes nothing new: the value keeps the
     date of the write that first set it."""
     conn = target.connector()
-    adapter = ADAPTERS[("directus", "contact")]
+    adapter = adapter_for("directus", "contact")
     key = target.create("contacts", {"email": f"{target.unique()}@x.io", "phone": "+33 1 00 00 00 01"})["id"]
     time.sleep(0.05)
     phoned = conn.update_item("contacts", key, {"phone": "+33 1 00 00 00 02"})["date_updated"]
@@ -141,7 +140,7 @@ def test_without_read_on_revisions_a_change_keeps_the_items_stamp(target, caplog
     limited = target.connector(target.limited)
     key = target.create("contacts", {"email": f"{target.unique()}@x.io", "phone": "+33 1 00 00 00 03"})["id"]
     with caplog.at_level(logging.WARNING, logger="connectors.directus"):
-        assert ADAPTERS[("directus", "contact")].dates(limited, str(key), {"identity": {"phone": "x"}}) == {}
+        assert adapter_for("directus", "contact").dates(limited, str(key), {"identity": {"phone": "x"}}) == {}
         assert limited.revisions("contacts", key) == []
     assert sum("grant read on directus_revisions" in r.getMessage() for r in caplog.records) <= 1
 

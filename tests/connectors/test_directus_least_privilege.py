@@ -42,18 +42,18 @@ def engine_on(target, monkeypatch):
     """`engine_on(token)`: the engine's settings and connector point at the target with that token."""
 
     def point(token: str) -> None:
-        from connectors import registry
+        from connectors import connector_for
 
         monkeypatch.setenv("DIRECTUS_URL", target.url)
         monkeypatch.setenv("DIRECTUS_TOKEN", token)
         get_settings.cache_clear()
-        registry.connector_for.cache_clear()
+        connector_for.cache_clear()
 
     yield point
     get_settings.cache_clear()
-    from connectors import registry
+    from connectors import connector_for
 
-    registry.connector_for.cache_clear()
+    connector_for.cache_clear()
 
 
 def test_the_manual_delete_sweep_names_the_permission_and_exits_1(target):

@@ -10,15 +10,13 @@ from typing import Any
 
 import pytest
 
-import connectors.mappers  # noqa: F401 - registers the adapters
-from connectors import countries
+from connectors import connector_for, countries
+from connectors.adapters import HUB_CONTACT, adapter_for, adapters
 from connectors.directus import Directus
 from connectors.erpnext import ERPNextConnector
 from connectors.invoiceninja import InvoiceNinja
-from connectors.mapping import ADAPTERS, HUB_CONTACT
 from connectors.mautic import MauticConnector
 from connectors.normalise import billing_name, country, email, flag, gross_total, lines, money, rate, text
-from connectors.registry import connector_for
 from syncengine.breaker import Breaker, RedisBreakerStore
 from syncengine.canonical import CARRIERS
 from syncengine.errors import Permanent
@@ -171,7 +169,7 @@ CASES = [(system, kind) for kind in ("contact", "product") for system in CARRIER
 @pytest.mark.parametrize(("system", "kind"), CASES)
 def test_pushed_record_comes_back_with_the_same_hash_on_create_and_update(vendors, system, kind):
     # given
-    adapter, connector = ADAPTERS[(system, kind)], vendors[system]
+    adapter, connector = adapter_for(system, kind), vendors[system]
     data = unique_contact() if kind == "contact" else unique_product()
     # when
     created = push(adapter, connector, data)
@@ -195,7 +193,7 @@ def test_pushed_record_comes_back_with_the_same_hash_on_create_and_update(vendor
 
 @pytest.mark.parametrize(("system", "kind"), CASES)
 def test_second_push_of_the_same_record_finds_the_first_object(vendors, system, kind):
-    adapter, connector = ADAPTERS[(system, kind)], vendors[system]
+    adapter, connector = adapter_for(system, kind), vendors[system]
     data = unique_contact() if kind == "contact" else unique_product()
     first = push(adapter, connector, data)
     assert adapter.external_id(adapter.find(connector, adapter.carried(data))) == adapter.external_id(first)
@@ -204,14 +202,14 @@ def test_second_push_of_the_same_record_finds_the_first_object(vendors, system, 
 
 @pytest.mark.parametrize(("system", "kind"), CASES)
 def test_carried_fields_are_exactly_what_to_change_reports(vendors, system, kind):
-    adapter, connector = ADAPTERS[(system, kind)], vendors[system]
+    adapter, connector = adapter_for(system, kind), vendors[system]
     data = unique_contact() if kind == "contact" else unique_product()
     created = push(adapter, connector, data)
     assert set(adapter.to_change(created).fields) == set(adapter.carried({}))
 
 
 def test_invoiceninja_client_keeps_its_contact_on_update(vendors):
-    adapter, connector = ADAPTERS[("invoiceninja", "contact")], vendors["invoiceninja"]
+    adapter, connector = adapter_for("invoiceninja", "contact"), vendors["invoiceninja"]
     data = unique_contact()
     client = push(adapter, connector, data)
     updated = adapter.update(connector, client["id"], adapter.to_vendor({"phone": "+1 555 0100"}, NoRefs()))
@@ -221,7 +219,7 @@ def test_invoiceninja_client_keeps_its_contact_on_update(vendors):
 
 
 def test_erpnext_customer_carries_our_marker_and_is_found_by_it(vendors):
-    adapter, connector = ADAPTERS[("erpnext", "contact")], vendors["erpnext"]
+    adapter, connector = adapter_for("erpnext", "contact"), vendors["erpnext"]
     data = unique_contact()
     customer = push(adapter, connector, data)
     assert customer["custom_syncengine_id"] == email(data["email"])
@@ -229,7 +227,7 @@ def test_erpnext_customer_carries_our_marker_and_is_found_by_it(vendors):
 
 
 def test_erpnext_item_gets_the_defaults_a_new_item_needs(vendors):
-    adapter, connector = ADAPTERS[("erpnext", "product")], vendors["erpnext"]
+    adapter, connector = adapter_for("erpnext", "product"), vendors["erpnext"]
     item = push(adapter, connector, unique_product(name=None, description=None))
     assert (item["item_group"], item["stock_uom"], item["is_stock_item"]) == ("Products", "Nos", 0)
     assert item["item_name"] == item["item_code"] == item["description"]
@@ -237,7 +235,7 @@ def test_erpnext_item_gets_the_defaults_a_new_item_needs(vendors):
 
 def test_mautic_reads_consent_from_its_field_and_do_not_contact_and_never_writes_it(vendors):
     # given a contact we pushed with a consent Mautic does not have
-    adapter, connector = ADAPTERS[("mautic", "contact")], vendors["mautic"]
+    adapter, connector = adapter_for("mautic", "contact"), vendors["mautic"]
     data = unique_contact(marketing_consent=True)
     contact = push(adapter, connector, data)
     assert "marketing_consent" not in adapter.to_vendor(adapter.carried(data), NoRefs())
@@ -251,7 +249,7 @@ def test_mautic_reads_consent_from_its_field_and_do_not_contact_and_never_writes
 
 
 def test_mautic_stores_the_country_under_its_own_name(vendors):
-    adapter, connector = ADAPTERS[("mautic", "contact")], vendors["mautic"]
+    adapter, connector = adapter_for("mautic", "contact"), vendors["mautic"]
     contact = push(adapter, connector, unique_contact(country="CZ"))
     assert contact["fields"]["all"]["country"] == "Czech Republic"
     assert adapter.to_change(contact).fields["country"] == "CZ"
@@ -311,15 +309,15 @@ def test_billing_name_prefers_the_name_then_the_company_then_the_person():
     assert billing_name({}) is None
 
 
-@pytest.mark.parametrize(("system", "kind"), list(ADAPTERS))
+@pytest.mark.parametrize(("system", "kind"), list(adapters()))
 def test_carried_is_already_normalised(system, kind):
-    adapter = ADAPTERS[(system, kind)]
+    adapter = adapter_for(system, kind)
     data = CONTACT if kind == "contact" else PRODUCT
     assert adapter.carried(adapter.carried(data)) == adapter.carried(data)
 
 
 def test_invoiceninja_drops_a_country_it_cannot_store():
-    adapter = ADAPTERS[("invoiceninja", "contact")]
+    adapter = adapter_for("invoiceninja", "contact")
     assert adapter.carried({"country": "Atlantis"})["country"] is None
     assert adapter.to_vendor(adapter.carried({"country": "DE"}), NoRefs())["country_id"] == 276
 
@@ -340,14 +338,14 @@ def test_invoiceninja_update_sends_the_existing_contact_ids():
             return body
 
     ninja = Ninja()
-    ADAPTERS[("invoiceninja", "contact")].update(ninja, "k1", {"contacts": [{"phone": "1"}]})
+    adapter_for("invoiceninja", "contact").update(ninja, "k1", {"contacts": [{"phone": "1"}]})
     first, second = ninja.sent["contacts"]
     assert first == {"id": "c1", "email": "a@x.io", "first_name": "Ann", "phone": "1"}
     assert second["id"] == "c2"
 
 
 def test_invoiceninja_numbers_are_never_empty():
-    adapter = ADAPTERS[("invoiceninja", "product")]
+    adapter = adapter_for("invoiceninja", "product")
     assert adapter.carried({"sku": "A"})["price"] == 0.0
     change = adapter.to_change({"id": "p1", "product_key": "A", "price": 0, "updated_at": 1_700_000_000})
     assert change.fields["price"] == 0.0
@@ -363,12 +361,12 @@ def test_erpnext_modified_is_read_in_the_site_time_zone():
 
 
 def test_erpnext_customer_name_falls_back_to_the_email():
-    adapter = ADAPTERS[("erpnext", "contact")]
+    adapter = adapter_for("erpnext", "contact")
     assert adapter.carried({"email": "A@X.io"})["name"] == "a@x.io"
 
 
 def test_mautic_reads_grouped_webhook_fields_too():
-    adapter = ADAPTERS[("mautic", "contact")]
+    adapter = adapter_for("mautic", "contact")
     contact = {
         "id": 7,
         "dateAdded": "2024-05-01T12:00:00+00:00",
@@ -382,11 +380,11 @@ def test_mautic_reads_grouped_webhook_fields_too():
 
 def test_mautic_refuses_a_contact_without_email():
     with pytest.raises(Permanent):
-        ADAPTERS[("mautic", "contact")].marker({"name": "Acme"})
+        adapter_for("mautic", "contact").marker({"name": "Acme"})
 
 
 def test_directus_reads_decimal_strings_and_falls_back_to_date_created():
-    adapter = ADAPTERS[("directus", "product")]
+    adapter = adapter_for("directus", "product")
     item = {"id": 3, "sku": "A", "price": "12.50", "date_created": "2024-05-01T12:00:00.000Z"}
     change = adapter.to_change(item)
     assert change.fields["price"] == 12.5
@@ -443,8 +441,8 @@ def create_invoice(adapter: Any, connector: Any, data: dict[str, Any], refs: Any
 
 def test_invoiceninja_invoice_comes_back_with_its_header_and_lines_unchanged(vendors):
     connector = vendors["invoiceninja"]
-    client = push(ADAPTERS[("invoiceninja", "contact")], connector, unique_contact())
-    adapter, data = ADAPTERS[("invoiceninja", "invoice")], unique_invoice()
+    client = push(adapter_for("invoiceninja", "contact"), connector, unique_contact())
+    adapter, data = adapter_for("invoiceninja", "invoice"), unique_invoice()
     created = create_invoice(adapter, connector, data, LinkedTo(invoiceninja=client["id"]))
     change = adapter.to_change({**connector.get_invoice(created["id"]), HUB_CONTACT: 7})
     assert content_hash(adapter.carried(change.fields)) == content_hash(adapter.carried(data))
@@ -456,8 +454,8 @@ def test_invoiceninja_invoice_comes_back_with_its_header_and_lines_unchanged(ven
 
 def test_erpnext_sales_invoice_is_submitted_once_with_its_items_and_a_tax_row_per_rate(vendors):
     connector = vendors["erpnext"]
-    customer = push(ADAPTERS[("erpnext", "contact")], connector, unique_contact())
-    adapter, data = ADAPTERS[("erpnext", "invoice")], unique_invoice()
+    customer = push(adapter_for("erpnext", "contact"), connector, unique_contact())
+    adapter, data = adapter_for("erpnext", "invoice"), unique_invoice()
     refs = LinkedTo(erpnext=customer["name"])
     doc = create_invoice(adapter, connector, data, refs)
     assert create_invoice(adapter, connector, data, refs)["name"] == doc["name"]
@@ -473,7 +471,7 @@ def test_erpnext_sales_invoice_is_submitted_once_with_its_items_and_a_tax_row_pe
 
 
 def test_directus_invoice_comes_back_with_the_same_hash(vendors):
-    adapter, data = ADAPTERS[("directus", "invoice")], unique_invoice()
+    adapter, data = adapter_for("directus", "invoice"), unique_invoice()
     created = create_invoice(adapter, vendors["directus"], data, NoRefs())
     back = vendors["directus"].get_item("invoices", created["id"])
     assert content_hash(adapter.to_change(back).fields) == content_hash(adapter.carried(data))

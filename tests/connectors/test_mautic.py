@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-import connectors.mappers  # noqa: F401 - registers every adapter
-from connectors.mapping import ADAPTERS
+from connectors.adapters import adapter_for
 from connectors.mautic import EmailMaybeSent, MauticConnector, email_effect, forget_tokens
 from syncengine.breaker import CLOSED, OPEN, BreakerPolicy
 from syncengine.db import session_scope
@@ -131,7 +130,7 @@ def test_a_contacts_group_is_dated_by_the_audited_save_that_set_its_value(sim, m
     """A contact's payload carries the dateModified of its newest save; the audit log (Lead::$changes of
     each save) says when each value came, so a phone set before a later city edit keeps its own date."""
     conn = mautic()
-    adapter = ADAPTERS[("mautic", "contact")]
+    adapter = adapter_for("mautic", "contact")
     contact_id = conn.create_contact({"email": "dated@example.test", "phone": "+33 1 00 00 00 01"})["id"]
     sim.clock.advance(60)
     phoned = adapter.to_change(conn.update_contact(contact_id, {"phone": "+33 1 00 00 00 02"}))
@@ -150,7 +149,7 @@ def test_without_the_audit_log_a_contact_change_keeps_its_stamp(sim, mautic, cap
     sim.seed({"users": {user: "clerk-pass"}, "roles": {user: ["lead:leads:full"]}})
     clerk = mautic(username=user, password="clerk-pass")
     contact_id = clerk.create_contact({"email": f"{user}@example.test", "phone": "+33 1 00 00 00 09"})["id"]
-    adapter = ADAPTERS[("mautic", "contact")]
+    adapter = adapter_for("mautic", "contact")
     with caplog.at_level(logging.WARNING, logger="connectors.mautic"):
         assert adapter.dates(clerk, str(contact_id), {"identity": {"phone": "x"}}) == {}
     assert clerk.contact_changes(contact_id) == []

@@ -99,7 +99,7 @@ def _lane() -> Iterator[Lane]:
 def stage_push(lane: Lane, *, linked_item: bool = False, **limits: float) -> tuple[int, int, str]:
     """A contact record and its push to Directus, staged in the outbox as a handler stages it, and sent: a
     create, or with `linked_item` an update of the Directus item it is linked to (the city changed)."""
-    from connectors.mapping import ADAPTERS
+    from connectors.adapters import adapter_for
     from tasks.push import push
 
     email = f"lost-{uuid.uuid4().hex[:8]}@example.test"
@@ -110,7 +110,7 @@ def stage_push(lane: Lane, *, linked_item: bool = False, **limits: float) -> tup
         s.flush()
         if linked_item:
             (item_id,) = lane.directus.seed({"items": {"contacts": [dict(data)]}})["contacts"]
-            carried = ADAPTERS[("directus", "contact")].carried(data)
+            carried = adapter_for("directus", "contact").carried(data)
             record_pushed(s, record.id, "directus", "contact", str(item_id), carried)
             record.data, record.version = {**data, "city": "Lyon"}, 2
         (staged,) = outbox.stage(s, [push.s(record.id, "directus")])

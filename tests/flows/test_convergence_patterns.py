@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-import connectors.mappers  # noqa: F401 - registers every adapter
+from connectors.adapters import adapter_for
 from connectors.erpnext_mapping import CUSTOMER_KEYS
-from connectors.mapping import ADAPTERS
 from connectors.normalise import canonical
 from simulators.convergence.contacts import Contacts
 from simulators.webhook_proxy import WebhookProxy, matching
@@ -87,7 +86,7 @@ def fields(deployment: Any, address: str, name: str) -> dict[str, Any]:
         elif system == "erpnext":
             found[system] = canonical("contact", (name,), {name: objects[0].get(CUSTOMER_KEYS[name])})[name]
         else:
-            found[system] = ADAPTERS[(system, "contact")].to_change(objects[0]).fields.get(name)
+            found[system] = adapter_for(system, "contact").to_change(objects[0]).fields.get(name)
     return found
 
 

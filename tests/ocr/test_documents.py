@@ -117,7 +117,7 @@ def test_confidence_is_the_share_of_checks_passed():
 
 @pytest.fixture(scope="module")
 def sims() -> Iterator[dict[str, Any]]:
-    from connectors.registry import connector_for
+    from connectors import connector_for
     from simulators.directus import DirectusSimulator
     from simulators.erpnext import ERPNextSimulator
     from simulators.invoiceninja import InvoiceNinjaSimulator
@@ -202,19 +202,19 @@ def run_tasks(document_id: int, monkeypatch) -> str:
 
 
 def directus_items(collection: str, ext_id: str) -> list[dict[str, Any]]:
-    from connectors.registry import connector_for
+    from connectors import connector_for
 
     return list(connector_for("directus").items(collection, {"filter[ext_id][_eq]": ext_id}))
 
 
 def expenses_numbered(number: str) -> list[dict[str, Any]]:
-    from connectors.registry import connector_for
+    from connectors import connector_for
 
     return [e for e in connector_for("invoiceninja").paginate("expenses") if e.get("number") == number]
 
 
 def purchase_invoices(tag: str) -> list[dict[str, Any]]:
-    from connectors.registry import connector_for
+    from connectors import connector_for
 
     rows = connector_for("erpnext").list_page("Purchase Invoice", fields=("*",), limit=500)
     return [r for r in rows if tag in str(r.get("remarks") or "")]

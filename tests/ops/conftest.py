@@ -11,7 +11,7 @@ import pytest
 import requests
 from sqlalchemy import delete
 
-from connectors.subscriptions import VENDORS
+from connectors.subscriptions import hooks
 from simulators import REGISTRY
 from simulators.wiring import engine_env
 from tests import revolut_keys
@@ -44,7 +44,7 @@ def _consent(sim: Any, env: dict[str, str]) -> None:
 
 @pytest.fixture()
 def vendors(receiver: str) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
-    sims = {name: REGISTRY[name]() for name in VENDORS}
+    sims = {name: REGISTRY[name]() for name in hooks()}
     servers = {name: sim.serve() for name, sim in sims.items()}
     env = dict(
         os.environ,

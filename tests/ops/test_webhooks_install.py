@@ -17,7 +17,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from connectors.subscriptions import VENDORS, our_path
+from connectors.hooks import our_path
+from connectors.subscriptions import hooks
 from syncengine.vendors.directus import FLOWS as DIRECTUS_FLOWS
 from syncengine.vendors.erpnext import EVENTS as ERPNEXT_EVENTS
 from syncengine.vendors.invoiceninja import EVENTS as INVOICENINJA_EVENTS
@@ -66,7 +67,7 @@ def test_install_twice_creates_each_subscription_once_and_check_reports_missing(
 
     before = webhooks("check", env)
     assert before.returncode == 1, before.stderr
-    for system in VENDORS:
+    for system in hooks():
         assert f"{system:<13} missing" in before.stdout
     assert all(not urls for urls in held(sims).values())
 

@@ -49,9 +49,9 @@ def test_a_push_waiting_for_its_contact_retries_with_backoff_then_gives_up(invoi
 
 
 def target(system: str, kind: str, fields: dict, adapter: Any = None) -> Target:
-    from connectors.mapping import ADAPTERS
+    from connectors.adapters import adapter_for
 
-    adapter = adapter or ADAPTERS[(system, kind)]
+    adapter = adapter or adapter_for(system, kind)
     return Target(12, system, kind, 3, adapter, adapter.carried(fields), "x", None, False, False)
 
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine, select
 
+from connectors.adapters import adapter_for
 from connectors.base import marker_lock
-from connectors.mapping import ADAPTERS
 from syncengine import inbox
 from syncengine.db import session_scope
 from syncengine.locks import lock
@@ -42,7 +42,7 @@ def _linked(system: str, kind: str, external_id: str, pushed: dict | None) -> in
         record = Record(kind=kind, data={}, field_meta={}, version=1)
         session.add(record)
         session.flush()
-        adapter = ADAPTERS[(system, kind)]
+        adapter = adapter_for(system, kind)
         pushed_hash = None if pushed is None else content_hash(adapter.to_change(pushed).fields)
         session.add(Link(record_id=record.id, system=system, kind=kind, external_id=external_id,
                          last_pushed_hash=pushed_hash, known={}))  # fmt: skip
@@ -124,7 +124,7 @@ def test_an_object_we_hold_no_push_for_is_handed_to_a_worker(client, published):
 
 def test_an_erpnext_echo_is_read_without_asking_the_site(client, published, monkeypatch):
     """ERPNext's stamps need the site's time zone, asked of the site: the receiver needs none of it."""
-    monkeypatch.setattr("connectors.registry.connector_for",
+    monkeypatch.setattr("connectors.connector_for",
                         lambda *a, **k: pytest.fail("the receiver asked ERPNext"))  # fmt: skip
     name = f"CUST-{uuid.uuid4().hex[:8]}"
     doc = {"doctype": "Customer", "name": name, "customer_name": "Ada Lovelace",
@@ -165,8 +165,11 @@ def test_embedded_store_does_the_same(tmp_path, echo):
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
         now = datetime.now(UTC)
-        conn.execute(Record.__table__.insert().values(
-            id=1, kind="contact", data={}, field_meta={}, version=1, created_at=now, updated_at=now))
+        conn.execute(
+            Record.__table__.insert().values(
+                id=1, kind="contact", data={}, field_meta={}, version=1, created_at=now, updated_at=now
+            )
+        )
         conn.execute(Link.__table__.insert().values(
             record_id=1, system="mautic", kind="contact", external_id="7", last_pushed_hash="h1", known={},
             updated_at=now))  # fmt: skip
@@ -190,7 +193,7 @@ def test_embedded_store_does_the_same(tmp_path, echo):
 def _creating(n: str, ours: dict, *, stores: dict | None) -> threading.Thread:
     """A push creating `n` in Invoice Ninja: it holds the object's marker lock until it has stored the link
     (as what `stores` reads as; None: the create fails and stores nothing)."""
-    adapter = ADAPTERS[("invoiceninja", "contact")]
+    adapter = adapter_for("invoiceninja", "contact")
     name = marker_lock("invoiceninja", adapter.marker(adapter.to_change(ours).fields))
     held = threading.Event()
 

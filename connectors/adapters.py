@@ -1,5 +1,7 @@
 """How one system carries one kind: the mapper between its objects and the canonical fields, and the few
-calls a push needs. One adapter per (system, kind), registered here, sits beside its connector."""
+calls a push needs. One adapter per (system, kind), in its vendor's `<vendor>_mapping` module beside its
+connector (the vendor's `mapping` in syncengine.vendors.REGISTRY), registered here when that module is
+imported; `adapter_for` and `adapters` import them all on first use."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from typing import Any, Protocol
 
 from syncengine.idempotency import Attempt
 from syncengine.records import Change
+from syncengine.vendors import REGISTRY
+
+from . import load
 
 # Set by the inbound handler on a vendor object: the hub id of its contact, resolved in the event's session.
 HUB_CONTACT = "_hub_contact_id"
@@ -42,12 +47,24 @@ class Adapter(Protocol):
     def external_id(self, obj: dict[str, Any]) -> str: ...
 
 
-ADAPTERS: dict[tuple[str, str], Adapter] = {}
+_REGISTERED: dict[tuple[str, str], Adapter] = {}
 
 
 def register(adapter: Adapter) -> Adapter:
-    ADAPTERS[(adapter.system, adapter.kind)] = adapter
+    _REGISTERED[(adapter.system, adapter.kind)] = adapter
     return adapter
+
+
+def adapters() -> dict[tuple[str, str], Adapter]:
+    """Every (system, kind) adapter, each vendor's mapping module imported the first time."""
+    for vendor in REGISTRY.values():
+        if vendor.mapping:
+            load(vendor.mapping)  # registers its adapters; imported once
+    return _REGISTERED
+
+
+def adapter_for(system: str, kind: str) -> Adapter:
+    return adapters()[(system, kind)]
 
 
 def pick(fields: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
