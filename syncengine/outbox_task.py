@@ -49,7 +49,11 @@ TRANSIENT = (
 )
 
 
-def backoff(attempt: int, base: float = 5.0) -> float:
+# Seconds at most before a task's first retry; the backoff doubles it after each.
+BACKOFF_BASE = 5.0
+
+
+def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     """Exponential backoff with full jitter, `base` seconds at most for the first attempt, doubling after,
     capped below the broker's visibility timeout. The one backoff of every task's retry."""
     from .celery_app import MAX_COUNTDOWN

@@ -23,7 +23,7 @@ from syncengine.celery_app import MAX_COUNTDOWN, QUEUES, app
 from syncengine.db import autocommit_engine, session_scope
 from syncengine.errors import Permanent, Retryable
 from syncengine.models import InboxEvent, InboxStatus
-from syncengine.outbox_task import backoff
+from syncengine.outbox_task import BACKOFF_BASE, backoff
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
 
@@ -55,28 +55,64 @@ def handles(source: str, *event_types: str) -> Callable[[Handler], Handler]:
 
 
 def run_or_review(
-    task: Task, work: Callable[[], str], review: Callable[[str], str], *, limit: int, what: str
+    task: Task,
+    work: Callable[[], str],
+    review: Callable[[str], str],
+    *,
+    limit: int,
+    what: str | None,
+    retryable: tuple[type[Exception], ...] = (Retryable,),
+    permanent: tuple[type[Exception], ...] = (Permanent,),
+    hopeless: Callable[[Exception], str | None] | None = None,
+    gave_up: Callable[[int, Exception], str] = lambda retries, exc: f"gave up after {retries} retries: {exc}",
+    base: float = BACKOFF_BASE,
+    before_retry: Callable[[Exception, float], None] | None = None,
+    carry: bool = True,
 ) -> str:
-    """Run a booking step by step: what may pass later is retried (up to `limit` times), what cannot is
-    filed for a person to review, with its reason, and its outbox row fails with that reason too (`status`
-    shows it, `replay` runs it again)."""
+    """The one rule of bookings and OCR: what may pass later (`retryable`) is retried, up to `limit` times;
+    what cannot (`permanent`, the limit reached, or a failure `hopeless` gives a reason for) is filed for a
+    person to review, with its reason, and `review`'s outcome returned.
+
+    `what` names the task's failure on its outbox row, which then fails with that reason too (`status` shows
+    it, `replay` runs it again); None leaves the row to close as done (OCR: the review is the document's
+    outcome). `gave_up` words the reason at the limit; `base`, `before_retry` and `carry` go to `retry_later`.
+    """
     try:
         return work()
-    except Retryable as exc:
-        if task.request.retries >= limit:
-            reason = f"gave up after {task.request.retries} retries: {exc}"
-            return outbox.failed(f"{what}: {reason}", review(reason))
-        raise retry_later(task, exc) from exc
-    except Permanent as exc:
-        log.error("%s: %s", what, exc)
-        return outbox.failed(f"{what}: {exc}", review(str(exc)))
+    except retryable as exc:
+        reason = hopeless(exc) if hopeless is not None else None
+        if reason is None and task.request.retries >= limit:
+            reason = gave_up(task.request.retries, exc)
+        if reason is not None:
+            return _filed(what, reason, review)
+        raise retry_later(task, exc, base=base, before_retry=before_retry, carry=carry) from exc
+    except permanent as exc:
+        log.error("%s: %s", what or task.name, exc)
+        return _filed(what, str(exc), review)
 
 
-def retry_later(task: Task, exc: Retryable) -> Exception:
-    """The task's retry: after the service's Retry-After when it gave one, else the backoff; never longer
-    than the broker's visibility timeout allows."""
-    countdown = exc.retry_after or backoff(task.request.retries + 1)
-    return task.retry(countdown=min(countdown, MAX_COUNTDOWN), max_retries=None, exc=exc)
+def _filed(what: str | None, reason: str, review: Callable[[str], str]) -> str:
+    outcome = review(reason)
+    return outcome if what is None else outbox.failed(f"{what}: {reason}", outcome)
+
+
+def retry_later(
+    task: Task,
+    exc: Exception,
+    *,
+    base: float = BACKOFF_BASE,
+    before_retry: Callable[[Exception, float], None] | None = None,
+    carry: bool = True,
+) -> Exception:
+    """The task's retry: after the service's Retry-After when it gave one, else the backoff from `base`;
+    never longer than the broker's visibility timeout allows. `before_retry` runs first, with the delay
+    (OCR gives its claim back). With `carry`, the retry carries the exception: Celery logs it, the outbox row
+    keeps it as why it waits, and a task called directly raises it; without, Celery's own Retry."""
+    countdown = getattr(exc, "retry_after", None) or backoff(task.request.retries + 1, base)
+    countdown = min(countdown, MAX_COUNTDOWN)
+    if before_retry is not None:
+        before_retry(exc, countdown)
+    return task.retry(countdown=countdown, max_retries=None, exc=exc if carry else None)
 
 
 @app.task(name="tasks.dispatch.process", bind=True, acks_late=True)

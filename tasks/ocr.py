@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 
@@ -37,18 +39,19 @@ from connectors.openai_ocr import Extraction, OpenAIOcr
 from connectors.tesseract_ocr import TesseractOcr
 from syncengine import counters
 from syncengine.breaker import OPEN, breaker_for
-from syncengine.celery_app import MAX_COUNTDOWN, app
+from syncengine.celery_app import app
 from syncengine.db import session_scope
 from syncengine.errors import CircuitOpen, Permanent, Retryable
 from syncengine.idempotency import Effect
 from syncengine.models import Document, utcnow
 from syncengine.ocr.prepare import Unreadable
 from syncengine.ocr.validation import amount, validate
-from syncengine.outbox_task import backoff
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
 from syncengine.vendors import invoiceninja
 from syncengine.vendors.erpnext import ITEM_DEFAULTS
+
+from .dispatch import run_or_review
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +71,6 @@ EXPENSE_ITEM = "OCR Expense"  # the ERPNext Item on every Purchase Invoice row m
 
 # OCR reads and bookings wait up to 10 s before their first retry, twice the usual base.
 OCR_BACKOFF_BASE = 10.0
-
-
-def _backoff(retries: int) -> float:
-    return backoff(retries + 1, OCR_BACKOFF_BASE)
 
 
 @cache
@@ -112,19 +111,11 @@ def choose_engine(preference: str | None = None) -> OpenAIOcr | TesseractOcr:
     soft_time_limit=OCR_SOFT_TIME_LIMIT, time_limit=OCR_TIME_LIMIT,
 )  # fmt: skip
 def read_document(self, document_id: int) -> str:  # type: ignore[no-untyped-def]
-    try:
-        outcome = read(document_id)
-    except (Retryable, SoftTimeLimitExceeded) as exc:
-        reason = redact(f"{type(exc).__name__}: {exc}")
-        if isinstance(exc, SoftTimeLimitExceeded) and _lost_reader(document_id) >= READER_LOSS_LIMIT:
-            return _to_review(document_id, [_gave_up(f"ran out of its {OCR_SOFT_TIME_LIMIT} s")])
-        if self.request.retries >= MAX_RETRIES:
-            _to_review(document_id, [f"OCR failed after {MAX_RETRIES} retries: {reason}"])
-            return REVIEW
-        _release(document_id, reason)
-        wait = getattr(exc, "retry_after", None) or _backoff(self.request.retries)
-        log.warning("document %s: OCR will be retried in %.0f s: %s", document_id, wait, reason)
-        raise self.retry(countdown=min(wait, MAX_COUNTDOWN), max_retries=MAX_RETRIES) from None
+    outcome = _retry_or_review(
+        self, document_id, lambda: read(document_id), "OCR", _why,
+        retryable=(Retryable, SoftTimeLimitExceeded), hopeless=lambda exc: _out_of_time(document_id, exc),
+        release=True,
+    )  # fmt: skip
     if outcome == EXTRACTED:
         book_expense.apply_async((document_id,))
     return outcome
@@ -152,15 +143,50 @@ def redeliver_documents(grace_seconds: float = 15 * 60.0, limit: int = 200) -> i
 
 @app.task(name="tasks.ocr.book_expense", bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def book_expense(self, document_id: int) -> str:  # type: ignore[no-untyped-def]
-    try:
-        return book(document_id)
-    except Retryable as exc:
-        if self.request.retries >= MAX_RETRIES:
-            _to_review(document_id, [f"booking failed after {MAX_RETRIES} retries: {redact(str(exc))}"])
-            return REVIEW
-        wait = exc.retry_after or _backoff(self.request.retries)
-        log.warning("document %s: booking will be retried in %.0f s: %s", document_id, wait, redact(str(exc)))
-        raise self.retry(countdown=min(wait, MAX_COUNTDOWN), max_retries=MAX_RETRIES) from None
+    return _retry_or_review(
+        self, document_id, lambda: book(document_id), "booking", lambda exc: redact(str(exc))
+    )
+
+
+def _retry_or_review(
+    task: Task,
+    document_id: int,
+    work: Callable[[], str],
+    step: str,
+    describe: Callable[[Exception], str],
+    *,
+    retryable: tuple[type[Exception], ...] = (Retryable,),
+    hopeless: Callable[[Exception], str | None] | None = None,
+    release: bool = False,
+) -> str:
+    """The shared rule (tasks.dispatch.run_or_review) as both OCR tasks use it: up to MAX_RETRIES retries
+    on OCR's longer backoff, then the document to review. `work` reviews its own Permanent failures, each
+    with its own words; a review is the document's outcome, not a failure of its outbox row; the retry is
+    Celery's bare Retry (no exception carried). A read that will be retried gives its claim back first."""
+
+    def retrying(exc: Exception, wait: float) -> None:
+        why = describe(exc)
+        if release:
+            _release(document_id, why)
+        log.warning("document %s: %s will be retried in %.0f s: %s", document_id, step, wait, why)
+
+    return run_or_review(
+        task, work, lambda reason: _to_review(document_id, [reason]), limit=MAX_RETRIES, what=None,
+        retryable=retryable, permanent=(), hopeless=hopeless, base=OCR_BACKOFF_BASE, before_retry=retrying,
+        gave_up=lambda retries, exc: f"{step} failed after {retries} retries: {describe(exc)}", carry=False,
+    )  # fmt: skip
+
+
+def _why(exc: Exception) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def _out_of_time(document_id: int, exc: Exception) -> str | None:
+    """A reading past its soft time limit counts as a lost reader: the last one allowed sends the document
+    to review rather than to another try."""
+    if isinstance(exc, SoftTimeLimitExceeded) and _lost_reader(document_id) >= READER_LOSS_LIMIT:
+        return _gave_up(f"ran out of its {OCR_SOFT_TIME_LIMIT} s")
+    return None
 
 
 # ---- reading --------------------------------------------------------------------------------------

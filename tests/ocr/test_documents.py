@@ -382,3 +382,54 @@ def test_server_error_is_retried_and_the_claim_given_back(app_client, sims, monk
     sims["openai"].queue_answer(json=receipt(supplier))
     assert run_tasks(document_id, monkeypatch) == "extracted"
     assert document(document_id).status == "booked"
+
+
+def _failing(exc: Exception):
+    def step(document_id: int) -> str:
+        raise exc
+
+    return step
+
+
+def test_a_retried_read_waits_on_ocr_backoff_and_says_so(app_client, sims, monkeypatch, caplog):
+    from celery.exceptions import Retry
+
+    from syncengine.errors import Retryable
+    from tasks import ocr
+
+    document_id = upload(app_client, png()).json["id"]
+    monkeypatch.setattr(ocr, "read", _failing(Retryable("openai 503")))
+    with caplog.at_level(logging.WARNING, logger="tasks.ocr"), pytest.raises(Retry) as retry:
+        ocr.read_document.apply(args=(document_id,), retries=1, throw=True)
+    assert retry.value.exc is None  # Celery's own Retry: the error is in the document and the log line
+    wait = float(retry.value.when or -1)
+    assert 0 <= wait <= 20  # the second step of OCR's 10 s base
+    said = f"document {document_id}: OCR will be retried in {wait:.0f} s: Retryable: openai 503"
+    assert said in [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize(
+    ("task", "step", "reason"),
+    [
+        ("read_document", "read", "OCR failed after 8 retries: Retryable: openai 503"),
+        ("book_expense", "book", "booking failed after 8 retries: erp 503"),
+    ],
+)
+def test_a_step_still_failing_after_its_retries_goes_to_review_and_its_task_ends(
+    app_client, sims, monkeypatch, task, step, reason
+):
+    from syncengine import outbox
+    from syncengine.errors import Retryable
+    from tasks import ocr
+
+    assert ocr.MAX_RETRIES == 8
+    document_id = upload(app_client, png()).json["id"]
+    monkeypatch.setattr(ocr, step, _failing(Retryable(reason.rsplit(": ", 1)[1])))
+    held = outbox.Claim(row_id=1, token="test-claim", attempts=1, replays=0)
+    with outbox.running(held):  # as read_document runs when a Directus upload defers it
+        outcome = getattr(ocr, task).apply(args=(document_id,), retries=ocr.MAX_RETRIES).get()
+    doc = document(document_id)
+    assert outcome == "review" and doc.status == "review" and doc.error == reason
+    assert held.failure is None  # the review is the document's outcome: its outbox row closes done
+    [review] = directus_items("reviews", f"document:{doc.sha256}")
+    assert review["reasons"] == [reason]
