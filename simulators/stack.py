@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from simulators import REGISTRY
-from simulators.wiring import engine_env, subscribe
+from simulators.wiring import engine_env, simulator_env, subscribe
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTACT_SYSTEMS = ("invoiceninja", "erpnext", "mautic", "directus")
@@ -68,6 +68,7 @@ class Stack:
     receiver: str
     secrets: dict[str, str]  # sender -> the webhook secret the receiver expects
     procs: list[subprocess.Popen] = field(default_factory=list)  # the receiver, then the workers
+    log: Path | None = None  # where the engine's output goes (Layout.log)
 
     @property
     def web(self) -> subprocess.Popen:
@@ -76,6 +77,10 @@ class Stack:
     @property
     def workers(self) -> list[subprocess.Popen]:
         return self.procs[1:]
+
+    def output(self) -> str:
+        """The receiver's and the workers' output so far; empty when it is discarded."""
+        return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
     def stop(self) -> None:
         """Everything started here, engine first (a warm shutdown may wait on a task: then it is killed)."""
@@ -117,30 +122,37 @@ def engine_environment(
         env["DATABASE_URL"] = database_url
     if redis_url:
         env["REDIS_URL"] = redis_url
+    if "openai" in urls:  # not a `<NAME>_URL` like the others
+        env.update(simulator_env("openai", urls["openai"]))
     return env
 
 
 def start(
     sims: dict[str, Any], *, home: Path, database_url: str | None = None, redis_url: str | None = None,
-    layout: Layout | None = None,
+    layout: Layout | None = None, webhook_secrets: dict[str, str] | None = None,
+    subscribed: Iterable[str] | None = None,
 ) -> Stack:  # fmt: skip
     """Serve `sims`, migrate the store, start the receiver and the workers, subscribe the simulators'
-    webhooks to the receiver, and return once the receiver answers and every worker is ready."""
+    webhooks to the receiver, and return once the receiver answers and every worker is ready.
+
+    The tests give the secrets their signed samples use (random ones otherwise), and `subscribed` names the
+    simulators whose webhooks go to the receiver when not all of them should."""
     layout = layout or Layout()
     home.mkdir(parents=True, exist_ok=True)
     servers = {name: sim.serve() for name, sim in sims.items()}
-    webhook_secrets = {name: secrets.token_urlsafe(16) for name in (*sims, "revolut")}
+    webhook_secrets = webhook_secrets or {name: secrets.token_urlsafe(16) for name in (*sims, "revolut")}
     env = engine_environment({n: s.url for n, s in servers.items()}, webhook_secrets, home=home,
                              database_url=database_url, redis_url=redis_url)  # fmt: skip
     env.update(layout.extra_env)
     port = free_port()
-    stack = Stack(sims, servers, env, f"http://127.0.0.1:{port}", webhook_secrets)
+    stack = Stack(sims, servers, env, f"http://127.0.0.1:{port}", webhook_secrets, log=layout.log)
     try:
         migrated = subprocess.run([sys.executable, "-m", "syncengine", "db", "upgrade"], env=env, cwd=ROOT,
                                   capture_output=True, text=True)  # fmt: skip
         if migrated.returncode:
             raise SystemExit(f"syncengine db upgrade failed: {migrated.stderr.strip().splitlines()[-1:]}")
-        subscribe(sims, stack.receiver, webhook_secrets)
+        wired = sims if subscribed is None else {name: sims[name] for name in subscribed}
+        subscribe(wired, stack.receiver, webhook_secrets)
         _launch(stack, port, layout)
     except BaseException:
         stack.stop()

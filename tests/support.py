@@ -46,15 +46,26 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     wait_until(open_, timeout)
 
 
-class Proc:
+class Child:
+    """A child process and the file its output goes to, as a test looks at them (whoever started it)."""
+
+    def __init__(self, popen: subprocess.Popen, log_path: Path) -> None:
+        self.popen = popen
+        self.log_path = log_path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Proc(Child):
     """A child process in its own process group, stopped (or killed) with everything it started."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
+        popen = subprocess.Popen(
             cmd, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        super().__init__(popen, log_path)
 
     def signal(self, sig: int) -> None:
         if self.popen.poll() is None:
@@ -68,10 +79,6 @@ class Proc:
             self.signal(signal.SIGKILL)
             self.popen.wait(timeout=5)
         self._log.close()
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
 
 
 def celery_worker_cmd(concurrency: int = 2, queues: str = "intake,sync,sweeps") -> list[str]:

@@ -1,24 +1,25 @@
 """A whole deployment for the flow tests: every vendor simulator, the receiver under gunicorn and a Celery
 worker, on a Redis database of their own, with each simulator's webhooks pointed at the receiver exactly as
 `webhooks install` would subscribe them (Invoice Ninja: one URL per event with our secret header; ERPNext:
-signed per document event; Mautic: signed batches; Directus: a Flow with our secret header)."""
+signed per document event; Mautic: signed batches; Directus: a Flow with our secret header). It is started
+by the stack the demo and the benchmarks run (simulators.stack), on the session's store."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from simulators import REGISTRY
-from simulators.wiring import engine_env, subscribe
+from simulators import REGISTRY, stack
 from syncengine.vendors.erpnext import custom_field_seed
 from tests.conftest import REDIS_BASE, WORK
 from tests.servers import claim_redis_db
-from tests.support import SECRETS, Proc, celery_worker_cmd, free_port, gunicorn_cmd, wait_for_port, wait_until
+from tests.support import SECRETS, Child, wait_until
 
 ERPNEXT_CUSTOM_FIELDS = custom_field_seed()
 
@@ -38,7 +39,7 @@ class Deployment:
     sims: dict[str, Any]  # vendor -> simulator instance
     servers: dict[str, Any]  # vendor -> RunningServer
     receiver: str
-    worker: Proc
+    worker: Child
     env: dict[str, str]
 
     def settle(self, timeout: float = 60.0) -> None:
@@ -99,28 +100,18 @@ def _fresh_hub() -> None:
 @pytest.fixture(scope="package")
 def deployment(store: str) -> Iterator[Deployment]:
     _fresh_hub()
-    sims = _simulators()
-    servers = {name: sim.serve() for name, sim in sims.items()}
     redis_url = f"{REDIS_BASE}/{claim_redis_db(REDIS_BASE)}"
     redis.Redis.from_url(redis_url).flushdb()
-    port = free_port()
-    receiver = f"http://127.0.0.1:{port}"
-    env = dict(
-        os.environ,
-        REDIS_URL=redis_url,
-        **engine_env({name: server.url for name, server in servers.items()}),
-    )  # fmt: skip
-    env.update(SYNCENGINE_EFFECT_LEASE=str(EFFECT_LEASE_SECONDS), SYNCENGINE_TEST_CRASH_DIR=str(CRASH_DIR),
-               SYNCENGINE_TEST_CRASH_POINTS=",".join(CRASH_POINTS))  # fmt: skip
-    subscribe(sims, receiver, SECRETS)
-    web = Proc(gunicorn_cmd(port, workers=2), env, WORK / "flows-web.log")
-    worker = Proc(celery_worker_cmd(concurrency=2, queues="intake,sync"), env, WORK / "flows-worker.log")
+    extra_env = {"LOG_LEVEL": os.environ["LOG_LEVEL"], "SYNCENGINE_EFFECT_LEASE": str(EFFECT_LEASE_SECONDS),
+                 "SYNCENGINE_TEST_CRASH_DIR": str(CRASH_DIR),
+                 "SYNCENGINE_TEST_CRASH_POINTS": ",".join(CRASH_POINTS)}  # fmt: skip
+    log = WORK / "flows-engine.log"  # the receiver's and the worker's output
+    layout = stack.Layout(web_workers=2, concurrency=2, queues="intake,sync", loglevel="INFO", log=log,
+                          extra_env=extra_env)  # fmt: skip
+    started = stack.start(_simulators(), home=Path(os.environ["SYNCENGINE_HOME"]), database_url=store,
+                          redis_url=redis_url, layout=layout, webhook_secrets=SECRETS)  # fmt: skip
     try:
-        wait_for_port(port)
-        wait_until(lambda: "ready." in worker.output(), timeout=60)
-        yield Deployment(sims, servers, receiver, worker, env)
+        worker = Child(started.workers[0], log)
+        yield Deployment(started.sims, started.servers, started.receiver, worker, started.env)
     finally:
-        web.stop()
-        worker.stop()
-        for server in servers.values():
-            server.stop()
+        started.stop()

@@ -7,18 +7,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from simulators import REGISTRY
+from simulators import REGISTRY, stack
 from simulators.openai import OpenAISimulator
 from simulators.receipt_answers import GroundTruthResponder
-from simulators.wiring import engine_env, subscribe
 from tests.conftest import REDIS_BASE, WORK
 from tests.servers import claim_redis_db
-from tests.support import SECRETS, Proc, celery_worker_cmd, free_port, gunicorn_cmd, wait_for_port, wait_until
+from tests.support import SECRETS
 
 OPENAI_KEY = "sk-ocr-flow-7d20e4b95a1c"
 DOCS_TOKEN = "docs-ocr-flow-3f9a61c2e8"
@@ -32,10 +32,15 @@ class OcrDeployment:
     redis_url: str
     env: dict[str, str]
     truth: GroundTruthResponder
-    logs: list[Proc]
+    stack: stack.Stack
 
     def log_text(self) -> str:
-        return "\n".join(proc.output() for proc in self.logs)
+        """The receiver's and the worker's output so far."""
+        return self.stack.output()
+
+    @property
+    def worker_pid(self) -> int:
+        return self.stack.workers[0].pid
 
 
 @pytest.fixture(scope="package")
@@ -49,27 +54,17 @@ def ocr_deployment(store: str) -> Iterator[OcrDeployment]:
         "erpnext": REGISTRY["erpnext"](),
         "directus": REGISTRY["directus"](),
     }
-    servers = {name: sim.serve() for name, sim in sims.items()}
     redis_url = f"{REDIS_BASE}/{claim_redis_db(REDIS_BASE)}"
     redis.Redis.from_url(redis_url).flushdb()
-    port = free_port()
-    receiver = f"http://127.0.0.1:{port}"
-    env = dict(
-        os.environ,
-        REDIS_URL=redis_url, SYNCENGINE_DOCUMENTS_TOKEN=DOCS_TOKEN,
-        SYNCENGINE_MAX_DOCUMENT_BYTES=str(MAX_DOCUMENT_BYTES),
-        OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=f"{servers['openai'].url}/v1",
-        **engine_env({name: server.url for name, server in servers.items()}),
-    )  # fmt: skip
-    subscribe({"directus": sims["directus"]}, receiver, SECRETS)
-    web = Proc(gunicorn_cmd(port, workers=1), env, WORK / "ocr-web.log")
-    worker = Proc(celery_worker_cmd(concurrency=1, queues="intake,ocr"), env, WORK / "ocr-worker.log")
+    extra_env = {"LOG_LEVEL": os.environ["LOG_LEVEL"], "SYNCENGINE_DOCUMENTS_TOKEN": DOCS_TOKEN,
+                 "SYNCENGINE_MAX_DOCUMENT_BYTES": str(MAX_DOCUMENT_BYTES),
+                 "OPENAI_API_KEY": OPENAI_KEY}  # fmt: skip
+    layout = stack.Layout(web_workers=1, concurrency=1, queues="intake,ocr", loglevel="INFO",
+                          log=WORK / "ocr-engine.log", extra_env=extra_env)  # fmt: skip
+    started = stack.start(sims, home=Path(os.environ["SYNCENGINE_HOME"]), database_url=store,
+                          redis_url=redis_url, layout=layout, webhook_secrets=SECRETS,
+                          subscribed=["directus"])  # fmt: skip
     try:
-        wait_for_port(port)
-        wait_until(lambda: "ready." in worker.output(), timeout=60)
-        yield OcrDeployment(sims, receiver, redis_url, env, truth, [web, worker])
+        yield OcrDeployment(sims, started.receiver, redis_url, started.env, truth, started)
     finally:
-        web.stop()
-        worker.stop()
-        for server in servers.values():
-            server.stop()
+        started.stop()

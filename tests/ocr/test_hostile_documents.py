@@ -26,7 +26,7 @@ LIMIT_MB = 300
 
 def worker_peak_mb(dep: OcrDeployment) -> float:
     """The largest peak RSS (VmHWM) among the worker's processes: the pool child is the one that reads."""
-    worker = dep.logs[1].popen.pid
+    worker = dep.worker_pid
     pids = [worker, *(int(p) for p in Path(f"/proc/{worker}/task/{worker}/children").read_text().split())]
     peaks = []
     for pid in pids:
