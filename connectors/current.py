@@ -29,6 +29,10 @@ GETTERS: dict[tuple[str, str], Get] = {
     ("mautic", "contact"): lambda c, ext: c.get_contact(int(ext)),
     ("directus", "contact"): lambda c, ext: c.get_item("contacts", ext),
     ("directus", "product"): lambda c, ext: c.get_item("products", ext),
+    # Invoices are written in three systems (header and lines are anyone's): read before a push, too.
+    ("invoiceninja", "invoice"): lambda c, ext: c.get("invoices", ext, include="client"),  # as its webhook
+    ("erpnext", "invoice"): lambda c, ext: c.get("Sales Invoice", ext),
+    ("directus", "invoice"): lambda c, ext: c.get_item("invoices", ext),
 }
 
 

@@ -389,3 +389,39 @@ def test_a_restore_in_directus_keeps_the_consent_directus_holds(deployment, prox
     assert writes and not any(
         "marketing_consent" in body and body["marketing_consent"] is None for body in writes
     )
+
+
+# --- conditional pushes of invoices ----------------------------------------------------------------------
+
+
+def test_an_invoice_push_merges_the_directus_edit_it_would_overwrite_first(deployment, proxy):
+    """Invoices are written in three systems: a push reads its target first, as a contact's does."""
+    from tests.flows.test_invoices import DUE, ISSUED, directus_invoices, invoice_ninja
+
+    sims = deployment.sims
+    address = synced(deployment, proxy, "inv-cond")
+    client = clients_with(sims["invoiceninja"], address)[0]
+    line = {"product_key": "COND-1", "notes": "Widget", "cost": 10, "quantity": 1, "type_id": "1"}
+    invoice = invoice_ninja(deployment, "POST", "invoices", {
+        "client_id": client["id"], "date": ISSUED, "due_date": DUE, "line_items": [line],
+        "public_notes": "as issued",
+    })  # fmt: skip
+    number = invoice["number"]
+    wait_until(lambda: directus_invoices(sims["directus"], number), timeout=60)
+    settle(deployment, proxy)
+    [item] = directus_invoices(sims["directus"], number)
+    # given: the notes edited in Directus, whose webhook is lost
+    proxy.drop_next(matching("directus", "invoices.items.update"))
+    url = f"{deployment.servers['directus'].url}/items/invoices/{item['id']}"
+    response = requests.patch(url, json={"notes": "agreed by phone"}, headers=DIRECTUS_HEADERS, timeout=10)
+    assert response.status_code == 200, response.text
+    time.sleep(1.5)
+    # when: the lines are edited in Invoice Ninja, and pushed to Directus
+    invoice_ninja(deployment, "PUT", f"invoices/{invoice['id']}", {"line_items": [{**line, "quantity": 3}]})
+    wait_until(lambda: any(float(line.get("quantity") or 0) == 3
+                           for line in directus_invoices(sims["directus"], number)[0].get("lines") or []),
+               timeout=60)  # fmt: skip
+    settle(deployment, proxy)
+    # then: the push read Directus first: its notes survive there and reach Invoice Ninja, beside the new lines
+    assert directus_invoices(sims["directus"], number)[0]["notes"] == "agreed by phone"
+    assert invoice_ninja(deployment, "GET", f"invoices/{invoice['id']}")["public_notes"] == "agreed by phone"
