@@ -160,18 +160,32 @@ def start(
     return stack
 
 
+def web_command(port: int, workers: int = 2) -> list[str]:
+    """The receiver under gunicorn on loopback, as `syncengine serve` runs it."""
+    return [sys.executable, "-m", "gunicorn", "webhooks.app:create_app()", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
+
+
+def worker_command(
+    queues: str, concurrency: int = 2, *, name: str | None = None, pool: str = "prefork",
+    loglevel: str = "INFO",
+) -> list[str]:  # fmt: skip
+    """A Celery worker on `queues`, as `syncengine worker` runs it."""
+    return [sys.executable, "-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", queues,
+            *(("-n", name) if name else ()), "--pool", pool, "--concurrency", str(concurrency),
+            "--loglevel", loglevel, "--without-gossip", "--without-mingle"]  # fmt: skip
+
+
 def _launch(stack: Stack, port: int, layout: Layout) -> None:
     log = open(layout.log or os.devnull, "ab")  # noqa: SIM115 - the children hold it; closed with them
-    web = [sys.executable, "-m", "gunicorn", "webhooks.app:create_app()", "--bind", f"127.0.0.1:{port}",
-           "--workers", str(layout.web_workers), "--log-level", "warning"]  # fmt: skip
+    web = web_command(port, layout.web_workers)
     stack.procs.append(subprocess.Popen(web, env=stack.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
     ready = []
     for i in range(layout.workers):
         marker = stack.env["SYNCENGINE_HOME"] + f"/worker{i}.ready"
         Path(marker).unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", layout.queues,
-               "-n", f"stack{i}@%h", "--pool", layout.pool, "--concurrency", str(layout.concurrency),
-               "--loglevel", layout.loglevel, "--without-gossip", "--without-mingle"]  # fmt: skip
+        cmd = worker_command(layout.queues, layout.concurrency, name=f"stack{i}@%h", pool=layout.pool,
+                             loglevel=layout.loglevel)  # fmt: skip
         plugins = ",".join(filter(None, (stack.env.get("SYNCENGINE_PLUGINS"), "simulators.stack_ready")))
         env = dict(stack.env, SYNCENGINE_READY_FILE=marker, SYNCENGINE_PLUGINS=plugins)
         stack.procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))

@@ -7,21 +7,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from simulators.samples import SECRETS, SENDERS, dumps, sample, sign  # noqa: F401 - the tests take them here
+from simulators.stack import free_port, web_command, worker_command  # noqa: F401 - one launcher's
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
@@ -82,14 +76,8 @@ class Proc(Child):
 
 
 def celery_worker_cmd(concurrency: int = 2, queues: str = "intake,sync,sweeps") -> list[str]:
-    return [
-        sys.executable, "-m", "celery", "-A", "syncengine.celery_app", "worker", "-Q", queues,
-        "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
+    return worker_command(queues, concurrency)
 
 
 def gunicorn_cmd(port: int, workers: int = 2) -> list[str]:
-    return [
-        sys.executable, "-m", "gunicorn", "webhooks.app:create_app()", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--log-level", "warning",
-    ]  # fmt: skip
+    return web_command(port, workers)

@@ -422,6 +422,6 @@ def test_an_invoice_push_merges_the_directus_edit_it_would_overwrite_first(deplo
                            for line in directus_invoices(sims["directus"], number)[0].get("lines") or []),
                timeout=60)  # fmt: skip
     settle(deployment, proxy)
-    # then: the push read Directus first: its notes survive there and reach Invoice Ninja, beside the new lines
+    # then: the push read Directus first: its notes survive there and reach Invoice Ninja, beside new lines
     assert directus_invoices(sims["directus"], number)[0]["notes"] == "agreed by phone"
     assert invoice_ninja(deployment, "GET", f"invoices/{invoice['id']}")["public_notes"] == "agreed by phone"
