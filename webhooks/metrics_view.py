@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("metrics", __name__)
 
 CLOSED = (
-    "set SYNCENGINE_METRICS_TOKEN and scrape with `Authorization: Bearer <token>` (without a token, /metrics "
-    "answers only on a loopback-bound receiver: SYNCENGINE_BIND_HOST=127.0.0.1)"
+    "set SYNCENGINE_METRICS_TOKEN and scrape with the header `Authorization` set to `Bearer` and that token "
+    "(without a token, /metrics answers only on a loopback-bound receiver: SYNCENGINE_BIND_HOST=127.0.0.1)"
 )
 
 

@@ -14,6 +14,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
+from syncengine.redaction import redact
 from syncengine.settings import get_settings
 from tests.conftest import WORK
 from tests.support import ROOT, Proc, free_port, wait_for_port
@@ -43,6 +44,7 @@ def test_without_a_token_a_public_receiver_keeps_its_details(public, caplog):
     with caplog.at_level(logging.WARNING):
         client = app_client()
     assert "/metrics is closed: set SYNCENGINE_METRICS_TOKEN" in caplog.text  # said once, at start
+    assert redact(caplog.text) == caplog.text  # the advice reads whole in the log, not as "[REDACTED]"
     scrape = client.get("/metrics")
     assert scrape.status_code == 403 and "set SYNCENGINE_METRICS_TOKEN" in scrape.text
     assert "syncengine_inbox_events" not in scrape.text
