@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -294,6 +295,41 @@ def test_each_group_is_dated_by_the_version_of_the_save_that_set_it(configured):
     # Applied to the change: the tax group is older than the stamp, the identity group is the stamp.
     applied = dated(change, dates)
     assert applied.dated == {"tax": taxed["at"], "identity": change.remote_updated_at}
+
+
+def clerk(target: Target) -> Target:
+    """The target as an API user with the sales and accounts roles but not System Manager."""
+    if target.sim is not None:
+        key, secret = f"clerk-{uuid.uuid4().hex[:6]}", "clerk-secret"
+        target.sim.add_user(key, secret, user=f"{key}@example.test", doctypes=["Customer", "Contact"])
+        return replace(target, key=key, secret=secret)
+    email = f"clerk-{uuid.uuid4().hex[:6]}@example.test"
+    roles = [{"role": r} for r in ("Sales Master Manager", "Sales User", "Accounts Manager")]
+    user = {"email": email, "first_name": "Clerk", "send_welcome_email": 0, "roles": roles}
+    made = target.raw("POST", "/api/resource/User", json=user)
+    assert made.status_code == 200, made.text[:300]
+    keys = target.raw("POST", "/api/method/frappe.core.doctype.user.user.generate_keys", data={"user": email})
+    key = target.raw("GET", f"/api/resource/User/{email}").json()["data"]["api_key"]
+    return replace(target, key=key, secret=keys.json()["message"]["api_secret"])
+
+
+def test_without_system_manager_the_version_log_is_refused_and_dates_say_nothing(target, monkeypatch, caplog):
+    """Version is a System Manager doctype: another API user is refused (403 PermissionError); the
+    connector warns once and the changes it reads keep their stamps."""
+    conn = target.connector()
+    customer = new_customer(target, conn)
+    conn.update("Customer", customer["name"], {"tax_id": "FR33"})
+    limited = clerk(target)
+    query = {"filters": json.dumps([["docname", "=", customer["name"]]])}
+    refused = limited.raw("GET", f"{DOCS}/Version", params=query)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["type"] == "PermissionError"
+    monkeypatch.setattr("connectors.base._WARNED", set())
+    adapter = CustomerAdapter(site_timezone=conn.site_timezone)
+    with caplog.at_level("WARNING", logger="connectors.erpnext"):
+        assert limited.connector().versions("Customer", customer["name"]) == []
+        assert adapter.dates(limited.connector(), customer["name"], {"tax": {"vat_number": "FR33"}}) == {}
+    warned = [r for r in caplog.records if "refused read on Version" in r.getMessage()]
+    assert len(warned) == 1
 
 
 # --- errors -------------------------------------------------------------------------------------------------
