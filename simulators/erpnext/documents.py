@@ -404,7 +404,7 @@ class FrappeBase(Simulator):
         if not meta.track_changes:
             return
         fields = [*meta.columns, *(f["fieldname"] for f in self.custom_fields(meta.name))]
-        diff = get_diff(old, new, fields, list(meta.children))
+        diff = get_diff(old, new, fields)
         if diff is None:
             return
         data = {"ref_doctype": new["doctype"], "docname": new["name"], "data": version_data(diff)}
