@@ -345,9 +345,13 @@ class ERPNextConnector(Connector):
         return self.get_json(self.doc_path(doctype), params=params)["data"]
 
     def versions(self, doctype: str, name: str, limit: int = VERSIONS) -> list[Doc]:
-        """The document's last saves that changed something, newest first: each Version's `data` (JSON:
-        {"changed": [[field, old, new]], ...}) and `creation`, for a doctype that tracks changes (Customer
-        does). Empty, with one warning, when the API user may not read Version documents."""
+        """The document's last saves that changed something, newest first: each Version's `data` and
+        `creation`, for a doctype that tracks changes (Customer and Item do). `data` is JSON text,
+        `{"added":[],"changed":[["tax_id",null,"FR1"]],"data_import":null,"removed":[],"row_changed":[],
+        "updater_reference":null}`; `creation` naive site time, a little after the save's `modified` (the
+        Version is written after on_update). An insert writes none unless its on_update set fields (a
+        Customer's new primary Contact). Version is a System Manager doctype: refused (403) to another
+        API user, this is empty, with one warning."""
         filters = [["ref_doctype", "=", doctype], ["docname", "=", name]]
         try:
             return self.list_page("Version", filters=filters, fields=("name", "data", "creation"),

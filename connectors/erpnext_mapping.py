@@ -163,19 +163,24 @@ class CustomerAdapter(MasterAdapter):
         self, connector: Any, external_id: str, groups: dict[str, dict[str, Any]]
     ) -> dict[str, datetime]:
         """When each group got the values it holds (name -> canonical values), from the Customer's Version
-        log (it tracks changes; connectors.history): each save's `changed` as [field, old, new]."""
+        log (it tracks changes; connectors.history): each save's `changed` as [field, old, new], dated by
+        the Version's `creation` (written after the save's on_update: a little after its `modified`).
+        An entry whose old and new values are the same canonical value is no write: the first save after
+        a primary Contact is made records the empty mobile it fetches from it as [mobile_no, null, ""]."""
         by_field = {field: name for name, field in self.keys.items()}  # Customer field -> canonical name
         saves = []
         for version in connector.versions("Customer", external_id):
             try:
                 changed = json.loads(version["data"]).get("changed") or []
-                wrote = {by_field[field]: new for field, _old, new in changed if field in by_field}
+                ours = [(by_field[field], old, new) for field, old, new in changed if field in by_field]
                 at = aware_time(version["creation"], self.site_timezone)
             except (TypeError, ValueError, KeyError, AttributeError):
                 continue
+            before = self._canonical({name: old for name, old, _new in ours})
+            after = self._canonical({name: new for name, _old, new in ours})
+            wrote = {name: after[name] for name, _old, _new in ours if after[name] != before[name]}
             if wrote:
-                written = self._canonical(wrote)
-                saves.append(({name: written[name] for name in wrote}, at))
+                saves.append((wrote, at))
         return group_dates(saves, groups)
 
 

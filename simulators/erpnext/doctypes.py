@@ -38,8 +38,8 @@ class DocType:
     defaults: dict[str, Any] = field(default_factory=dict)
     submittable: bool = False
     secrets: tuple[str, ...] = ()  # Password fields: stored apart, read back masked
-    # `track_changes`: each save that changes a field writes a Version document with the diff (ERPNext's
-    # customer.json sets it; Frappe's Document.save_version writes {"changed": [[field, old, new]], ...})
+    # `track_changes`: each save that changes a field writes a Version document with the diff (set in
+    # ERPNext's customer.json, supplier.json, item.json; Frappe's Document.save_version; versions.py)
     track_changes: bool = False
 
     def known(self, custom: tuple[str, ...] = ()) -> frozenset[str]:
@@ -106,6 +106,7 @@ DOCTYPES: dict[str, DocType] = {
             naming="field:supplier_name",
             mandatory=("supplier_name",),
             defaults={"supplier_type": "Company", "supplier_group": "All Supplier Groups", "disabled": 0},
+            track_changes=True,
         ),
         DocType(
             "Item",
@@ -124,6 +125,7 @@ DOCTYPES: dict[str, DocType] = {
                 "standard_rate": 0.0,
                 "valuation_rate": 0.0,
             },
+            track_changes=True,
         ),
         DocType(
             "Sales Invoice",

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from simulators.base import Clock, Simulator
 from simulators.erpnext.doctypes import CHILD_MANDATORY, CHILD_STANDARD, CHILDREN, DOCTYPES, DocType, label
 from simulators.erpnext.errors import FrappeError, Message, invalid, not_found, printed
+from simulators.erpnext.versions import get_diff, version_data
 
 Doc = dict[str, Any]
 MASK = "*"
@@ -307,7 +308,10 @@ class FrappeBase(Simulator):
         self.db[doctype][doc["name"]] = doc
         self._fire(doc, "after_insert", in_insert=True)
         self._fire(doc, "on_update", in_insert=True)
-        self._on_update(doc, user)
+        inserted = copy.deepcopy(doc)
+        self._on_update(doc, user, in_insert=True)
+        if not seeding:  # what on_update wrote with db_set is diffed against the row just inserted
+            self._save_version(inserted, doc, user)
         if seeding:  # what on_update wrote (a primary Contact) leaves an import's dates as given
             doc.update({k: data[k] for k in ("creation", "modified") if data.get(k)})
         if docstatus == 1:
@@ -365,16 +369,12 @@ class FrappeBase(Simulator):
         self._check_unique(draft)
         draft.update(modified=self.later(doc["modified"]), modified_by=user)
         self._keep_secrets(draft, meta)
-        changed = self._diff(doc, draft) if meta.track_changes else []
+        before = copy.deepcopy(doc)
         doc.clear()
         doc.update(draft)
-        if changed:
-            diff = json.dumps({"changed": changed, "added": [], "removed": [], "row_changed": []},
-                              default=str, separators=(",", ":"))  # fmt: skip
-            version = {"ref_doctype": doc["doctype"], "docname": doc["name"], "data": diff}
-            self.store_raw("Version", version, user)
         self._fire(doc, "on_update")
         self._on_update(doc, user)
+        self._save_version(before, doc, user)
         if target == 1:
             return self._submit(doc, user)
         self._fire(doc, "on_change")
@@ -397,11 +397,20 @@ class FrappeBase(Simulator):
         self._fire(doc, "on_update")
         return self._submit(doc, user)
 
-    def _diff(self, old: Doc, new: Doc) -> list[list[Any]]:
-        """Frappe's version.get_diff for plain fields: [[field, old, new]] of each that changed."""
-        meta, skip = self.meta(old["doctype"]), {"modified", "modified_by", "creation", "owner", "idx"}
-        return [[key, old.get(key), new.get(key)] for key in meta.columns
-                if key not in skip and key not in meta.children and old.get(key) != new.get(key)]  # fmt: skip
+    def _save_version(self, old: Doc, new: Doc, user: str) -> None:
+        """``Document.save_version``: a Version of what changed, for a doctype that tracks changes
+        (versions.py); written after on_update, so a little later than the document's ``modified``."""
+        meta = self.meta(new["doctype"])
+        if not meta.track_changes:
+            return
+        fields = [*meta.columns, *(f["fieldname"] for f in self.custom_fields(meta.name))]
+        diff = get_diff(old, new, fields)
+        if diff is None:
+            return
+        data = {"ref_doctype": new["doctype"], "docname": new["name"], "data": version_data(diff)}
+        version = self.store_raw("Version", data, user)
+        stamp = self.later(new["modified"])
+        version.update(creation=stamp, modified=stamp)
 
     def _differs(self, doc: Doc, trial: Doc, key: str) -> bool:
         """Whether an update touches ``key``; child rows compare by their columns, not names or stamps."""
@@ -507,7 +516,7 @@ class FrappeBase(Simulator):
         if missing:
             raise self.fail("MandatoryError", *missing)
 
-    def _on_update(self, doc: Doc, user: str) -> None:
+    def _on_update(self, doc: Doc, user: str, in_insert: bool = False) -> None:
         """The controller's ``on_update`` (after the save's hooks), for the ERPNext rules."""
 
     def _on_trash(self, doc: Doc, user: str) -> None:

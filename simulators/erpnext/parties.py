@@ -5,7 +5,8 @@ frappe/contacts/doctype/contact/contact.py).
 - A Customer's `email_id` and `mobile_no` are read-only copies of its primary Contact's (`fetch_from`), set
   again on every save: a save that changes them keeps the Contact's values.
 - A Customer saved without a primary Contact but with an email or a mobile gets one made from them
-  (`create_primary_contact`, in `on_update`, written with `db_set`, which moves `modified`).
+  (`create_primary_contact`, in `on_update`, written with `db_set`, which moves `modified` on an insert
+  only).
 - Deleting a Customer deletes the Contacts linked to it alone, and unlinks the others
   (`delete_contact_and_address`); its `on_trash` first clears the primary contact with `db_set`.
 """
@@ -43,7 +44,9 @@ class PartyRules(FrappeBase):
             rows[0][flag] = 1
         return next((str(r.get(key) or "").strip() for r in rows if r.get(flag)), "")
 
-    def _create_primary_contact(self, customer: Doc, user: str) -> None:
+    def _create_primary_contact(self, customer: Doc, user: str, in_insert: bool = False) -> None:
+        """``db_set`` moves `modified` in an insert only: in a save the document is in
+        ``frappe.flags.currently_saving`` (seen on the peer: the Contact is newer than the Customer)."""
         email, mobile = customer.get("email_id"), customer.get("mobile_no")
         if customer.get("customer_primary_contact") or not (email or mobile):
             return
@@ -60,10 +63,9 @@ class PartyRules(FrappeBase):
         else:
             contact["company_name"] = customer.get("customer_name")
         made = self.insert("Contact", contact, user)
-        customer.update(
-            customer_primary_contact=made["name"], email_id=made["email_id"], mobile_no=made["mobile_no"],
-            modified=self.later(customer["modified"]),
-        )  # fmt: skip
+        customer["customer_primary_contact"] = made["name"]  # email and mobile db_set to their own values
+        if in_insert:
+            customer["modified"] = self.later(made["creation"])
 
     def _trash_customer(self, customer: Doc, user: str) -> None:
         if customer.get("customer_primary_contact"):

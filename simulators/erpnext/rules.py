@@ -101,9 +101,9 @@ class ERPNextRules(PartyRules):
                 self.msgprint(added, alert=True)
                 self.on_commit(lambda code=code, rate=row["rate"]: prices.setdefault(code, rate))
 
-    def _on_update(self, doc: Doc, user: str) -> None:
+    def _on_update(self, doc: Doc, user: str, in_insert: bool = False) -> None:
         if doc["doctype"] == "Customer":
-            self._create_primary_contact(doc, user)
+            self._create_primary_contact(doc, user, in_insert)
 
     def _on_trash(self, doc: Doc, user: str) -> None:
         if doc["doctype"] == "Customer":

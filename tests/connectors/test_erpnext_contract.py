@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ import pytest
 from connectors.erpnext import FrappeError, StaleDocument
 from connectors.erpnext_mapping import CustomerAdapter, SalesInvoiceAdapter
 from syncengine.idempotency import Attempt
+from syncengine.records import dated
 from syncengine.settings import get_settings
 from syncengine.vendors.erpnext import MARKER_FIELD, PAYMENT_ENTRY_METHOD
 from tests.connectors import helpers
@@ -184,6 +186,150 @@ def test_deleting_a_customer_deletes_its_contact_and_both_are_listed_deleted(tar
     row = next(r for r in rows if r["deleted_doctype"] == "Customer")
     deleted_at, last_edit = conn.aware(row["modified"]), conn.aware(json.loads(row["data"])["modified"])
     assert since <= last_edit <= deleted_at <= datetime.now(UTC) + timedelta(seconds=5)
+
+
+# --- change log (Version documents, issue 15: a group is dated by the save that gave it its value) -------
+
+VERSION_KEYS = ["added", "changed", "data_import", "removed", "row_changed", "updater_reference"]
+
+
+def diffs(conn: Any, doctype: str, name: str) -> list[dict[str, Any]]:
+    """The `data` of the document's Versions, newest first, each with its `creation` as an aware instant."""
+    return [{**json.loads(v["data"]), "at": conn.aware(v["creation"])} for v in conn.versions(doctype, name)]
+
+
+def test_a_save_writes_a_version_of_what_it_changed_and_a_plain_insert_none(target):
+    """Frappe's save_version: `data` is get_diff's JSON (sorted keys, [field, old, new] per changed field),
+    stamped in site time a little after the save's own `modified` (it runs after on_update)."""
+    conn = target.connector()
+    customer = new_customer(target, conn)
+    assert conn.versions("Customer", customer["name"]) == []  # an insert records nothing
+    renamed = target.unique("Contract Co renamed")
+    saved = conn.update("Customer", customer["name"], {"customer_name": renamed, "tax_id": "FR11"})
+    [version] = conn.versions("Customer", customer["name"])
+    assert set(version) >= {"name", "data", "creation"}
+    assert version["data"].startswith('{"added":[],"changed":[')  # compact JSON, sorted keys
+    data = json.loads(version["data"])
+    assert sorted(data) == VERSION_KEYS and data["data_import"] is None
+    assert sorted(data["changed"]) == [["customer_name", customer["customer_name"], renamed],
+                                       ["tax_id", None, "FR11"]]  # fmt: skip
+    assert (
+        conn.aware(saved["modified"])
+        <= conn.aware(version["creation"])
+        <= conn.aware(saved["modified"]) + (timedelta(seconds=5))
+    )
+    conn.update("Customer", customer["name"], {"tax_id": ""})  # cleared: "" as sent
+    conn.update("Customer", customer["name"], {"tax_id": ""})  # nothing changed: no Version
+    newest, older = diffs(conn, "Customer", customer["name"])
+    assert newest["changed"] == [["tax_id", "FR11", ""]] and newest["at"] > older["at"]
+
+
+def test_a_primary_contact_made_by_on_update_is_in_the_version_of_that_save(target):
+    """create_primary_contact db_sets the Contact in on_update: in an insert that writes a Version (db_set
+    loads the row just inserted as the document before) and moves `modified`; in a save it does not."""
+    conn = target.connector()
+    email = f"ver-{uuid.uuid4().hex[:8]}@example.test"
+    made = new_customer(target, conn, email_id=email)
+    contact = made["customer_primary_contact"]
+    assert conn.aware(made["modified"]) > conn.aware(made["creation"])
+    [insert] = diffs(conn, "Customer", made["name"])
+    assert ["customer_primary_contact", "", contact] in insert["changed"]
+    assert not {"email_id", "mobile_no", "customer_name"} & {c[0] for c in insert["changed"]}
+
+    bare = new_customer(target, conn)
+    saved = conn.update("Customer", bare["name"], {"email_id": email.replace("ver-", "ver2-")})
+    contact = conn.get("Contact", saved["customer_primary_contact"])
+    assert conn.aware(contact["creation"]) > conn.aware(saved["modified"])  # db_set left `modified` alone
+    [save] = diffs(conn, "Customer", bare["name"])
+    assert sorted(save["changed"]) == [["customer_primary_contact", "", contact["name"]],
+                                       ["email_id", None, saved["email_id"]]]  # fmt: skip
+
+
+def test_an_items_version_shows_money_as_the_site_formats_it(target):
+    """Item tracks changes too; get_diff formats a Currency value (not a 0) in the site's format."""
+    conn = target.connector()
+    code = new_item(target, conn)
+    conn.update("Item", code, {"standard_rate": 12.5})
+    conn.update("Item", code, {"item_name": "Renamed", "standard_rate": 1234.5})
+    conn.update("Item", code, {"standard_rate": 0})
+    zeroed, renamed, priced = diffs(conn, "Item", code)
+    assert priced["changed"] == [["standard_rate", 0.0, "€ 12,50"]]
+    assert sorted(renamed["changed"]) == [["item_name", code, "Renamed"],
+                                          ["standard_rate", "€ 12,50", "€ 1 234,50"]]  # fmt: skip
+    assert zeroed["changed"] == [["standard_rate", "€ 1 234,50", 0]]
+
+
+def groups_of(change: Any) -> dict[str, dict[str, Any]]:
+    return {"identity": {n: change.fields[n] for n in ("name", "email", "phone")},
+            "tax": {"vat_number": change.fields["vat_number"]}}  # fmt: skip
+
+
+def test_each_group_is_dated_by_the_version_of_the_save_that_set_it(configured):
+    """Two edits of different groups, read back once: the Customer's `modified` is the second's, yet the tax
+    group is dated by the first save's Version and the identity group (email and mobile, written on the
+    Contact, fetched by the Customer's save) by the second's. Values set at insert date nothing, not even
+    when the first save records the empty mobile it fetches from the Contact ([mobile_no, null, ""]) of a
+    Customer made with an email alone."""
+    conn = configured.connector()
+    adapter = CustomerAdapter(site_timezone=conn.site_timezone)
+    email = f"dated-{uuid.uuid4().hex[:8]}@example.test"
+    name = new_customer(configured, conn, email_id=email)["name"]  # made in ERPNext: no mobile_no sent
+    first = adapter.update(conn, name, {"tax_id": "FR22"})
+    [taxed, _insert] = diffs(conn, "Customer", name)
+    assert sorted(taxed["changed"]) == [["mobile_no", None, ""], ["tax_id", None, "FR22"]]
+    change = adapter.to_change(conn.get("Customer", name))
+    assert adapter.dates(conn, name, groups_of(change)) == {"tax": taxed["at"]}
+
+    moved = {"email_id": email.replace("dated-", "moved-"), "mobile_no": "+33622222222"}
+    second = adapter.update(conn, name, moved)
+    change = adapter.to_change(conn.get("Customer", name))
+    assert change.remote_updated_at == conn.aware(second["modified"])
+    identity, taxed, _insert = diffs(conn, "Customer", name)
+    assert sorted(identity["changed"]) == [
+        ["email_id", email, moved["email_id"]],
+        ["mobile_no", "", "+33622222222"],
+    ]
+    dates = adapter.dates(conn, name, groups_of(change))
+    assert dates == {"tax": taxed["at"], "identity": identity["at"]}
+    assert conn.aware(first["modified"]) <= dates["tax"] < conn.aware(second["modified"]) <= dates["identity"]
+    # Applied to the change: the tax group is older than the stamp, the identity group is the stamp.
+    applied = dated(change, dates)
+    assert applied.dated == {"tax": taxed["at"], "identity": change.remote_updated_at}
+
+
+def clerk(target: Target) -> Target:
+    """The target as an API user with the sales and accounts roles but not System Manager."""
+    if target.sim is not None:
+        key, secret = f"clerk-{uuid.uuid4().hex[:6]}", "clerk-secret"
+        target.sim.add_user(key, secret, user=f"{key}@example.test", doctypes=["Customer", "Contact"])
+        return replace(target, key=key, secret=secret)
+    email = f"clerk-{uuid.uuid4().hex[:6]}@example.test"
+    roles = [{"role": r} for r in ("Sales Master Manager", "Sales User", "Accounts Manager")]
+    user = {"email": email, "first_name": "Clerk", "send_welcome_email": 0, "roles": roles}
+    made = target.raw("POST", "/api/resource/User", json=user)
+    assert made.status_code == 200, made.text[:300]
+    keys = target.raw("POST", "/api/method/frappe.core.doctype.user.user.generate_keys", data={"user": email})
+    key = target.raw("GET", f"/api/resource/User/{email}").json()["data"]["api_key"]
+    return replace(target, key=key, secret=keys.json()["message"]["api_secret"])
+
+
+def test_without_system_manager_the_version_log_is_refused_and_dates_say_nothing(target, monkeypatch, caplog):
+    """Version is a System Manager doctype: another API user is refused (403 PermissionError); the
+    connector warns once and the changes it reads keep their stamps."""
+    conn = target.connector()
+    customer = new_customer(target, conn)
+    conn.update("Customer", customer["name"], {"tax_id": "FR33"})
+    limited = clerk(target)
+    query = {"filters": json.dumps([["docname", "=", customer["name"]]])}
+    refused = limited.raw("GET", f"{DOCS}/Version", params=query)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["type"] == "PermissionError"
+    monkeypatch.setattr("connectors.base._WARNED", set())
+    adapter = CustomerAdapter(site_timezone=conn.site_timezone)
+    with caplog.at_level("WARNING", logger="connectors.erpnext"):
+        assert limited.connector().versions("Customer", customer["name"]) == []
+        assert adapter.dates(limited.connector(), customer["name"], {"tax": {"vat_number": "FR33"}}) == {}
+    warned = [r for r in caplog.records if "refused read on Version" in r.getMessage()]
+    assert len(warned) == 1
 
 
 # --- errors -------------------------------------------------------------------------------------------------
