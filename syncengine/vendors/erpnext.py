@@ -177,6 +177,7 @@ PERMISSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Supplier", ("read", "create")),  # OCR (F6) files supplier invoices; F7 reads the bank details
     ("Purchase Invoice", ("read", "create")),
     ("Deleted Document", ("read",)),  # the delete sweep
+    ("Version", ("read",)),  # a Customer's change log: dates each field group of an edit read back
     ("Webhook", ("read", "create", "write", "delete")),  # `webhooks install`
     ("Account", ("read",)),
     ("Company", ("read",)),
