@@ -46,6 +46,10 @@ class Adapter(Protocol):
 
     def external_id(self, obj: dict[str, Any]) -> str: ...
 
+    # Optional: `current(connector, external_id)`, the object as the vendor holds it now (None when it is
+    # gone). An adapter with it is read before a push and for a change whose stamp cannot order it
+    # (connectors.current); `dates(connector, external_id, groups)` dates groups by the vendor's history.
+
 
 _REGISTERED: dict[tuple[str, str], Adapter] = {}
 

@@ -8,7 +8,6 @@ writes (Directus's revisions), each group it changed is dated by the write that 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,33 +16,18 @@ from syncengine.errors import Permanent
 from syncengine.records import Change, changed_groups, dated
 
 from . import connector_for
-from .adapters import adapters
-
-Get = Callable[[Any, str], dict[str, Any] | None]
-
-GETTERS: dict[tuple[str, str], Get] = {
-    ("invoiceninja", "contact"): lambda c, ext: c.get_client(ext),
-    ("invoiceninja", "product"): lambda c, ext: c.get("products", ext),
-    ("erpnext", "contact"): lambda c, ext: c.get("Customer", ext),
-    ("erpnext", "product"): lambda c, ext: c.get("Item", ext),
-    ("mautic", "contact"): lambda c, ext: c.get_contact(int(ext)),
-    ("directus", "contact"): lambda c, ext: c.get_item("contacts", ext),
-    ("directus", "product"): lambda c, ext: c.get_item("products", ext),
-    # Invoices are written in three systems (header and lines are anyone's): read before a push, too.
-    ("invoiceninja", "invoice"): lambda c, ext: c.get("invoices", ext, include="client"),  # as its webhook
-    ("erpnext", "invoice"): lambda c, ext: c.get("Sales Invoice", ext),
-    ("directus", "invoice"): lambda c, ext: c.get_item("invoices", ext),
-}
+from .adapters import adapter_for, adapters
 
 
 def readable(system: str, kind: str) -> bool:
-    return (system, kind) in GETTERS
+    """The vendor can be asked for the object as it is now (its adapter has `current`)."""
+    return hasattr(adapters().get((system, kind)), "current")
 
 
 def read_current(system: str, kind: str, external_id: str) -> dict[str, Any] | None:
     """The object as it is now, or None when the vendor no longer has it (404)."""
     try:
-        return GETTERS[(system, kind)](connector_for(system), external_id)
+        return adapter_for(system, kind).current(connector_for(system), external_id)
     except Permanent as exc:
         if exc.status == 404:
             return None

@@ -86,6 +86,9 @@ class ItemAdapter:
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["id"])
 
+    def current(self, connector: Any, external_id: str) -> dict[str, Any] | None:
+        return connector.get_item(self.collection, external_id)
+
     def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
         """F9: flag the item rather than DELETE it, so the hub keeps its history."""
         return connector.update_item(self.collection, external_id, {ARCHIVED: True})

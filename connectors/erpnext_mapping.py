@@ -117,6 +117,9 @@ class MasterAdapter(SiteTime):
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["name"])
 
+    def current(self, connector: Any, external_id: str) -> dict[str, Any] | None:
+        return connector.get(self.doctype, external_id)
+
     def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
         """F9: disable, never delete."""
         return connector.update(self.doctype, external_id, {"disabled": 1})
@@ -327,6 +330,9 @@ class SalesInvoiceAdapter(SiteTime):
 
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["name"])
+
+    def current(self, connector: Any, external_id: str) -> dict[str, Any] | None:
+        return connector.get("Sales Invoice", external_id)
 
 
 register(CustomerAdapter())

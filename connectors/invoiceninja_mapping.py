@@ -125,6 +125,9 @@ class ClientAdapter:
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["id"])
 
+    def current(self, connector: Any, external_id: str) -> dict[str, Any] | None:
+        return connector.get_client(external_id)
+
     def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
         """F9: archive (bulk action), never delete: Invoice Ninja keeps the client's invoices visible."""
         return connector.archive("clients", external_id)
@@ -176,6 +179,9 @@ class ProductAdapter:
 
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["id"])
+
+    def current(self, connector: Any, external_id: str) -> dict[str, Any] | None:
+        return connector.get("products", external_id)
 
     def archive(self, connector: Any, external_id: str) -> dict[str, Any]:
         return connector.archive("products", external_id)
@@ -259,6 +265,9 @@ class InvoiceAdapter:
 
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["id"])
+
+    def current(self, connector: Any, external_id: str) -> dict[str, Any] | None:
+        return connector.get("invoices", external_id, include="client")  # as its webhook sends it
 
 
 register(ClientAdapter())

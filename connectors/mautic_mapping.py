@@ -123,5 +123,8 @@ class ContactAdapter:
     def external_id(self, obj: dict[str, Any]) -> str:
         return str(obj["id"])
 
+    def current(self, connector: Any, external_id: str) -> dict[str, Any] | None:
+        return connector.get_contact(int(external_id))
+
 
 register(ContactAdapter())

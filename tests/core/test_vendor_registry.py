@@ -39,3 +39,14 @@ def test_each_vendors_parts_are_its_own():
     assert {system for system, _kind in adapters()} == {n for n, v in REGISTRY.items() if v.mapping}
     assert {system for system, _kind in SOURCES} == {n for n, v in REGISTRY.items() if v.sweeps}
 
+
+
+def test_what_is_read_back_is_each_adapters_own():
+    """Contacts, products and invoices are written in several systems, so each is read before a push;
+    activities are written by one flow only and never read back."""
+    from connectors.current import readable
+
+    read = {pair for pair in adapters() if readable(*pair)}
+    written_in_several = ("contact", "product", "invoice")
+    assert read == {(system, kind) for system, kind in adapters() if kind in written_in_several}
+    assert ("mautic", "contact") in read and ("directus", "activity") not in read
