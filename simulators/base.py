@@ -267,6 +267,18 @@ class Simulator:
             return None
         return self.webhook_retry_interval * self.webhook_interval_scale
 
+    # ---- as a deployment wires it (simulators.wiring) --------------------------------------------------
+
+    # The engine's settings for this simulator's default credentials (beside `<VENDOR>_URL`).
+    engine_credentials: dict[str, str] = {}
+
+    def provision(self) -> None:
+        """What `syncengine setup` would create on a fresh vendor of this kind (nothing by default)."""
+
+    def subscribe_engine(self, receiver: str, secret: str | None) -> None:
+        """Point this simulator's webhooks at `receiver` as `webhooks install` subscribes them (none by
+        default)."""
+
     def webhook_targets_for(self, event: str) -> list[dict[str, Any]]:
         """Targets interested in ``event``; vendors with a subscription API add their own."""
         return [t for t in self.webhook_targets if not t.get("events") or event in t["events"]]

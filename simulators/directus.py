@@ -34,6 +34,7 @@ from simulators import directus_query as q
 from simulators.base import Abort, Clock, route
 from simulators.directus_flows import DirectusFlows
 from simulators.directus_schema import FORBIDDEN_ITEM, DirectusSchema, forbidden_collection, forbidden_field
+from syncengine.vendors import directus
 from syncengine.vendors.directus import COLLECTIONS, Collection
 
 API_USER = "6f1c7e0a-2b4d-4e8a-9c1f-5d2e3a4b5c6d"  # the directus_users id behind the admin token
@@ -59,6 +60,12 @@ FILE_FIELDS = ("id", "storage", "filename_disk", "filename_download", "title", "
 class DirectusSimulator(DirectusFlows, DirectusSchema):
     vendor = "directus"
     webhook_retries = 0  # a Flow's "Webhook / Request URL" operation never retries
+    engine_credentials = {"DIRECTUS_TOKEN": "directus-static-token"}
+
+    def subscribe_engine(self, receiver: str, secret: str | None) -> None:
+        """A Flow per watched event, whose request adds our secret header."""
+        self.add_webhook_target(f"{receiver}/webhooks/directus", events=list(directus.EVENTS),
+                                headers={"X-Webhook-Secret": secret})  # fmt: skip
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 from simulators import invoiceninja_filters as filters
 from simulators import invoiceninja_model as m
 from simulators.base import Abort, Clock, Delivery, Simulator, route
+from syncengine.vendors import invoiceninja
 
 KINDS = ("clients", "products", "invoices", "payments", "expenses", "vendors")
 SINGULAR = {
@@ -80,6 +81,14 @@ class InvoiceNinjaSimulator(Simulator):
     webhook_retries = len(RETRY_BACKOFF)  # tries=5
     payment_webhook_delay = 20.0  # create_payment is dispatched with a 20 s delay (scaled like retries)
     duplicate_payment_window = 1.0  # same amount+client within ~1 s -> 429 "Duplicate request."
+
+    engine_credentials = {"INVOICENINJA_TOKEN": "TOKEN"}
+
+    def subscribe_engine(self, receiver: str, secret: str | None) -> None:
+        """One webhook per event, each to its own URL with our secret header."""
+        for event in invoiceninja.EVENTS:
+            self.add_webhook_target(f"{receiver}/webhooks/invoiceninja/{event}", events=[event],
+                                    headers={"X-Webhook-Secret": secret})  # fmt: skip
 
     def __init__(self, clock: Clock | None = None, tokens: tuple[str, ...] = ("TOKEN",)) -> None:
         self.tokens = set(tokens)  # "TOKEN" is the demo server's documented key

@@ -26,6 +26,7 @@ from simulators.erpnext.documents import SITE_TIME_ZONE, CustomFields, Doc
 from simulators.erpnext.errors import FrappeError, invalid, printed
 from simulators.erpnext.query import loads, select
 from simulators.erpnext.webhooks import FrappeWebhooks
+from syncengine.vendors import erpnext
 
 PAYMENT_ENTRY_METHOD = "erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry"
 DOC_METHODS = ("submit", "cancel")
@@ -58,6 +59,17 @@ def frappe_api(fn: Callable[..., Any]) -> Callable[..., Response]:
 
 class ERPNextSimulator(FrappeWebhooks):
     """ERPNext v15 over a dict store; see ``doctypes.py`` for what is modelled."""
+
+    engine_credentials = {
+        "ERPNEXT_API_KEY": "erp-api-key", "ERPNEXT_API_SECRET": "erp-api-secret", "ERPNEXT_COMPANY": "My Co",
+        "ERPNEXT_TAX_ACCOUNT": "VAT - MC", "ERPNEXT_BANK_ACCOUNT": "Bank - MC",
+    }  # fmt: skip
+
+    def subscribe_engine(self, receiver: str, secret: str | None) -> None:
+        """One signed Webhook per (doctype, document event)."""
+        for event in erpnext.EVENTS:
+            self.add_webhook_target(f"{receiver}/webhooks/erpnext/{event.split(':')[1]}", secret=secret,
+                                    events=[event])  # fmt: skip
 
     def __init__(
         self, clock: Clock | None = None, api_key: str = "erp-api-key",

@@ -23,6 +23,7 @@ from simulators.mautic.admin import MauticAdmin
 from simulators.mautic.common import USER
 from simulators.mautic.fields import Row, api_time, default_company_fields, default_lead_fields
 from simulators.mautic.listing import search_contact
+from syncengine.vendors import mautic
 
 TOKEN_TTL = 3600.0
 UNAUTHORIZED = "API authorization denied."
@@ -30,6 +31,21 @@ UNAUTHORIZED = "API authorization denied."
 
 class MauticSimulator(MauticAdmin):
     """Mautic 5 REST API (``/api``), OAuth2 token endpoint and the public tracking/form endpoints."""
+
+    engine_credentials = {"MAUTIC_USERNAME": "admin", "MAUTIC_PASSWORD": "sim-mautic-pass"}
+
+    def provision(self) -> None:
+        """Our custom contact fields, and the template emails at their default ids (a simulator that already
+        has emails keeps them)."""
+        known = {f["alias"] for f in self.lead_fields}
+        self.seed({"fields": [f.body() for f in mautic.CUSTOM_FIELDS if f.alias not in known]})
+        if not self.db["emails"]:
+            for email in mautic.EMAILS:
+                self.add_email(email.name, email.subject, custom_html=email.html())
+
+    def subscribe_engine(self, receiver: str, secret: str | None) -> None:
+        """One webhook with every trigger, its batches signed."""
+        self.add_webhook_target(f"{receiver}/webhooks/mautic", secret=secret, events=list(mautic.EVENTS))
 
     def __init__(
         self,

@@ -19,10 +19,15 @@ from simulators.revolut.common import iso
 from simulators.revolut.counterparties import RevolutCounterparties
 from simulators.revolut.ledger import RevolutLedger, money
 from simulators.revolut.oauth import DEFAULT_SCOPES, RevolutOAuth
+from syncengine.vendors import revolut
 
 
 class RevolutSimulator(RevolutLedger, RevolutCounterparties, RevolutOAuth):
     """Revolut Business API 1.0 plus webhooks v2, in sandbox flavour (``oa_sand_`` tokens, sandbox routes)."""
+
+    def subscribe_engine(self, receiver: str, secret: str | None) -> None:
+        """A v2 webhook, signed (Revolut chooses its secret; here the deployment's)."""
+        self.add_webhook_target(f"{receiver}/webhooks/revolut", secret=secret, events=list(revolut.EVENTS))
 
     def __init__(
         self,
