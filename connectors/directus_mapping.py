@@ -41,6 +41,11 @@ def updated_at(item: dict[str, Any]) -> datetime:
     return from_iso(stamp) if stamp else datetime.now(UTC)
 
 
+def unedited(item: dict[str, Any]) -> bool:
+    """`date_updated` stays null until the first update (the `date-updated` special sets it on each one)."""
+    return bool(item.get("date_created")) and not item.get("date_updated")
+
+
 class ItemAdapter:
     """One canonical kind as items of one collection; `key` is the field we look items up by."""
 
@@ -58,7 +63,7 @@ class ItemAdapter:
         item_id = str(obj["id"])
         return Change(
             self.system, self.kind, item_id, fields, updated_at(obj), match_key=fields[self.key],
-            deleted=bool(flag(obj.get(ARCHIVED))),
+            deleted=bool(flag(obj.get(ARCHIVED))), unedited=unedited(obj),
         )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:

@@ -63,6 +63,12 @@ class SiteTime:
         return aware_time(obj["modified"], self.site_timezone)
 
 
+def unedited(doc: dict[str, Any]) -> bool:
+    """Frappe stamps an insert `creation` = `modified`; every later save moves `modified` (and logs a
+    Version where the doctype tracks changes)."""
+    return doc.get("creation") is not None and doc.get("modified") == doc.get("creation")
+
+
 def customer_name(data: dict[str, Any]) -> str | None:
     return billing_name(data) or email(data.get("email"))
 
@@ -106,7 +112,7 @@ class MasterAdapter(SiteTime):
         fields = self._canonical({f: obj.get(k) for f, k in self.keys.items()})
         return Change(
             self.system, self.kind, str(obj["name"]), fields, self.at(obj),
-            match_key=fields[self.match_field], deleted=bool(obj.get("disabled")),
+            match_key=fields[self.match_field], deleted=bool(obj.get("disabled")), unedited=unedited(obj),
         )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:

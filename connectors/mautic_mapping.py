@@ -83,7 +83,12 @@ class ContactAdapter:
         raw = {field: values.get(alias) for field, alias in ALIASES.items()}
         fields = canonical(self.kind, CONTACT_FIELDS, {**raw, "marketing_consent": consent(obj, values)})
         at = from_iso(obj.get("dateModified") or obj["dateAdded"])
-        return Change(self.system, self.kind, str(obj["id"]), fields, at, match_key=fields["email"])
+        # Mautic stamps `dateModified` on every save after the first (which leaves it null): unset, or
+        # equal to `dateAdded`, the contact is as it was created.
+        unedited = obj.get("dateModified") in (None, "", obj.get("dateAdded"))
+        return Change(
+            self.system, self.kind, str(obj["id"]), fields, at, match_key=fields["email"], unedited=unedited
+        )
 
     def dates(
         self, connector: Any, external_id: str, groups: dict[str, dict[str, Any]]
