@@ -2,7 +2,8 @@
 
 Only what that system carries is sent, and only when it differs from what we last sent there; the effect
 runs under an idempotency key per record version (and per `replay` of the push), created once (vendor
-key, or look-up before create).
+key, look-up before create, or the create first where the vendor keeps the marker unique: its answer is the
+object already there, if any).
 
 A push is conditional: before an update the object is read, and an edit there that the hub has not seen
 (its webhook late or lost) is merged first, as that system's change, so no push overwrites a newer edit.
