@@ -49,6 +49,16 @@ class Adapter(Protocol):
     # Optional: `current(connector, external_id)`, the object as the vendor holds it now (None when it is
     # gone). An adapter with it is read before a push and for a change whose stamp cannot order it
     # (connectors.current); `dates(connector, external_id, groups)` dates groups by the vendor's history.
+    # `unique(connector, fields) -> bool`, True when the vendor itself keeps this object's marker
+    # unique, compared as `find` compares it, and `create` then answers the object that holds it already
+    # (a vendor's match, or its conflict read back): the create goes first (see `creates_first`).
+
+
+def creates_first(adapter: Adapter, connector: Any, fields: dict[str, Any]) -> bool:
+    """Whether a push creates this object with no look-up first (Connector.create_once's `unique`): only
+    where the adapter says the vendor keeps its marker unique, as that vendor is set up now."""
+    unique = getattr(adapter, "unique", None)
+    return bool(unique is not None and unique(connector, fields))
 
 
 _REGISTERED: dict[tuple[str, str], Adapter] = {}

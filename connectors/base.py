@@ -31,6 +31,8 @@ from syncengine.settings import Secret, Settings, get_settings
 
 log = logging.getLogger(__name__)
 _WARNED: set[tuple[str, str]] = set()  # (server, what) warned about by Connector.warn_once
+UNIQUE_TTL = 600.0  # seconds a server's answer to "is this field unique?" is trusted (Connector.unique_on)
+_UNIQUE: dict[tuple[str, str], tuple[float, bool]] = {}  # (server, what) -> (monotonic time asked, unique)
 
 
 class Connector:
@@ -160,6 +162,7 @@ class Connector:
     def create_once(
         self, effect: Effect, *, marker: str, find: Callable[[], Any | None],
         create: Callable[[Attempt], Any], on_finish: Callable[[Session, Any], None] | None = None,
+        unique: bool = False,
     ) -> Any:  # fmt: skip
         """Create something in a vendor that has no idempotency key, once: under a lock on our marker
         (email, number, external id), look it up by that marker and create it only if it is absent. A
@@ -167,11 +170,16 @@ class Connector:
         same object (a contact arriving from two systems) serialise on the marker. The lock is held until
         `on_finish` has committed the link, so the vendor's webhook for the new object, taken meanwhile,
         can wait on the same lock (`marker_lock`) and find it linked: without a natural key, nothing else
-        tells our own create from a new object made there."""
+        tells our own create from a new object made there.
+
+        `unique`: the vendor itself keeps the marker unique, compared as `find` compares it, and `create`
+        answers the object that already holds it (Mautic's 200 on a matched email, or a unique-field
+        conflict read back). The create then goes first, with no look-up: one request less, and no window
+        between a look-up and the create in which another writer could make the object. Only a lost answer
+        is looked up."""
 
         def call(attempt: Attempt) -> Any:
-            found = find()
-            if found is not None:
+            if not unique and (found := find()) is not None:
                 return found
             try:
                 return create(attempt)
@@ -188,6 +196,26 @@ class Connector:
         # itself may be recovered by another.
         with lock(marker_lock(self.service, marker), timeout=DEFAULT_LEASE.total_seconds()):
             return once(effect, call, on_finish=on_finish)
+
+    def unique_on(self, what: str, learn: Callable[[], bool]) -> bool:
+        """Whether this server keeps `what` (a field of ours) unique, as `learn` asks it: asked once per
+        process and server, then again after UNIQUE_TTL (a constraint removed by hand is noticed). A server
+        that cannot be asked (a token without read on its schema) is taken as not unique, with one warning:
+        its objects are looked up before they are created, as always; a passing failure is asked again."""
+        key, now = (self.base_url, what), time.monotonic()
+        known = _UNIQUE.get(key)
+        if known is not None and now - known[0] < UNIQUE_TTL:
+            return known[1]
+        try:
+            unique = learn()
+        except Retryable:
+            return False
+        except SyncError as exc:
+            self.warn_once(f"unique:{what}", "%s: cannot tell whether %s is unique, so objects are looked up "
+                           "before they are created (%s)", self.service, what, exc)  # fmt: skip
+            unique = False
+        _UNIQUE[key] = (now, unique)
+        return unique
 
     def _send(self, method, path, params, json, data, headers) -> requests.Response:  # type: ignore[no-untyped-def]
         outgoing = {"Accept": "application/json", **(headers or {})}

@@ -36,9 +36,10 @@ def read_current(system: str, kind: str, external_id: str) -> dict[str, Any] | N
 
 def with_history(session: Session, change: Change) -> Change:
     """The change with each group it changes dated by the vendor's history of the object, where the
-    adapter reads one (`dates`); as it is otherwise, or when the history says nothing of a group."""
+    adapter reads one (`dates`); as it is otherwise, or when the history says nothing of a group. An object
+    never edited since its creation is not asked about: each group was written at its stamp."""
     history = getattr(adapters().get((change.system, change.kind)), "dates", None)
-    if history is None or change.deleted:
+    if history is None or change.deleted or change.unedited:
         return change
     groups = changed_groups(session, change)
     if not groups:

@@ -177,6 +177,17 @@ class Directus(TokenConnector):
             log.warning("directus %s: %s is not unique on %s", collection, field, _ident(value))
         return rows[0] if rows else None
 
+    def field_unique(self, collection: str, field: str) -> bool:
+        """Whether `field` has a unique constraint (`schema.is_unique`: `syncengine setup` adds the declared
+        ones, but a deployment may not have run it since), asked once per process (Connector.unique_on)
+        with `GET /fields/{collection}/{field}`."""
+
+        def learn() -> bool:
+            row = self.get_json(f"/fields/{collection}/{field}")["data"]
+            return bool((row.get("schema") or {}).get("is_unique"))
+
+        return self.unique_on(f"{collection}.{field}", learn)
+
     # --- writing -------------------------------------------------------------------------------------
 
     def create_item(

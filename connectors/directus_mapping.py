@@ -3,9 +3,11 @@ ones, in the `contacts`, `products` and `invoices` collections (an invoice's `co
 its `lines` a JSON list).
 
 Items are looked up before they are created by email (contacts; the name when there is none), by SKU
-(products) and by number (invoices). Decimal fields come back from Directus as JSON numbers on SQLite and as
-strings ("12.50") elsewhere, so numbers are normalised on the way in like every other value. The collections
-and their fields are declared in syncengine.vendors.directus (`syncengine setup` creates them).
+(products) and by number (invoices); where Directus keeps that field unique and compares it as the look-up
+does (not an email, whose case the look-up ignores), the create goes first and a conflict is read back.
+Decimal fields come back from Directus as JSON numbers on SQLite and as strings ("12.50") elsewhere, so
+numbers are normalised on the way in like every other value. The collections and their fields are declared
+in syncengine.vendors.directus (`syncengine setup` creates them).
 F9: an item is archived by its boolean `archived` field (the collection must have one), never deleted, and
 an item archived by hand reports its record deleted; the flag cleared (by hand, or by `restore()`) is the
 item un-archived, which restores the record. F8: activities are items of `activities` by `ext_id`.
@@ -39,6 +41,11 @@ def updated_at(item: dict[str, Any]) -> datetime:
     return from_iso(stamp) if stamp else datetime.now(UTC)
 
 
+def unedited(item: dict[str, Any]) -> bool:
+    """`date_updated` stays null until the first update (the `date-updated` special sets it on each one)."""
+    return bool(item.get("date_created")) and not item.get("date_updated")
+
+
 class ItemAdapter:
     """One canonical kind as items of one collection; `key` is the field we look items up by."""
 
@@ -56,7 +63,7 @@ class ItemAdapter:
         item_id = str(obj["id"])
         return Change(
             self.system, self.kind, item_id, fields, updated_at(obj), match_key=fields[self.key],
-            deleted=bool(flag(obj.get(ARCHIVED))),
+            deleted=bool(flag(obj.get(ARCHIVED))), unedited=unedited(obj),
         )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
@@ -75,6 +82,14 @@ class ItemAdapter:
         if not value:
             return None
         return connector.find_item(self.collection, field, value, ignore_case=field == "email")
+
+    def unique(self, connector: Any, fields: dict[str, Any]) -> bool:
+        """Created first (`create` reads a 400 RECORD_NOT_UNIQUE back) where Directus keeps the key field
+        unique, as a product's SKU: its unique index compares as `find`'s `_eq` does. Never a contact: its
+        look-up ignores the email's case (one typed by hand keeps its capitals) and the index does not, so
+        an unlinked "Ann@X.io" there would not stop a second "ann@x.io"."""
+        field, value = self._lookup(fields)
+        return field == self.key != "email" and bool(value) and connector.field_unique(self.collection, field)
 
     def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         field, _ = self._lookup(body)

@@ -36,7 +36,7 @@ from syncengine.settings import get_settings
 from syncengine.vendors.erpnext import FALLBACK_ITEM, ITEM_DEFAULTS, MARKER_FIELD
 
 from .adapters import HUB_CONTACT, Refs, register
-from .erpnext import REMARKS, aware_time
+from .erpnext import EXISTS, REMARKS, aware_time
 from .history import group_dates
 from .normalise import billing_name, blank, canonical, contact_marker, email, or_zero, taxes_by_rate, text
 
@@ -63,6 +63,12 @@ class SiteTime:
         return aware_time(obj["modified"], self.site_timezone)
 
 
+def unedited(doc: dict[str, Any]) -> bool:
+    """Frappe stamps an insert `creation` = `modified`; every later save moves `modified` (and logs a
+    Version where the doctype tracks changes)."""
+    return doc.get("creation") is not None and doc.get("modified") == doc.get("creation")
+
+
 def customer_name(data: dict[str, Any]) -> str | None:
     return billing_name(data) or email(data.get("email"))
 
@@ -70,11 +76,13 @@ def customer_name(data: dict[str, Any]) -> str | None:
 def _insert(
     connector: Any, doctype: str, body: dict[str, Any], find: Callable[[], dict[str, Any] | None]
 ) -> dict[str, Any]:
-    """One insert; a duplicate (409) means it exists already: read it back."""
+    """One insert; a duplicate (DuplicateEntryError 409, or UniqueValidationError on a unique field) means
+    it exists already: read it back."""
     try:
         return connector.create(doctype, body)
     except Permanent as exc:
-        if exc.status != 409 or (found := find()) is None:
+        exists = exc.status == 409 or getattr(exc, "exc_type", None) in EXISTS
+        if not exists or (found := find()) is None:
             raise
         return found
 
@@ -104,7 +112,7 @@ class MasterAdapter(SiteTime):
         fields = self._canonical({f: obj.get(k) for f, k in self.keys.items()})
         return Change(
             self.system, self.kind, str(obj["name"]), fields, self.at(obj),
-            match_key=fields[self.match_field], deleted=bool(obj.get("disabled")),
+            match_key=fields[self.match_field], deleted=bool(obj.get("disabled")), unedited=unedited(obj),
         )  # fmt: skip
 
     def to_vendor(self, fields: dict[str, Any], refs: Refs) -> dict[str, Any]:
@@ -204,6 +212,11 @@ class ItemAdapter(MasterAdapter):
 
     def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
         return connector.find_one("Item", [["item_code", "=", self.marker(fields)]])
+
+    def unique(self, connector: Any, fields: dict[str, Any]) -> bool:
+        """Created first: an Item is named by its code, and a code taken (whatever its case: MariaDB's
+        collation, as `find` compares) fails the insert with DuplicateEntryError, read back by `create`."""
+        return bool(fields.get("sku"))
 
     def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         find = partial(connector.find_one, "Item", [["item_code", "=", body.get("item_code")]])

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 Contact = dict[str, Any]
 Where = Sequence[tuple[str, str, Any]]  # (column, expr, value): DB column names for contacts
 DEFAULT_PAGE = 30  # Mautic's default_pagelimit
+FIELDS_PAGE = 100  # contact fields asked per page (a site has about 40)
 CHANGES = 25  # the saves looked at; a field changed back and forth more often is dated by dateModified
 # The contact timeline events an activity (F8) is made of, and how many of each type one request asks for
 # (the endpoint's default is 25; one request then covers up to 200 engagements since the cursor).
@@ -334,6 +335,26 @@ class MauticConnector(Connector):
         _, rows = self.list_page("contacts", limit=5, where=[("email", "eq", email)], order_by="id")
         wanted = email.strip().lower()
         return next((r for r in rows if str(_field(r, "email") or "").lower() == wanted), None)
+
+    def unique_identifiers(self) -> frozenset[str]:
+        """The aliases of the published contact fields Mautic matches a new contact on (`isUniqueIdentifier`:
+        `email` alone unless a person chose others): `POST /api/contacts/new` giving one of them equal to
+        an existing contact's answers that contact, updated (200), instead of a second one. Listing the
+        fields needs `lead:fields:view`."""
+        aliases: set[str] = set()
+        start = 0
+        while True:
+            body = self.get_json("/api/fields/contact", params={"start": start, "limit": FIELDS_PAGE})
+            rows = body.get("fields") or []
+            rows = list(rows.values()) if isinstance(rows, dict) else list(rows)
+            aliases.update(
+                str(row.get("alias")) for row in rows
+                if row.get("isUniqueIdentifier", row.get("isUniqueIdentifer"))  # Mautic's own spelling too
+                and row.get("isPublished", True) not in (False, 0, "0")
+            )  # fmt: skip
+            start += len(rows)
+            if len(rows) < FIELDS_PAGE or start >= int(body.get("total") or 0):
+                return frozenset(aliases)
 
     def create_contact(self, fields: Mapping[str, Any]) -> Contact:
         """``POST /api/contacts/new``: 201 new, 200 when Mautic matched an existing contact on a unique

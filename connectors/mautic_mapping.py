@@ -12,6 +12,8 @@ Mautic.
 
 Mautic skips blank values on edit unless told `overwriteWithBlank`, so updates say it (a field cleared
 elsewhere is cleared here); creates send no blanks, as a create may match an existing contact by email.
+That match is also how a contact is created once: where the email is Mautic's unique identifier, the create
+goes first and its answer is the contact, new or matched (`unique`); elsewhere it is looked up first.
 """
 
 from __future__ import annotations
@@ -81,7 +83,12 @@ class ContactAdapter:
         raw = {field: values.get(alias) for field, alias in ALIASES.items()}
         fields = canonical(self.kind, CONTACT_FIELDS, {**raw, "marketing_consent": consent(obj, values)})
         at = from_iso(obj.get("dateModified") or obj["dateAdded"])
-        return Change(self.system, self.kind, str(obj["id"]), fields, at, match_key=fields["email"])
+        # Mautic stamps `dateModified` on every save after the first (which leaves it null): unset, or
+        # equal to `dateAdded`, the contact is as it was created.
+        unedited = obj.get("dateModified") in (None, "", obj.get("dateAdded"))
+        return Change(
+            self.system, self.kind, str(obj["id"]), fields, at, match_key=fields["email"], unedited=unedited
+        )
 
     def dates(
         self, connector: Any, external_id: str, groups: dict[str, dict[str, Any]]
@@ -113,6 +120,16 @@ class ContactAdapter:
 
     def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
         return connector.find_contact(self.marker(fields))
+
+    def unique(self, connector: Any, fields: dict[str, Any]) -> bool:
+        """A contact with an email is created first: Mautic answers the contact that already has it (200,
+        updated with what we sent), compared as `find` compares it (MySQL ignores case). Only while the
+        email is the one unique identifier among the fields we send: with another one (a phone, say) Mautic
+        could match someone else by it, or, told to match on all of them, miss the contact with the email."""
+        sent = frozenset(ALIASES.values())
+        return bool(fields.get("email")) and connector.unique_on(
+            "contact email", lambda: connector.unique_identifiers() & sent == {"email"}
+        )
 
     def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         return connector.create_contact({alias: value for alias, value in body.items() if value != ""})

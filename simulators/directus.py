@@ -160,7 +160,7 @@ class DirectusSimulator(DirectusFlows, DirectusSchema):
         if policy is None or needs is None or needs[1] in policy.get(needs[0], set()):
             return None
         collection, action = needs
-        if collection == "directus_fields":
+        if collection == "directus_fields" or request.path.startswith("/fields/"):
             message = (f'You don\'t have permission to perform "{action}" for collection "{collection}" '
                        "or it does not exist.")  # fmt: skip
             return self.error(403, "FORBIDDEN", message, reason=message)
@@ -619,6 +619,8 @@ def _needs(request: Request) -> tuple[str, str] | None:
     action = ACTIONS.get(request.method, "read")
     if parts[0] == "items" and len(parts) > 1:
         return parts[1], action
+    if parts[0] == "fields" and len(parts) > 1 and parts[1] and action == "read":
+        return parts[1], action  # a collection's fields: whoever may read the collection may read them
     if parts[0] in SYSTEM_PATHS and parts[:2] != ["fields", ""]:
         return SYSTEM_PATHS[parts[0]], action
     return None

@@ -57,6 +57,9 @@ class Change:
     # field group -> when its value was written, where that is known to be before `remote_updated_at`:
     # a read-back is stamped with the object's newest edit, which may be of another group (`dated`).
     dated: dict[str, datetime] = field(default_factory=dict)
+    # Never edited since it was created (its stamp is its creation): every group got its value at that
+    # stamp, so the vendor's history of writes could only say so again (connectors.current.with_history).
+    unedited: bool = False
 
 
 @dataclass

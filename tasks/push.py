@@ -2,7 +2,8 @@
 
 Only what that system carries is sent, and only when it differs from what we last sent there; the effect
 runs under an idempotency key per record version (and per `replay` of the push), created once (vendor
-key, or look-up before create).
+key, look-up before create, or the create first where the vendor keeps the marker unique: its answer is the
+object already there, if any).
 
 A push is conditional: before an update the object is read, and an edit there that the hub has not seen
 (its webhook late or lost) is merged first, as that system's change, so no push overwrites a newer edit.
@@ -31,7 +32,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 from connectors import connector_for
-from connectors.adapters import adapters
+from connectors.adapters import adapters, creates_first
 from connectors.current import read_current, readable, with_history
 from syncengine import outbox
 from syncengine.canonical import group_of, owner_of
@@ -297,8 +298,9 @@ def _create(target: Target) -> str:
     answer = connector.create_once(
         effect, marker=adapter.marker(target.fields),
         find=lambda: _unclaimed(target, adapter.find(connector, target.fields)),
-        create=lambda attempt: adapter.create(connector, body, attempt),
+        create=lambda attempt: _own(target, adapter.create(connector, body, attempt)),
         on_finish=_bookkeeping(target, seen, creating=True),
+        unique=creates_first(adapter, connector, target.fields),
     )  # fmt: skip
     held = seen[0] if seen else held_by(target, answer, creating=True)
     if not held.refused:
@@ -320,6 +322,30 @@ def _unclaimed(target: Target, found: Any) -> Any:
                  target.kind, target.adapter.external_id(found), owner, target.record_id)  # fmt: skip
         return None
     return found
+
+
+def _own(target: Target, answer: Any) -> Any:
+    """The create's answer, unless it is another live record's object: a vendor that keeps the marker unique
+    (tasks create there first, Connector.create_once) answers the object that holds it, and that may be
+    another record's (two records of one email: the hub holds each apart, that vendor cannot). It is not
+    linked to this record too (the link is unique), nor is a second one made there: the push fails, naming
+    both, for a person to merge them. (A deleted record's object is taken over, as a look-up would.)"""
+    external_id = target.adapter.external_id(answer)
+    with read_scope() as session:
+        owner = session.execute(
+            select(Link.record_id)
+            .join(Record, Record.id == Link.record_id)
+            .where(Link.system == target.system, Link.kind == target.kind, Link.external_id == external_id,
+                   Link.record_id != target.record_id, Record.deleted_at.is_(None))
+        ).scalar_one_or_none()  # fmt: skip
+    if owner is not None:
+        marker = target.adapter.marker(target.fields)
+        raise Permanent(
+            f"{target.system} {target.kind} {external_id} holds this {target.kind}'s marker ({marker}) and "
+            f"is record {owner}'s; {target.system} keeps one per marker, so record {target.record_id} "
+            "cannot have its own there: merge the two records"
+        )
+    return answer
 
 
 def _settle(target: Target) -> None:

@@ -209,7 +209,7 @@ class FrappeBase(Simulator):
         if not name:
             field = meta.naming[6:]
             raise self.fail("MandatoryError", f"Error: Value missing for {meta.name}: {label(field)}")
-        if name in store:
+        if name in store or (meta.naming.startswith("field:") and _taken_ignoring_case(store, name)):
             raise FrappeError(
                 "DuplicateEntryError", f"{meta.name} <strong>{name}</strong> already exists", "Duplicate Name"
             )
@@ -549,3 +549,10 @@ class FrappeBase(Simulator):
 
     def _fire(self, doc: Doc, event: str, in_insert: bool = False) -> None:
         """Queue the webhooks for ``event``; sent when the request succeeds."""
+
+
+def _taken_ignoring_case(store: dict[str, Doc], name: str) -> bool:
+    """MariaDB's collation ignores case, so a document named by a field (an Item's code) is a duplicate of
+    one whose name differs only in case: the insert fails with DuplicateEntryError."""
+    folded = name.casefold()
+    return any(other.casefold() == folded for other in store)

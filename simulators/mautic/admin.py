@@ -89,6 +89,10 @@ class MauticAdmin(MauticStats):
         for key in ("label", "isPublished", "properties", "defaultValue"):
             if key in data:
                 field[key] = data[key]
+        # FieldApiController reads the entity's misspelt `isUniqueIdentifer` from either spelling.
+        for key in ("isUniqueIdentifier", "isUniqueIdentifer"):
+            if key in data:
+                field["is_unique_identifier"] = bool(data[key])
         return self.json({"field": self.field_json(field)})
 
     def _field(self, obj: str, field_id: str) -> Row:

@@ -171,4 +171,5 @@ PERMISSIONS = {
     "webhook:webhooks:create": "create our webhook",
     "webhook:webhooks:editother": "correct our webhook",
     "webhook:webhooks:deleteother": "remove duplicates of our webhook",
+    "lead:fields:view": "see that email is the unique identifier (else each create is looked up first)",
 }

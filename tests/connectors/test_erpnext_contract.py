@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connectors.erpnext import FrappeError, StaleDocument
-from connectors.erpnext_mapping import CustomerAdapter, SalesInvoiceAdapter
+from connectors.erpnext_mapping import CustomerAdapter, ItemAdapter, SalesInvoiceAdapter
 from syncengine.idempotency import Attempt
 from syncengine.records import dated
 from syncengine.settings import get_settings
-from syncengine.vendors.erpnext import MARKER_FIELD, PAYMENT_ENTRY_METHOD
+from syncengine.vendors.erpnext import ITEM_DEFAULTS, MARKER_FIELD, PAYMENT_ENTRY_METHOD
 from tests.connectors import helpers
 from tests.connectors.erpnext_targets import TARGETS, Target, target_for
 
@@ -438,6 +438,25 @@ def test_a_second_invoice_may_name_an_existing_sku_with_another_description(conf
     assert [m["docstatus"] for m in made] == [1, 1] and made[0]["name"] != made[1]["name"]
     assert [m["taxes"][0]["account_head"] for m in made] == [configured.tax_account] * 2
     assert [m["grand_total"] for m in made] == [60, 60]
+
+
+def test_an_item_is_created_first_and_a_code_taken_in_any_case_is_read_back(target):
+    """An Item is named by its code and MariaDB ignores case: a second insert of the code, in any case, is
+    DuplicateEntryError (409), so the adapter creates first and reads the taken one back; and a new Item
+    is stamped `creation` = `modified`, as never edited (no history read for it)."""
+    conn = target.connector()
+    adapter = ItemAdapter(site_timezone=conn.site_timezone)
+    code = target.unique("Sku").replace(" ", "-")
+    theirs = conn.create("Item", {**ITEM_DEFAULTS, "item_code": code, "item_name": "made by hand"})
+    assert theirs["creation"] == theirs["modified"] and adapter.to_change(theirs).unedited
+    taken = target.raw("POST", f"{DOCS}/Item", json={**ITEM_DEFAULTS, "item_code": code.lower()})
+    assert taken.status_code == 409 and taken.json()["errors"][0]["type"] == "DuplicateEntryError"
+    fields = adapter.carried({"sku": code.upper(), "name": "ours", "price": 5})
+    assert adapter.unique(conn, fields)
+    key = helpers.effect("erpnext", "push_product").key
+    attempt = Attempt(key, key, recovering=False, recovery_point=None)
+    found = adapter.create(conn, adapter.to_vendor(fields, _Customer("")), attempt)
+    assert found["name"] == theirs["name"]
 
 
 class _Customer:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from connectors import connector_for, countries
-from connectors.adapters import HUB_CONTACT, adapter_for, adapters
+from connectors.adapters import HUB_CONTACT, adapter_for, adapters, creates_first
 from connectors.directus import Directus
 from connectors.erpnext import ERPNextConnector
 from connectors.invoiceninja import InvoiceNinja
@@ -142,6 +142,7 @@ def push(adapter: Any, connector: Any, data: dict[str, Any]) -> dict[str, Any]:
     return connector.create_once(
         effect, marker=adapter.marker(fields), find=lambda: adapter.find(connector, fields),
         create=lambda attempt: adapter.create(connector, body, attempt),
+        unique=creates_first(adapter, connector, fields),
     )  # fmt: skip
 
 

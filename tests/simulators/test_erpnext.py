@@ -85,6 +85,17 @@ def test_naming_and_duplicates(erp):
     assert "already exists" in json.loads(json.loads(v1.json()["_server_messages"])[0])["message"]
 
 
+def test_an_item_code_taken_in_another_case_is_a_duplicate(erp):
+    """MariaDB's collation ignores case: "sku1" names the same Item as "SKU1" (the engine creates Items
+    first and reads such a conflict back, so a simulator that took it would make a second Item)."""
+    _, call = erp
+    item = {"item_code": "sku1", "item_group": "Products", "stock_uom": "Nos"}
+    dup = call("POST", "/api/v2/document/Item", json=item)
+    assert dup.status_code == 409 and dup.json()["errors"][0]["type"] == "DuplicateEntryError"
+    listed = call("GET", "/api/v2/document/Item", params={"filters": '[["item_code", "=", "sku1"]]'})
+    assert [row["name"] for row in listed.json()["data"]] == ["SKU1"]
+
+
 def test_validation_error_shapes(erp):
     _, call = erp
     v2 = call(

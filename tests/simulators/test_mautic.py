@@ -76,6 +76,24 @@ def test_new_contact_dedupes_on_email(mautic):
     assert invalid.status_code == 400 and invalid.json()["errors"][0]["details"]["email"]
 
 
+def test_new_contact_matches_only_on_published_unique_identifiers(mautic):
+    """Email is the one unique identifier by default (`/api/fields/contact` says so); a person may clear it
+    (the edit takes either spelling of Mautic's `isUniqueIdentifer`), and then a create with a known email
+    makes a second contact."""
+    _, call = mautic
+    fields = call("GET", "/api/fields/contact", params={"limit": 100}).json()["fields"]
+    unique = [f["alias"] for f in (fields.values() if isinstance(fields, dict) else fields)
+              if f["isUniqueIdentifier"]]  # fmt: skip
+    assert unique == ["email"]
+    email_field = next(f for f in (fields.values() if isinstance(fields, dict) else fields)
+                       if f["alias"] == "email")  # fmt: skip
+    assert new_contact(call, email="bo@example.test").status_code == 201
+    edited = call("PATCH", f"/api/fields/contact/{email_field['id']}/edit", json={"isUniqueIdentifer": False})
+    assert edited.status_code == 200 and edited.json()["field"]["isUniqueIdentifier"] is False
+    assert new_contact(call, email="bo@example.test").status_code == 201
+    assert call("GET", "/api/contacts", params={"search": "bo@example.test"}).json()["total"] == 2
+
+
 def test_edit_semantics(mautic):
     _, call = mautic
     cid = new_contact(call, firstname="Ann", lastname="Lee", email="a@example.test").json()["contact"]["id"]

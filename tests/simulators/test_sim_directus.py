@@ -125,6 +125,26 @@ def test_unique_field_conflict(target):
     assert err["message"] == f'Value "{ext}" for field "ext_id" in collection "reviews" has to be unique.'
 
 
+def test_a_unique_field_is_told_by_its_schema_and_compares_case_sensitively(target):
+    """`GET /fields/{collection}/{field}` says whether a field is unique, to a token that may read the
+    collection too; the unique index compares as SQLite's `=` does, so a value differing in case is another
+    value (which is why contacts, looked up by email whatever its case, are never created first)."""
+    for token in (target.token, target.limited):
+        field = target.call("GET", "/fields/products/sku", token=token)
+        assert field.status_code == 200 and field.json()["data"]["schema"]["is_unique"] is True
+    assert target.call("GET", "/fields/products/name").json()["data"]["schema"]["is_unique"] is False
+    hidden = target.scratch_collection("code", unique=("code",))  # the limited token may not read it
+    refused = target.call("GET", f"/fields/{hidden}/code", token=target.limited)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["message"] == (
+        f'You don\'t have permission to perform "read" for collection "{hidden}" or it does not exist.'
+    )
+    sku = target.unique("Sku")
+    target.create("products", {"sku": sku})
+    assert target.create("products", {"sku": sku.lower()})["sku"] == sku.lower()
+    taken = target.call("POST", "/items/products", json={"sku": sku})
+    assert taken.status_code == 400 and taken.json()["errors"][0]["extensions"]["code"] == "RECORD_NOT_UNIQUE"
+
+
 def test_values_as_sqlite_keeps_them(target):
     """Unknown fields dropped; numbers from text; booleans with cast-boolean; dates in UTC; bad text kept in
     a number column; an invalid date 400, an invalid timestamp 500."""

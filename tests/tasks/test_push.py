@@ -13,6 +13,7 @@ import pytest
 from celery.exceptions import Retry
 
 from syncengine.db import session_scope
+from syncengine.errors import Permanent
 from syncengine.models import Record
 from tasks.push import WAIT_RETRIES, Target, held_by, push, refusal
 
@@ -121,3 +122,41 @@ def test_a_change_is_pushed_only_to_the_systems_this_deployment_is_connected_to(
         get_settings.cache_clear()
     # then: one push, to Mautic; none staged for the system that is not there (it could only fail)
     assert [sig.args for sig in ctx.deferred] == [(7, "mautic")]
+
+
+# --- a create that answers an existing object (tasks.push._own) --------------------------------------------
+
+
+def test_an_object_a_create_answers_that_is_another_live_records_is_refused_not_linked_twice():
+    """Created first where the vendor keeps the marker unique, the answer may be the object another record
+    holds (two records of one email): the push fails naming both, rather than link it twice; a deleted
+    record's object is taken over, as the look-up would; one of nobody's is this record's."""
+    from connectors.adapters import adapter_for
+    from syncengine.models import Link
+    from tasks.push import _own
+
+    address = f"{uuid.uuid4().hex[:8]}@example.test"
+    external_id = str(uuid.uuid4().int % 10**9)
+    with session_scope() as session:
+        theirs, ours = (
+            Record(kind="contact", data={"email": address}, field_meta={}, version=1) for _ in "ab"
+        )
+        session.add_all([theirs, ours])
+        session.flush()
+        session.add(Link(record_id=theirs.id, system="mautic", kind="contact", external_id=external_id))
+        theirs_id, ours_id = theirs.id, ours.id
+    adapter = adapter_for("mautic", "contact")
+    pushed = Target(ours_id, "mautic", "contact", 1, adapter, adapter.carried({"email": address}), None, None,
+                    False, False)  # fmt: skip
+
+    with pytest.raises(Permanent) as refused:
+        _own(pushed, {"id": int(external_id)})
+    assert str(refused.value) == (
+        f"mautic contact {external_id} holds this contact's marker ({address}) and is record {theirs_id}'s; "
+        f"mautic keeps one per marker, so record {ours_id} cannot have its own there: merge the two records"
+    )
+    nobodys = {"id": uuid.uuid4().int % 10**9 + 10**9}
+    assert _own(pushed, nobodys) is nobodys
+    with session_scope() as session:
+        session.get(Record, theirs_id).deleted_at = datetime.now(UTC)
+    assert _own(pushed, {"id": int(external_id)}) == {"id": int(external_id)}
