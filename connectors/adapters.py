@@ -6,6 +6,7 @@ imported; `adapter_for` and `adapters` import them all on first use."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Protocol
 
 from syncengine.idempotency import Attempt
@@ -69,11 +70,17 @@ def register(adapter: Adapter) -> Adapter:
     return adapter
 
 
-def adapters() -> dict[tuple[str, str], Adapter]:
-    """Every (system, kind) adapter, each vendor's mapping module imported the first time."""
+@cache
+def _import_mappings() -> None:
     for vendor in REGISTRY.values():
         if vendor.mapping:
-            load(vendor.mapping)  # registers its adapters; imported once
+            load(vendor.mapping)  # registers its adapters
+
+
+def adapters() -> dict[tuple[str, str], Adapter]:
+    """Every (system, kind) adapter, each vendor's mapping module imported the first time (once per
+    process: this is asked for every event and push)."""
+    _import_mappings()
     return _REGISTERED
 
 
