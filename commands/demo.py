@@ -20,6 +20,13 @@ from typing import Any
 from syncengine.progress import Tracker, progress
 
 SYSTEMS = ("mautic", "invoiceninja", "erpnext", "directus")
+# What each system holds each kind in (its simulator's table, in SYSTEMS' order; None: not carried there).
+HELD = {
+    "contacts": ("leads", "clients", "Customer", "contacts"),
+    "products": (None, "products", "Item", "products"),
+    "invoices": (None, "invoices", "Sales Invoice", "invoices"),
+    "payments": (None, "payments", "Payment Entry", "payments"),
+}
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 # A step normally ends in seconds; on a busy machine a task that met the SQLite store locked by another
@@ -112,25 +119,11 @@ class Demo:
 
     def table(self) -> str:
         counts = {
-            "contacts": {"mautic": len(self.sims["mautic"].db.get("leads", {})),
-                         "invoiceninja": len(self.sims["invoiceninja"].db.get("clients", {})),
-                         "erpnext": len(self.sims["erpnext"].db.get("Customer", {})),
-                         "directus": len(self.sims["directus"].db.get("contacts", {}))},
-            "products": {"mautic": None,
-                         "invoiceninja": len(self.sims["invoiceninja"].db.get("products", {})),
-                         "erpnext": len(self.sims["erpnext"].db.get("Item", {})),
-                         "directus": len(self.sims["directus"].db.get("products", {}))},
-            "invoices": {"mautic": None,
-                         "invoiceninja": len(self.sims["invoiceninja"].db.get("invoices", {})),
-                         "erpnext": len(self.sims["erpnext"].db.get("Sales Invoice", {})),
-                         "directus": len(self.sims["directus"].db.get("invoices", {}))},
-            "payments": {"mautic": None,
-                         "invoiceninja": len(self.sims["invoiceninja"].db.get("payments", {})),
-                         "erpnext": len(self.sims["erpnext"].db.get("Payment Entry", {})),
-                         "directus": len(self.sims["directus"].db.get("payments", {}))},
-            "emails": {"mautic": len(self.sims["mautic"].sent_emails()),
-                       "invoiceninja": None, "erpnext": None, "directus": None},
+            kind: {system: len(self.sims[system].db.get(table, {})) if table else None
+                   for system, table in zip(SYSTEMS, tables, strict=True)}
+            for kind, tables in HELD.items()
         }  # fmt: skip
+        counts["emails"] = dict.fromkeys(SYSTEMS, None) | {"mautic": len(self.sims["mautic"].sent_emails())}
         lines = [f"{'':<10}" + "".join(f"{s:>14}" for s in SYSTEMS)]
         for kind, row in counts.items():
             lines.append(f"{kind:<10}" + "".join(f"{'-' if row[s] is None else row[s]:>14}" for s in SYSTEMS))
