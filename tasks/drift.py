@@ -174,24 +174,30 @@ def run(connector_for: Callable[[str], Any] | None = None) -> list[KindDrift]:
 
 # --- where the report goes --------------------------------------------------------------------------------
 
-REPORT_SYSTEM, REPORT_KIND = "hub", "drift"  # the report's row in sync_cursors: the daily full sweep
+HUB = "hub"  # the system the hub's own reports are kept under in sync_cursors
+REPORT_KIND = "drift"  # the daily full sweep's report
 
 
 def save(reports: list[KindDrift], ran_at: Any) -> None:
-    stats = {"ran_at": ran_at.isoformat(), "kinds": [asdict(r) for r in reports]}
-    with session_scope() as session:
-        session.execute(
-            delete(SyncCursor).where(SyncCursor.system == REPORT_SYSTEM, SyncCursor.kind == REPORT_KIND)
-        )
-        session.add(
-            SyncCursor(system=REPORT_SYSTEM, kind=REPORT_KIND, cursor=None, swept_at=ran_at, stats=stats)
-        )
+    keep(REPORT_KIND, {"ran_at": ran_at.isoformat(), "kinds": [asdict(r) for r in reports]}, ran_at)
 
 
 def last_report() -> dict[str, Any] | None:
+    return kept(REPORT_KIND)
+
+
+def keep(kind: str, stats: dict[str, Any], ran_at: Any) -> None:
+    """The hub's last report of this kind (the drift report, the repair run), in place of the one before:
+    one row of sync_cursors under HUB."""
+    with session_scope() as session:
+        session.execute(delete(SyncCursor).where(SyncCursor.system == HUB, SyncCursor.kind == kind))
+        session.add(SyncCursor(system=HUB, kind=kind, cursor=None, swept_at=ran_at, stats=stats))
+
+
+def kept(kind: str) -> dict[str, Any] | None:
     with session_scope() as session:
         return session.execute(
-            select(SyncCursor.stats).where(SyncCursor.system == REPORT_SYSTEM, SyncCursor.kind == REPORT_KIND)
+            select(SyncCursor.stats).where(SyncCursor.system == HUB, SyncCursor.kind == kind)
         ).scalar_one_or_none()
 
 

@@ -18,12 +18,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
-
 from connectors.adapters import adapter_for
 from syncengine.db import session_scope
 from syncengine.errors import SyncError
-from syncengine.models import SyncCursor, utcnow
+from syncengine.models import utcnow
 from syncengine.records import merge, note_held
 from syncengine.redaction import redact
 from syncengine.settings import get_settings
@@ -35,7 +33,7 @@ from .push import push_record
 log = logging.getLogger(__name__)
 
 MERGE, PUSH, LEFT = "merge", "push", "left for a person"
-REPORT_SYSTEM, REPORT_KIND = "hub", "repair"  # the last run's row in sync_cursors
+REPORT_KIND = "repair"  # the last run's row in sync_cursors (tasks.drift.keep)
 
 
 @dataclass
@@ -153,19 +151,13 @@ def run(
 
 
 def save(repairs: list[Repair], dry_run: bool) -> None:
-    stats = {"ran_at": utcnow().isoformat(), "dry_run": dry_run, "repairs": [asdict(r) for r in repairs]}
-    with session_scope() as session:
-        session.execute(
-            delete(SyncCursor).where(SyncCursor.system == REPORT_SYSTEM, SyncCursor.kind == REPORT_KIND)
-        )
-        session.add(SyncCursor(system=REPORT_SYSTEM, kind=REPORT_KIND, swept_at=utcnow(), stats=stats))
+    ran_at = utcnow()
+    stats = {"ran_at": ran_at.isoformat(), "dry_run": dry_run, "repairs": [asdict(r) for r in repairs]}
+    drift.keep(REPORT_KIND, stats, ran_at)
 
 
 def last_run() -> dict[str, Any] | None:
-    with session_scope() as session:
-        return session.execute(
-            select(SyncCursor.stats).where(SyncCursor.system == REPORT_SYSTEM, SyncCursor.kind == REPORT_KIND)
-        ).scalar_one_or_none()
+    return drift.kept(REPORT_KIND)
 
 
 def render(run_: dict[str, Any] | None, limit: int = 50) -> str:
