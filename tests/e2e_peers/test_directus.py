@@ -18,6 +18,7 @@ from tests import directus_target as targets
 from tests.directus_target import DirectusTarget
 from tests.e2e_peers.conftest import PeerDeployment, launch
 from tests.flows.test_contacts import clients_with, customers_with
+from tests.flows.test_convergence_patterns import edit_invoiceninja_phone, phone
 from tests.flows.test_deletes import mautic_has
 from tests.flows.test_reconcile import create_contact
 from tests.support import wait_until
@@ -144,3 +145,62 @@ def test_setup_check_reports_a_missing_schema_and_is_clean_after_setup(deploymen
     assert "everything the engine needs is in place" in again.stdout
     targets.real_directus()  # the session's least-privilege user exists: give it the new collection too
     directus.grant_limited("transfers")
+
+
+# --- issue 15's two findings on the real Directus ----------------------------------------------------------
+
+
+def edit(directus: DirectusTarget, key: int, values: dict[str, Any]) -> None:
+    answer = directus.call("PATCH", f"/items/contacts/{key}", json=values)
+    assert answer.status_code == 200, answer.text
+
+
+def ninja_phone(deployment: PeerDeployment, email: str) -> str | None:
+    client = clients_with(deployment.sims["invoiceninja"], email)[0]
+    return phone((client.get("contacts") or [{}])[0].get("phone") or "")
+
+
+def directus_phone(directus: DirectusTarget, email: str) -> str | None:
+    return phone(contacts_in_directus(directus, email)[0].get("phone") or "")
+
+
+def test_a_value_set_back_in_directus_after_another_systems_edit_is_not_taken_for_a_duplicate(
+    deployment, directus
+):
+    """A -> B -> A: the Flow's event for the second A carries the same body as the first one's; it is a
+    change all the same, and reaches every system."""
+    email, key = synced_from_directus(deployment, directus, "dx-aba")
+    first, other = "+33 3 33 33 33 21", "+33 3 33 33 33 22"
+    edit(directus, key, {"phone": first})
+    wait_until(lambda: ninja_phone(deployment, email) == phone(first), timeout=90)
+    deployment.settle()
+    servers = {name: SimpleNamespace(url=deployment.env[f"{name.upper()}_URL"]) for name in SIMULATED}
+    edit_invoiceninja_phone(SimpleNamespace(sims=deployment.sims, servers=servers), email, other)
+    wait_until(lambda: directus_phone(directus, email) == phone(other), timeout=90)
+    deployment.settle()
+    # when: the first value is typed again in Directus
+    edit(directus, key, {"phone": first})
+    # then: it is everywhere, without a sweep
+    wait_until(lambda: ninja_phone(deployment, email) == phone(first), timeout=90)
+    deployment.settle()
+    assert directus_phone(directus, email) == phone(first)
+
+
+def test_a_restore_in_directus_writes_no_null_over_the_consent_it_holds(deployment, directus):
+    email, key = synced_from_directus(deployment, directus, "dx-consent")
+    edit(directus, key, {"marketing_consent": True})
+    deployment.settle()
+    edit(directus, key, {"archived": True})
+    wait_until(lambda: archived_elsewhere(deployment, email), timeout=90)
+    deployment.settle()
+    edit(directus, key, {"archived": False})
+    wait_until(lambda: not clients_with(deployment.sims["invoiceninja"], email)[0].get("archived_at"),
+               timeout=90)  # fmt: skip
+    deployment.settle()
+    [item] = contacts_in_directus(directus, email)
+    assert item["archived"] is False and item["marketing_consent"] is True
+    # Directus's own record of every write to the item: none set the consent to null.
+    query = {"filter[collection][_eq]": "contacts", "filter[item][_eq]": str(key), "limit": -1}
+    deltas = [r.get("delta") or {} for r in directus.call("GET", "/revisions", params=query).json()["data"]]
+    assert any(d.get("archived") is False for d in deltas)  # the restore is there
+    assert not any("marketing_consent" in d and d["marketing_consent"] is None for d in deltas)
