@@ -94,15 +94,25 @@ class Directus(TokenConnector):
     ) -> Iterator[dict[str, Any]]:
         """The sweep's read: created or updated after `since` (ISO 8601). `date_updated` is null until
         the first update, hence the `_or` with `date_created`. Inclusive by default: a batch update stamps
-        many rows with one instant, so a page boundary there must not lose any; the inbox collapses the
-        repeats."""
+        many rows with one instant; the inbox collapses the repeats.
+
+        Paged by id (`id > last`, sorted by id; root filter keys are ANDed): an item edited during the
+        listing keeps its place. Sorted by the stamps with `page`, an edit moves its item to the end and
+        shifts every later item back by one, so one item at each page boundary was never listed (the first
+        sync edits items while it lists them). The sweep's cursor waits for the listing's end and never
+        passes its start (tasks.reconcile.sweep), so an edit made meanwhile is listed next time."""
         op = "_gte" if inclusive else "_gt"
-        params = {
-            f"filter[_or][0][date_updated][{op}]": since,
-            f"filter[_or][1][date_created][{op}]": since,
-            "sort": "date_updated,date_created,id",
-        }
-        return self.items(collection, params, page_size=page_size)
+        size = page_size or self.page_size
+
+        def page(after: int) -> list[dict[str, Any]]:
+            query = {
+                f"filter[_or][0][date_updated][{op}]": since,
+                f"filter[_or][1][date_created][{op}]": since,
+                "filter[id][_gt]": after, "sort": "id", "limit": size,
+            }  # fmt: skip
+            return self._list(f"/items/{collection}", collection, "the engine reads its items", query)
+
+        return pages_by_id(page, size)
 
     def deleted_since(
         self, collections: list[str], since: str, *, page_size: int | None = None

@@ -106,7 +106,7 @@ def sweep(
         start = utcnow() - FIRST_SWEEP_WINDOW
         log.info("sweep %s %s: no cursor yet, starting from %s (--since to backfill)", system, kind, start)
     since = start - timedelta(seconds=lookback + source.lookback)
-    result, seen = SweepResult(system, kind), start
+    result, seen, listing_from = SweepResult(system, kind), start, utcnow()
     for page in _pages(source.list_changes(connector, since, source.page_size), source.page_size):
         events, newest = [], seen
         for row in page:
@@ -123,6 +123,10 @@ def sweep(
         _publish(ids)
         if on_page is not None:
             on_page(result)
+    if not source.ordered:
+        # Listed by id (or by several orders): a row listed early and edited later in the listing has a stamp
+        # below the newest seen. The next sweep starts no later than this listing did, and lists it again.
+        seen = min(seen, listing_from)
     with engine.begin() as conn:
         _save_cursor(conn, result, seen)
     log.info("sweep %s %s: %s listed, %s new", system, kind, result.listed, result.new)

@@ -1,9 +1,10 @@
 """Directus's sweeps: items with `date_updated` or `date_created` >= since, and hard deletes from the
 activity log. The events are shaped in its home (syncengine.vendors.directus.swept, swept_deleted).
 
-Offset pages: `date_updated` is null until an item's first update, so no single key orders created and
-updated items together (keyset paging would take two listings and two cursors). The listing is still
-filtered, so its cost follows the changes; the cursor just waits for the listing's end."""
+Paged by id: `date_updated` is null until an item's first update, so no single stamp orders created and
+updated items together, and an offset over a stamp order skips an item whenever one before it is edited.
+The listing is still filtered, so its cost follows the changes; ids are not stamps, so the cursor waits
+for the listing's end (and never passes its start: tasks.reconcile.sweep)"""
 
 from __future__ import annotations
 

@@ -83,11 +83,26 @@ def test_lists_every_page_and_the_sweep_returns_only_changes(target):
     conn.update_item("contacts", keys[2], {"name": "changed"})
     late = contacts(target, 2, f"{tag}-late")
     changed = [r["id"] for r in conn.changed_since("contacts", since, page_size=2) if r["id"] in keys + late]
-    assert changed == [*late, keys[20], keys[2]]  # created since (null date_updated first), then updated
+    assert changed == [keys[2], keys[20], *late]  # created or updated since, by id
     strict = [
         r["id"] for r in conn.changed_since("contacts", since, inclusive=False) if r["id"] in keys + late
     ]
-    assert strict == [*late, keys[2]]
+    assert strict == [keys[2], *late]
+
+
+def test_the_sweep_lists_every_item_once_while_items_are_edited_during_it(target):
+    # The first sync edits items while it lists them. Sorted by stamp with offset pages, each edit moved its
+    # item to the end and shifted the next one past a page boundary, never listed.
+    tag = target.unique()
+    keys = contacts(target, 25, tag)
+    conn = target.connector(page_size=10)
+    since = conn.get_item("contacts", keys[0])["date_created"]
+    sweep = (r["id"] for r in conn.changed_since("contacts", since) if r["id"] in keys)
+    listed = [next(sweep) for _ in range(12)]
+    conn.update_item("contacts", keys[3], {"name": "edited while listed"})  # listed already
+    conn.update_item("contacts", keys[11], {"name": "edited while listed"})  # the last one listed
+    listed += list(sweep)
+    assert listed == keys  # each once, none skipped (the edits come from the next sweep, by the cursor)
 
 
 def test_deletes_are_read_from_the_activity_log_paged_by_id(target):

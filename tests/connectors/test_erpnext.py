@@ -122,6 +122,40 @@ def test_sweep_returns_only_changed_documents_and_skips_none_when_one_changes_me
     assert len(sim.requests_log("GET", f"{DOCS}/Customer")) >= 3
 
 
+def test_the_sweep_lists_every_row_of_a_shared_timestamp_while_rows_of_it_are_edited(sim, erp):
+    # An import stamps many rows with one `modified`: 25 rows in one tie, pages of 10. Edits during the sweep
+    # move a listed row and an unlisted one to the end; an offset inside the tie would skip a row here.
+    tied = [{"customer_name": f"Tie{i:02d}", "modified": "2024-05-01 09:00:00"} for i in range(25)]
+    sim.seed({"Customer": tied})
+    conn = erp()
+    sweep = conn.iter_modified("Customer", "2024-05-01 00:00:00", fields=["name"], page_size=10)
+    seen = [next(sweep)["name"] for _ in range(12)]
+    conn.update("Customer", "Tie03", {"tax_id": "DE3"})  # listed already: comes again at the end
+    conn.update("Customer", "Tie20", {"tax_id": "DE20"})  # not listed yet: listed once, at the end
+    seen += [r["name"] for r in sweep]
+    assert set(seen) >= {f"Tie{i:02d}" for i in range(25)}
+    assert seen.count("Tie03") == 2 and seen.count("Tie20") == 1 and seen.count("Tie11") == 1
+    pages = [
+        json.loads(e["query"].get("or_filters") or "null")
+        for e in sim.requests_log("GET", f"{DOCS}/Customer")
+    ]
+    assert pages[0] is None and pages[1] == [["modified", ">", "2024-05-01 09:00:00"], ["name", ">", "Tie09"]]
+
+
+def test_the_keyed_sweep_pages_past_the_last_modified_and_name_on_both_servers(target):
+    # The (modified, name) key as Frappe takes it: `filters` and `or_filters` together, ANDed as one group.
+    conn, prefix = target.connector(), target.unique("Keyed")
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    names = [conn.create("Customer", {"customer_name": f"{prefix} {i}"})["name"] for i in range(5)]
+    mine = [["customer_name", "like", f"{prefix}%"]]
+    rows = conn.iter_modified("Customer", since, fields=["name"], filters=mine, page_size=2)
+    sweep = (r["name"] for r in rows)
+    listed = [next(sweep) for _ in range(3)]
+    conn.update("Customer", names[1], {"tax_id": "FR1"})  # listed: moves to the end, listed again there
+    listed += list(sweep)
+    assert listed == [*names, names[1]]
+
+
 def test_deleted_documents_are_listed_for_the_delete_sweep(sim, erp):
     conn = erp()
     since = conn.frappe_time(datetime.now(UTC))

@@ -179,6 +179,33 @@ def test_a_sweep_that_crashes_mid_listing_resumes_from_its_cursor_without_loss(f
     assert (again.new, vendor.requests) == (0, 1)  # nothing changed: one list request, nothing stored
 
 
+@pytest.mark.parametrize("fake_source", [False], ids=["unordered"], indirect=True)
+def test_an_edit_during_a_listing_by_id_is_listed_by_the_next_sweep(fake_source):
+    """A listing by id (Mautic, Directus) meets an edit of a row it listed already; a row listed later was
+    edited later still. The cursor is the newest stamp seen, but never past the listing's start: the first
+    edit is listed by the next sweep, not left behind the cursor."""
+    system, vendor, _published = fake_source
+    vendor.crash_after_first_page = False
+    base = datetime.now(UTC) - timedelta(minutes=10)
+    for i, row in enumerate(vendor.rows):
+        row["modified"] = base + timedelta(minutes=i)
+    listing = vendor.list_changes
+
+    def edited_meanwhile(since: datetime, size: int) -> Iterator[dict[str, Any]]:
+        for n, row in enumerate(listing(since, size)):
+            if n == size:  # the first page is stored: row 0 is edited, then row 4, before it is listed
+                vendor.rows[0]["modified"] = datetime.now(UTC)
+                vendor.rows[4]["modified"] = datetime.now(UTC) + timedelta(seconds=1)
+            yield row
+
+    vendor.list_changes = edited_meanwhile  # type: ignore[method-assign]
+    reconcile.sweep(system, "contact", connector=vendor, lookback=0, since=base)
+    vendor.list_changes = listing  # type: ignore[method-assign]
+    again = reconcile.sweep(system, "contact", connector=vendor, lookback=0)
+    edit = f"{system}:contact:0:{vendor.rows[0]['modified'].isoformat()}"
+    assert edit in event_ids(system) and again.new == 1
+
+
 def event_ids(system: str) -> list[str]:
     with session_scope() as s:
         return list(
