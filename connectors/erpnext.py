@@ -368,21 +368,21 @@ class ERPNextConnector(Connector):
             return []
 
     def iter_documents(
-        self, doctype: str, *, filters: Filters | Mapping[str, Any] | None = None,
-        fields: Sequence[str] = ("*",), order_by: str = "modified asc, name asc",
-        page_size: int = DEFAULT_PAGE,
+        self, doctype: str, *, filters: Filters | None = None,
+        fields: Sequence[str] = ("*",), page_size: int = DEFAULT_PAGE,
     ) -> Iterator[Doc]:  # fmt: skip
-        """Every matching document, page by page with ``limit`` + ``start`` (v15 has no has_next_page:
-        a short page is the last)."""
-        start = 0
+        """Every matching document by name, each page asked as ``name > <last name>``: a document edited,
+        added or deleted during the listing moves no other between pages (an offset over ``modified``
+        skipped one whenever a listed document was edited, and the drift report took it for missing)."""
+        fields = list(fields) if "*" in fields else [*dict.fromkeys([*fields, "name"])]
+        after = None
         while True:
-            rows = self.list_page(
-                doctype, filters=filters, fields=fields, order_by=order_by, start=start, limit=page_size
-            )
+            where = [*(filters or []), *([] if after is None else [["name", ">", after]])]
+            rows = self.list_page(doctype, filters=where, fields=fields, order_by="name asc", limit=page_size)
             yield from rows
             if len(rows) < page_size:
                 return
-            start += len(rows)
+            after = rows[-1]["name"]
 
     def iter_modified(
         self, doctype: str, since: datetime | str, *, fields: Sequence[str] = ("*",),
@@ -538,7 +538,7 @@ class ERPNextConnector(Connector):
     # --- webhooks (for `webhooks install`) ---------------------------------------------------------
 
     def iter_webhooks(self) -> Iterator[Doc]:
-        return self.iter_documents("Webhook", order_by="creation asc, name asc")
+        return self.iter_documents("Webhook")
 
     def ensure_webhook(self, effect: Effect, webhook: Doc) -> Doc:
         """One Webhook document per (doctype, doc event, URL). A Webhook is named by its creator (without a
