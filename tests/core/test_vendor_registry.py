@@ -40,7 +40,6 @@ def test_each_vendors_parts_are_its_own():
     assert {system for system, _kind in SOURCES} == {n for n, v in REGISTRY.items() if v.sweeps}
 
 
-
 def test_what_is_read_back_is_each_adapters_own():
     """Contacts, products and invoices are written in several systems, so each is read before a push;
     activities are written by one flow only and never read back."""
