@@ -35,13 +35,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import scratch  # noqa: E402
+from bench import cpu, scratch  # noqa: E402
 from bench.existing_data import Scale, check, complete, seed  # noqa: E402
 from simulators import stack  # noqa: E402
 from syncengine.counters import PREFIX, SEP  # noqa: E402
@@ -61,6 +62,7 @@ class Outcome:
     missing: int
     note: str = ""
     by_kind: Counter | None = None  # (system, method, path) -> requests
+    cpu: cpu.Meter | None = None  # CPU seconds by part, over `seconds`
 
     @property
     def rate(self) -> float:
@@ -91,6 +93,7 @@ def naive(scale: Scale) -> Outcome:
     seed(sims, scale)
     servers = {name: sim.serve() for name, sim in sims.items()}
     try:
+        meter = cpu.Meter({"simulators": cpu.own, "naive script": cpu.ended_children}).start()
         started = time.perf_counter()
         urls = json.dumps({name: server.url for name, server in servers.items()})
         run = subprocess.run([sys.executable, str(ROOT / "bench" / "naive_sync.py"), urls], cwd=ROOT,
@@ -100,11 +103,11 @@ def naive(scale: Scale) -> Outcome:
                 run.stderr.strip().splitlines()[-1] if run.stderr.strip() else "naive sync failed"
             )
         seconds = time.perf_counter() - started
+        meter.stop()
         duplicates, missing = check(sims, scale)
         objects = scale.contacts + scale.product_count
-        return Outcome(
-            seconds, objects, _requests(sims), duplicates, missing, by_kind=_kinds_of_request(sims, {})
-        )
+        by_kind = _kinds_of_request(sims, {})
+        return Outcome(seconds, objects, _requests(sims), duplicates, missing, by_kind=by_kind, cpu=meter)
     finally:
         for server in servers.values():
             server.stop()
@@ -126,6 +129,7 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
     with scratch.deployment(sims, store, layout, prefix="bench-backfill-") as deployment:
         before = _requests(sims)
         skip = {name: len(sim.requests_log()) for name, sim in sims.items()}
+        meter = cpu.Meter(_parts(deployment, store)).start()
         started = time.perf_counter()
         targets = [
             (s, k) for k in KINDS for s in stack.CONTACT_SYSTEMS if k == "contact" or s in PRODUCT_SYSTEMS
@@ -137,6 +141,7 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
         stack.wait_until(lambda: complete(sims, scale), timeout, "every system to hold every object",
                          interval=0.5)  # fmt: skip
         seconds = time.perf_counter() - started
+        meter.stop()
         settled = _settle(deployment, timeout)
         time.sleep(1.5)  # the workers' push counts are flushed every second
         listed = sum(int(n.replace(",", "")) for n in re.findall(r": ([\d,]+) listed", swept.stdout))
@@ -145,7 +150,22 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
         objects = scale.contacts + scale.product_count
         note = ("" if settled else "; the engine had not settled (echoes still queued) when counted") + note
         by_kind = _kinds_of_request(sims, skip)
-        return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note, by_kind)
+        return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note, by_kind, meter)
+
+
+def _parts(deployment: stack.Stack, store: str) -> dict[str, Any]:
+    """The deployment's processes, each part's CPU read the same way (bench.cpu)."""
+    parts = {
+        "simulators": cpu.own,  # their threads, and the bench's own checks
+        "receiver": lambda: cpu.tree(deployment.web.pid),
+        "worker": lambda: sum(cpu.tree(w.pid) for w in deployment.workers),
+        "sweep command": cpu.ended_children,
+    }
+    redis_port = f":{urlsplit(deployment.env.get('REDIS_URL', '')).port or 6379}"
+    if store == "postgres":  # shared servers: keep the machine quiet, or other work counts too
+        parts["postgres"] = lambda: cpu.servers("postgres")
+        parts["redis"] = lambda: cpu.servers("redis-server", redis_port)
+    return parts
 
 
 def _store(deployment: stack.Stack, name: str = "syncengine") -> Any:
@@ -215,6 +235,9 @@ def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome, deta
     for name, o in (("naive sync", plain), ("syncengine", ours)):
         print(f"  {name:<11} {o.seconds:8.1f} s {o.rate:8.1f} objects/s {o.per_object:6.2f} requests/object"
               f"  duplicates {o.duplicates}, missing {o.missing}{o.note}")  # fmt: skip
+    for name, o in (("naive sync", plain), ("syncengine", ours)):
+        if o.cpu is not None:
+            print(f"    {name} CPU: {o.cpu.line(o.seconds, o.objects)}")
     if detail:
         for name, o in (("naive sync", plain), ("syncengine", ours)):
             top = ", ".join(

@@ -19,7 +19,7 @@ from tests.support import ROOT
 
 # script -> a line its output must hold
 SCRIPTS = {
-    "backfill.py": "syncengine ",
+    "backfill.py": "syncengine CPU: ",
     "convergence.py": "divergent               0",
     "connectors.py": "mautic",
     "flows.py": "burst of 10: 10 landed",
@@ -44,6 +44,7 @@ def test_every_bench_script_has_a_short_run():
     modules = {
         "__init__.py",
         "checked.py",
+        "cpu.py",
         "loadgen.py",
         "scratch.py",
         "naive_sync.py",
