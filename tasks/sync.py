@@ -36,6 +36,9 @@ class Reader:
 
     read: Read
     as_sent: AsSent
+    # The objects an event carries whole as a listing read them (a sweep): taken as listed, ordered by their
+    # stamp like any payload taken as sent, so read back only when out of order.
+    listed: AsSent = lambda _payload: []
 
     def __call__(self, payload: dict[str, Any]) -> Iterable[dict[str, Any]]:
         return self.read(payload)
@@ -58,12 +61,13 @@ def sync_handler(
         if after is None and sent and all(note_echo(ctx.session, change) for change in sent):
             return  # our own write coming back, known from what the event carries: no read-back
         then = {change.external_id: change for change in sent or ()}
-        for obj in read(ctx.event.payload):
+        listed = read.listed(ctx.event.payload) if isinstance(read, Reader) else []
+        for obj in listed or read(ctx.event.payload):
             change = adapter.to_change(prepare(ctx, obj) if prepare else obj)
             if change.external_id in then:  # read back: what still holds the values sent is no newer
                 change = _dated_by(change, then[change.external_id])
             _await_our_create(ctx, adapter, change)
-            if not isinstance(read, Reader):  # a payload taken as sent: ordered by its stamp, or read back
+            if listed or not isinstance(read, Reader):  # taken as sent: ordered by its stamp, or read back
                 change = _ordered(ctx, adapter, change, prepare)
             if change is None or buried(ctx.session, change):
                 continue
@@ -147,7 +151,8 @@ def under(key: str) -> Read:
 
 
 def erpnext_document(doctype: str) -> Reader:
-    """Frappe sends only what its Webhook template names: read the document back, whole and current."""
+    """Frappe sends only what its Webhook template names: read the document back, whole and current; a
+    sweep's event carries a Customer or Item as listed, whole (syncengine.vendors.erpnext.listed)."""
 
     def read(payload: dict[str, Any]) -> list[dict[str, Any]]:
         """The document as it is now; none when it was deleted since (its on_trash event says so)."""
@@ -163,7 +168,11 @@ def erpnext_document(doctype: str) -> Reader:
             log.info("erpnext %s %s is gone; its delete is its own event", doctype, name)
             return []
 
-    return Reader(read, lambda payload: erpnext.doc_as_sent(payload, doctype))
+    return Reader(
+        read,
+        lambda payload: erpnext.listed(payload, doctype) or erpnext.doc_as_sent(payload, doctype),
+        lambda payload: erpnext.listed(payload, doctype),
+    )
 
 
 def directus_items(collection: str) -> Reader:

@@ -65,9 +65,22 @@ def document_event(
 
 
 def swept(doctype: str, row: dict[str, Any]) -> NewEvent:
-    """The webhook of a listed document's version."""
+    """The webhook of a listed document's version. A document listed with every field (`*`: Customer and
+    Item keep all we read in their own table) travels in it as listed, under `listed` (see `listed`)."""
     docevent = SUBMIT_EVENTS.get(int(row.get("docstatus") or 0), "on_update")
-    return document_event(doctype, docevent, row["name"], str(row["modified"]))
+    event = document_event(doctype, docevent, row["name"], str(row["modified"]))
+    if "creation" in row:  # listed whole
+        event.payload["listed"] = {**row, "doctype": doctype}
+    return event
+
+
+def listed(payload: dict[str, Any], doctype: str) -> list[dict[str, Any]]:
+    """The `doctype` document a sweep event carries as its listing read it: the committed row, every field of
+    its own table, so its handler need not read it back (one request less per listed document)."""
+    doc = payload.get("listed")
+    if not isinstance(doc, dict) or doc.get("doctype") != doctype:
+        return []
+    return [doc] if doc.get("name") and doc.get("modified") and doc.get("creation") else []
 
 
 def swept_deleted(row: dict[str, Any]) -> NewEvent:

@@ -18,11 +18,14 @@ def _modified(conn: Any, row: Row) -> datetime:
     return min(conn.aware(row["modified"]), datetime.now(UTC))
 
 
-def _source(kind: str, doctype: str, filters: list | None = None) -> Source:
+def _source(kind: str, doctype: str, filters: list | None = None, *, whole: bool = False) -> Source:
+    """`whole`: listed with every field, which its handler then takes as listed instead of reading each
+    document back (a doctype whose mapped fields are all in its own table; Sales Invoice lines are not)."""
+    fields = ("*",) if whole else ("name", "docstatus")
     return Source(
         "erpnext", kind,
         lambda c, since, size: c.iter_modified(
-            doctype, since, fields=("name", "docstatus"), filters=filters, page_size=size
+            doctype, since, fields=fields, filters=filters, page_size=size
         ),
         _modified, lambda _c, row: erpnext.swept(doctype, row), ordered=True,
     )  # fmt: skip
@@ -38,8 +41,8 @@ DELETED = Source(
 )  # fmt: skip
 
 SOURCES: tuple[Source, ...] = (
-    _source("contact", "Customer"),
-    _source("product", "Item"),
+    _source("contact", "Customer", whole=True),
+    _source("product", "Item", whole=True),
     _source("invoice", "Sales Invoice"),
     _source("transfer", "Purchase Invoice", [["docstatus", "=", 1]]),  # F7's trigger: submitted ones only
     DELETED,

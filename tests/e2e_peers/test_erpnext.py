@@ -242,6 +242,34 @@ def test_a_delete_whose_webhook_was_lost_is_archived_by_the_sweep(deployment, er
     no_failures(deployment)
 
 
+def test_a_customer_whose_webhook_was_lost_arrives_everywhere_by_the_sweep_as_listed(deployment, erp):
+    """The Customer sweep lists every field (`*`) of the real server's rows, and the handler merges each as
+    listed, with no read-back: the contact reaches every system once, with its name and phone."""
+    email = f"erp-swept-{uuid.uuid4().hex[:8]}@example.test"
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    hooks = [h for h in erp.iter_webhooks() if h.get("webhook_doctype") == "Customer"
+             and str(h.get("request_url", "")).startswith(deployment.receiver)]  # fmt: skip
+    for hook in hooks:
+        erp.update("Webhook", hook["name"], {"enabled": 0})
+    try:
+        name = f"Swept {uuid.uuid4().hex[:6]}"
+        erp.create("Customer", {"customer_name": name, "customer_type": "Individual", "email_id": email,
+                                "mobile_no": "+33 6 55 44 33 22"})  # fmt: skip
+    finally:
+        for hook in hooks:
+            erp.update("Webhook", hook["name"], {"enabled": 1})
+    deployment.settle()
+    assert everywhere(deployment, erp, email) == (0, 1, 0, 0)  # nothing told us yet
+    swept = deployment.cli("sweep", "erpnext", "contact", "--since", since.isoformat())
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    wait_until(lambda: everywhere(deployment, erp, email) == (1, 1, 1, 1), timeout=90)
+    deployment.settle()
+    assert everywhere(deployment, erp, email) == (1, 1, 1, 1)
+    assert hub_record(email).data.get("name") == name
+    assert hub_record(email).data.get("phone") == "+33 6 55 44 33 22"
+    no_failures(deployment)
+
+
 # --- invoices and payments --------------------------------------------------------------------------------
 
 

@@ -4,23 +4,31 @@ asserted to end on the winner of the conflict rule, with nothing lost and nothin
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
+from celery import Celery
 
 from connectors.adapters import adapter_for
 from connectors.erpnext_mapping import CUSTOMER_KEYS
 from connectors.normalise import canonical
 from simulators.convergence.contacts import Contacts
 from simulators.webhook_proxy import WebhookProxy, matching
+from syncengine import inbox
+from syncengine.db import get_engine
+from syncengine.vendors import erpnext
 from tests.flows.test_contacts import clients_with, customers_with, directus_contacts_with, mautic_contact
 from tests.flows.test_restores import DIRECTUS_HEADERS, IN_HEADERS, MAUTIC_AUTH, set_archived
 from tests.flows.test_sweeps import mautic_contacts_with, run_sweep
 from tests.support import wait_until
+
+ERP_AUTH = {"Authorization": "token erp-api-key:erp-api-secret"}
 
 
 @pytest.fixture(scope="module")
@@ -425,3 +433,41 @@ def test_an_invoice_push_merges_the_directus_edit_it_would_overwrite_first(deplo
     # then: the push read Directus first: its notes survive there and reach Invoice Ninja, beside new lines
     assert directus_invoices(sims["directus"], number)[0]["notes"] == "agreed by phone"
     assert invoice_ninja(deployment, "GET", f"invoices/{invoice['id']}")["public_notes"] == "agreed by phone"
+
+
+def test_an_erpnext_customer_listed_before_a_later_edit_is_read_back_not_taken_as_listed(deployment, proxy):
+    """A sweep's event carries a Customer as the listing read it, and is merged without a read-back. One
+    handled after a later edit of that Customer is out of order: it is read back, and the later edit stays."""
+    address = synced(deployment, proxy, "listed-erpnext")
+    users = Contacts(deployment.sims, {name: server.url for name, server in deployment.servers.items()})
+    erp = deployment.sims["erpnext"]
+    # given: ERPNext phone L, its webhook lost, as a sweep lists it; then phone N, its webhook delivered
+    proxy.drop_next(matching("erpnext", "on_update"))
+    users.edit("erpnext", address, "phone", "+33 6 12 12 12 01")
+    settle(deployment, proxy)
+    name = customers_with(erp, address)[0]["name"]
+    answer = requests.get(
+        f"{deployment.servers['erpnext'].url}/api/resource/Customer", timeout=10, headers=ERP_AUTH,
+        params={"fields": '["*"]', "filters": json.dumps([["name", "=", name]])},
+    )  # fmt: skip
+    stale = erpnext.swept("Customer", answer.json()["data"][0])
+    assert erpnext.listed(stale.payload, "Customer")  # carried whole
+    users.edit("erpnext", address, "phone", "+33 6 12 12 12 02")
+    settle(deployment, proxy)
+    reads = len(customer_reads(erp, name))
+    # when: the sweep's event of phone L is handled after it
+    with get_engine().begin() as conn:
+        ids = inbox.store(conn, [stale])
+    assert ids, "the sweep's event was taken for a duplicate"
+    with Celery(broker=deployment.env["REDIS_URL"], set_as_current=False) as app:
+        app.send_task("tasks.dispatch.process", args=ids, queue="intake")
+    settle(deployment, proxy)
+    # then: read back rather than taken as listed; N everywhere
+    assert len(customer_reads(erp, name)) > reads
+    assert phones(deployment, address) == everywhere(phone("+33 6 12 12 12 02"))
+
+
+def customer_reads(erp: Any, name: str) -> list[dict[str, Any]]:
+    """GETs of one Customer document (not the list)."""
+    path = "/api/v2/document/Customer/"
+    return [e for e in erp.requests_log("GET", path_prefix=path) if unquote(e["path"][len(path) :]) == name]
