@@ -439,16 +439,16 @@ class ERPNextConnector(Connector):
 
     def find_first(self, doctype: str, alternatives: Filters) -> Doc | None:
         """The document matching the first of several `[field, "=", value]` conditions that any document
-        matches, in that order of preference, read in full: one `or_filters` list request for them all."""
-        fields = ["name", *dict.fromkeys(field for field, _op, _value in alternatives)]
+        matches, in that order of preference, with every field of its own table (`*`; not its child tables):
+        one `or_filters` list request for them all, and no second request to read the one found."""
         rows = self.list_page(
-            doctype, or_filters=alternatives, fields=fields, order_by="creation asc", limit=20
+            doctype, or_filters=alternatives, fields=("*",), order_by="creation asc", limit=20
         )
         for field, _op, value in alternatives:
             # MariaDB compares with a case-insensitive collation; so does this pick among the rows.
             match = next((r for r in rows if str(r.get(field)).casefold() == str(value).casefold()), None)
             if match is not None:
-                return self.get(doctype, match["name"])
+                return match
         return None
 
     def ensure(
