@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import cpu, scratch  # noqa: E402
-from bench.existing_data import Scale, check, complete, seed  # noqa: E402
+from bench.existing_data import Scale, check, complete, missing, seed  # noqa: E402
 from simulators import stack  # noqa: E402
 from syncengine.counters import PREFIX, SEP  # noqa: E402
 from syncengine.metrics import PUSHES  # noqa: E402
@@ -138,7 +138,7 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
                                env=deployment.env, cwd=ROOT, capture_output=True, text=True)  # fmt: skip
         if swept.returncode:
             raise SystemExit(f"bench: the first sync's sweeps failed: {swept.stderr.strip()[-400:]}")
-        stack.wait_until(lambda: complete(sims, scale), timeout, "every system to hold every object",
+        stack.wait_until(_reporting(sims, scale, started), timeout, "every system to hold every object",
                          interval=0.5)  # fmt: skip
         seconds = time.perf_counter() - started
         meter.stop()
@@ -151,6 +151,23 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
         note = ("" if settled else "; the engine had not settled (echoes still queued) when counted") + note
         by_kind = _kinds_of_request(sims, skip)
         return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note, by_kind, meter)
+
+
+def _reporting(sims: dict[str, Any], scale: Scale, started: float, every: float = 30.0) -> Any:
+    """`complete`, saying every `every` seconds what is still missing where: a run that stalls (an object
+    lost) says so while it waits, instead of waiting in silence for its timeout."""
+    said = [started]
+
+    def check_done() -> bool:
+        if complete(sims, scale):
+            return True
+        if time.perf_counter() - said[0] >= every:
+            said[0] = time.perf_counter()
+            left = ", ".join(f"{n} in {system} {kind}s" for (system, kind), n in missing(sims, scale).items())
+            print(f"  ... {said[0] - started:.0f} s: still missing {left}", flush=True)
+        return False
+
+    return check_done
 
 
 def _parts(deployment: stack.Stack, store: str) -> dict[str, Any]:

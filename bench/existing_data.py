@@ -110,6 +110,12 @@ def check(sims: dict[str, Any], scale: Scale) -> tuple[int, int]:
     return duplicates, missing
 
 
-def complete(sims: dict[str, Any], scale: Scale) -> bool:
+def missing(sims: dict[str, Any], scale: Scale) -> dict[tuple[str, str], int]:
+    """(system, kind) -> how many objects it still lacks; empty once every system holds every object."""
     found = holdings(sims)
-    return all(len(held) >= expected(scale)[kind] for (_, kind), held in found.items())
+    return {key: expected(scale)[key[1]] - len(held) for key, held in found.items()
+            if len(held) < expected(scale)[key[1]]}  # fmt: skip
+
+
+def complete(sims: dict[str, Any], scale: Scale) -> bool:
+    return not missing(sims, scale)
