@@ -259,16 +259,26 @@ def marker_lock(service: str, marker: str) -> str:
     return f"{service}:marker:{marker}"
 
 
-def pages_by_id(fetch: Callable[[int], list[dict[str, Any]]], page_size: int) -> Iterator[dict[str, Any]]:
-    """Rows page after page, each page asked as `id > the last id seen` (`fetch(last)`), until a short one:
-    unlike an offset, a row added, edited or deleted during the listing moves no other row between pages."""
-    last = 0
+def pages_after(
+    fetch: Callable[[Any], list[dict[str, Any]]], page_size: int, key: Callable[[dict[str, Any]], Any],
+    first: Any = None,
+) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Rows page after page, each page asked as "past the last row's key" (`fetch(key(last row))`; `first`
+    for the first page), until a short one: unlike an offset, a row added, edited or deleted during the
+    listing moves no other row between pages. The key is the listing's order (an id, a name, a stamp and
+    a name)."""
+    last = first
     while True:
         rows = fetch(last)
         yield from rows
         if len(rows) < page_size:
             return
-        last = int(rows[-1]["id"])
+        last = key(rows[-1])
+
+
+def pages_by_id(fetch: Callable[[int], list[dict[str, Any]]], page_size: int) -> Iterator[dict[str, Any]]:
+    """`pages_after` by `id > the last id seen`, from 0."""
+    return pages_after(fetch, page_size, lambda row: int(row["id"]), 0)
 
 
 # The shapes vendors give their ids. An id from outside (a webhook, an answer) must have its vendor's shape

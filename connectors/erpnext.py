@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
-from connectors.base import Connector, segment
+from connectors.base import Connector, pages_after, segment
 from syncengine.errors import Ambiguous, Permanent, Retryable, SyncError
 from syncengine.idempotency import Attempt, Effect
 from syncengine.redaction import redact, register_secrets
@@ -375,14 +375,12 @@ class ERPNextConnector(Connector):
         added or deleted during the listing moves no other between pages (an offset over ``modified``
         skipped one whenever a listed document was edited, and the drift report took it for missing)."""
         fields = list(fields) if "*" in fields else [*dict.fromkeys([*fields, "name"])]
-        after = None
-        while True:
+
+        def page(after: str | None) -> list[Doc]:
             where = [*(filters or []), *([] if after is None else [["name", ">", after]])]
-            rows = self.list_page(doctype, filters=where, fields=fields, order_by="name asc", limit=page_size)
-            yield from rows
-            if len(rows) < page_size:
-                return
-            after = rows[-1]["name"]
+            return self.list_page(doctype, filters=where, fields=fields, order_by="name asc", limit=page_size)
+
+        return pages_after(page, page_size, lambda row: row["name"])
 
     def iter_modified(
         self, doctype: str, since: datetime | str, *, fields: Sequence[str] = ("*",),
@@ -397,15 +395,14 @@ class ERPNextConnector(Connector):
         row when a row before it moves: a data import stamps thousands of rows with one ``modified``, and
         the first sync edits them while it lists them (measured: 2 of 400 never listed)."""
         fields = list(fields) if "*" in fields else [*fields, "name", "modified"]
-        boundary, after = self.frappe_time(since), None
-        while True:
+
+        def page(last: tuple[str, str] | None) -> list[Doc]:
+            boundary = self.frappe_time(since) if last is None else last[0]
             where = [["modified", ">=", boundary], *(filters or [])]
-            past = None if after is None else [["modified", ">", boundary], ["name", ">", after]]
-            rows = self.list_page(doctype, filters=where, or_filters=past, fields=fields, limit=page_size)
-            yield from rows
-            if len(rows) < page_size:
-                return
-            boundary, after = rows[-1]["modified"], rows[-1]["name"]
+            past = None if last is None else [["modified", ">", last[0]], ["name", ">", last[1]]]
+            return self.list_page(doctype, filters=where, or_filters=past, fields=fields, limit=page_size)
+
+        return pages_after(page, page_size, lambda row: (row["modified"], row["name"]))
 
     def iter_deleted(
         self, since: datetime | str, doctype: str | None = None, page_size: int = DEFAULT_PAGE
