@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import cpu, scratch  # noqa: E402
-from bench.existing_data import Scale, check, complete, missing, seed  # noqa: E402
+from bench.existing_data import Scale, check, missing, seed  # noqa: E402
 from simulators import stack  # noqa: E402
 from syncengine.counters import PREFIX, SEP  # noqa: E402
 from syncengine.metrics import PUSHES  # noqa: E402
@@ -154,17 +154,19 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
 
 
 def _reporting(sims: dict[str, Any], scale: Scale, started: float, every: float = 30.0) -> Any:
-    """`complete`, saying every `every` seconds what is still missing where: a run that stalls (an object
-    lost) says so while it waits, instead of waiting in silence for its timeout."""
-    said = [started]
+    """The check that every system holds every object, saying every `every` seconds what is still missing
+    where: a run that stalls (an object lost) says so while it waits, not in silence until its timeout."""
+    said = started
 
     def check_done() -> bool:
-        if complete(sims, scale):
+        nonlocal said
+        left = missing(sims, scale)
+        if not left:
             return True
-        if time.perf_counter() - said[0] >= every:
-            said[0] = time.perf_counter()
-            left = ", ".join(f"{n} in {system} {kind}s" for (system, kind), n in missing(sims, scale).items())
-            print(f"  ... {said[0] - started:.0f} s: still missing {left}", flush=True)
+        if time.perf_counter() - said >= every:
+            said = time.perf_counter()
+            where = ", ".join(f"{n} in {system} {kind}s" for (system, kind), n in left.items())
+            print(f"  ... {said - started:.0f} s: still missing {where}", flush=True)
         return False
 
     return check_done

@@ -45,9 +45,10 @@ def _processes() -> dict[int, tuple[str, int, float]]:
     return found
 
 
-def tree(pid: int) -> float:
-    """CPU seconds of `pid` and every live descendant (each with its own ended children)."""
-    procs = _processes()
+def tree(pid: int, procs: dict[int, tuple[str, int, float]] | None = None) -> float:
+    """CPU seconds of `pid` and every live descendant (each with its own ended children), from `procs`
+    (one reading of /proc) or a fresh reading."""
+    procs = _processes() if procs is None else procs
     children: dict[int, list[int]] = {}
     for child, (_name, parent, _cpu) in procs.items():
         children.setdefault(parent, []).append(child)
@@ -69,7 +70,7 @@ def servers(name: str, argument: str = "") -> float:
         pid for pid, (n, parent, _cpu) in procs.items()
         if n == name and procs.get(parent, ("",))[0] != name and argument in _command(pid)
     ]  # fmt: skip
-    return sum(tree(pid) for pid in roots)
+    return sum(tree(pid, procs) for pid in roots)
 
 
 def own() -> float:

@@ -115,7 +115,3 @@ def missing(sims: dict[str, Any], scale: Scale) -> dict[tuple[str, str], int]:
     found = holdings(sims)
     return {key: expected(scale)[key[1]] - len(held) for key, held in found.items()
             if len(held) < expected(scale)[key[1]]}  # fmt: skip
-
-
-def complete(sims: dict[str, Any], scale: Scale) -> bool:
-    return not missing(sims, scale)

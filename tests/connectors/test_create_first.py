@@ -29,6 +29,11 @@ def unlearned() -> Iterator[None]:
     base._UNIQUE.clear()
 
 
+def parts(vendors: dict[str, Any], system: str, kind: str) -> tuple[Any, Any, Any]:  # noqa: F811
+    """(the adapter of `kind` in `system`, its connector, its simulator)."""
+    return adapter_for(system, kind), vendors[system], vendors["sims"][system]
+
+
 def calls_during(sim: Any, action: Any) -> tuple[Any, list[tuple[str, str]]]:
     """What `action` returned, and the (method, path) of every request the simulator got meanwhile."""
     before = len(sim.requests_log())
@@ -44,7 +49,7 @@ def mautic_field_id(sim: Any, alias: str) -> int:
 
 
 def test_a_mautic_contact_someone_else_made_is_matched_by_the_create_not_duplicated(vendors):  # noqa: F811
-    adapter, connector, sim = adapter_for("mautic", "contact"), vendors["mautic"], vendors["sims"]["mautic"]
+    adapter, connector, sim = parts(vendors, "mautic", "contact")
     data = unique_contact()
     theirs = connector.create_contact({"email": email(data["email"]).upper(), "firstname": "Someone"})
 
@@ -63,7 +68,7 @@ def test_a_mautic_contact_someone_else_made_is_matched_by_the_create_not_duplica
 def test_mautic_looks_up_first_where_another_field_we_send_is_a_unique_identifier(vendors):  # noqa: F811
     """A phone that is a unique identifier too: Mautic could match someone else by it (or, told to match on
     all of them, miss the contact with the email), so the email is looked up first."""
-    adapter, connector, sim = adapter_for("mautic", "contact"), vendors["mautic"], vendors["sims"]["mautic"]
+    adapter, connector, sim = parts(vendors, "mautic", "contact")
     phone = mautic_field_id(sim, "phone")
     connector.request("PATCH", f"/api/fields/contact/{phone}/edit", json={"isUniqueIdentifier": True})
     try:
@@ -80,7 +85,7 @@ def test_mautic_looks_up_first_where_another_field_we_send_is_a_unique_identifie
 def test_mautic_looks_up_first_when_it_may_not_read_its_fields(vendors, caplog):  # noqa: F811
     """A role without `lead:fields:view`: whether the email is unique cannot be told, so it is looked up
     first, with one warning for the process."""
-    adapter, connector, sim = adapter_for("mautic", "contact"), vendors["mautic"], vendors["sims"]["mautic"]
+    adapter, connector, sim = parts(vendors, "mautic", "contact")
     sim.roles[connector.username] = frozenset(
         {"lead:leads:viewother", "lead:leads:create", "lead:leads:editother"}
     )
@@ -100,11 +105,7 @@ def test_mautic_looks_up_first_when_it_may_not_read_its_fields(vendors, caplog):
 
 
 def test_a_directus_product_created_first_finds_the_existing_item(vendors):  # noqa: F811
-    adapter, connector, sim = (
-        adapter_for("directus", "product"),
-        vendors["directus"],
-        vendors["sims"]["directus"],
-    )
+    adapter, connector, sim = parts(vendors, "directus", "product")
     data = unique_product()
     theirs = connector.insert_item("products", {"sku": data["sku"], "name": "made by hand"}, "sku")
 
@@ -119,11 +120,7 @@ def test_a_directus_product_created_first_finds_the_existing_item(vendors):  # n
 
 def test_a_directus_field_without_its_unique_constraint_is_looked_up_first(vendors):  # noqa: F811
     """A deployment that has not run `syncengine setup` since the SKU became unique: no create goes first."""
-    adapter, connector, sim = (
-        adapter_for("directus", "product"),
-        vendors["directus"],
-        vendors["sims"]["directus"],
-    )
+    adapter, connector, sim = parts(vendors, "directus", "product")
     connector.request("PATCH", "/fields/products/sku", json={"schema": {"is_unique": False}}, idempotent=True)
     try:
         data = unique_product()
@@ -140,11 +137,7 @@ def test_a_directus_field_without_its_unique_constraint_is_looked_up_first(vendo
 def test_a_directus_contact_is_looked_up_first_whatever_the_case_of_its_email(vendors):  # noqa: F811
     """Directus' unique index compares case: an item typed by hand as "Ann.X@Example.COM" would not stop a
     create of "ann.x@example.com", so contacts are never created first there."""
-    adapter, connector, sim = (
-        adapter_for("directus", "contact"),
-        vendors["directus"],
-        vendors["sims"]["directus"],
-    )
+    adapter, connector, sim = parts(vendors, "directus", "contact")
     data = unique_contact()
     typed = str(data["email"]).strip()  # capitals kept, as typed in the app
     theirs = connector.insert_item("contacts", {"email": typed, "last_name": "Lee"}, "email")
@@ -161,11 +154,7 @@ def test_a_directus_contact_is_looked_up_first_whatever_the_case_of_its_email(ve
 
 
 def test_an_erpnext_item_created_first_reads_a_taken_code_back_whatever_its_case(vendors):  # noqa: F811
-    adapter, connector, sim = (
-        adapter_for("erpnext", "product"),
-        vendors["erpnext"],
-        vendors["sims"]["erpnext"],
-    )
+    adapter, connector, sim = parts(vendors, "erpnext", "product")
     data = unique_product()
     theirs = connector.create("Item", {**ITEM_DEFAULTS, "item_code": data["sku"].upper(), "item_name": "x"})
 
