@@ -171,6 +171,12 @@ def primary_rows(rows: list[Doc], key: str, value: Any, flag: str, columns: Sequ
     return [{**{c: same.get(c) or 0 for c in columns}, key: value, flag: 1}, *kept] if value else kept
 
 
+def holds_as_primary(rows: list[Doc], key: str, value: Any, flag: str) -> bool:
+    """Whether a Contact's rows already have ``value`` as their one primary (none when it is empty)."""
+    flagged = [r.get(key) for r in rows if r.get(flag)]
+    return flagged == ([value] if value else [])
+
+
 class ERPNextConnector(Connector):
     """ERPNext v15 through ``/api/v2``; see the module docstring for how creates happen once."""
 
@@ -273,18 +279,19 @@ class ERPNextConnector(Connector):
         return self.update("Customer", name, rest)
 
     def _set_primary_contact(self, name: str, changes: Doc) -> None:
+        """Only the rows whose primary is not already the value are written, and nothing when none is: a
+        merge that leaves email and phone as they are (a first sync matching on the email) saves the
+        Customer alone, a request less than a write of the Contact with what it holds."""
         contact, body = self.get("Contact", name), {}
-        if "email_id" in changes:
-            columns = ("email_id", "is_primary")
-            body["email_ids"] = primary_rows(
-                contact.get("email_ids") or [], "email_id", changes["email_id"], "is_primary", columns
-            )
-        if "mobile_no" in changes:
-            columns = ("phone", "is_primary_phone", "is_primary_mobile_no")
-            body["phone_nos"] = primary_rows(
-                contact.get("phone_nos") or [], "phone", changes["mobile_no"], "is_primary_mobile_no", columns
-            )
-        self.update("Contact", name, body)
+        rows = {"email_ids": ("email_id", "email_id", "is_primary", ("email_id", "is_primary")),
+                "phone_nos": ("mobile_no", "phone", "is_primary_mobile_no",
+                              ("phone", "is_primary_phone", "is_primary_mobile_no"))}  # fmt: skip
+        for table, (field, key, flag, columns) in rows.items():
+            held = contact.get(table) or []
+            if field in changes and not holds_as_primary(held, key, changes[field], flag):
+                body[table] = primary_rows(held, key, changes[field], flag, columns)
+        if body:
+            self.update("Contact", name, body)
 
     def delete(self, doctype: str, name: str) -> bool:
         """True if we deleted it, False if it was already gone (a repeat after a lost answer)."""

@@ -151,6 +151,45 @@ def test_a_customer_without_a_contact_gets_one_from_its_first_email(configured):
     assert conn.get("Contact", answer["customer_primary_contact"])["mobile_no"] == "+33633333333"
 
 
+def test_an_update_writes_the_contact_only_where_its_primary_is_not_the_value_already(
+    configured, monkeypatch
+):
+    conn = configured.connector()
+    adapter = CustomerAdapter(site_timezone=conn.site_timezone)
+    email = f"same-{uuid.uuid4().hex[:8]}@example.test"
+    created = adapter.create(conn, {"customer_name": configured.unique("Same Co"), "email_id": email,
+                                    "mobile_no": "+33644444444"}, None)  # fmt: skip
+    contact_name = created["customer_primary_contact"]
+    before = conn.get("Contact", contact_name)
+    sent, request = [], conn.request
+
+    def counted(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append((method, path.split("/")[-2] if "/document/" in path else path))
+        return request(method, path, *args, **kwargs)
+
+    monkeypatch.setattr(conn, "request", counted)
+    # Email and phone as the Contact holds them, the tax id new: the Customer saved, the Contact left alone.
+    answer = adapter.update(conn, created["name"], {"email_id": email, "mobile_no": "+33644444444",
+                                                    "tax_id": "FR40303265045"})  # fmt: skip
+    assert ("PUT", "Contact") not in sent and ("PUT", "Customer") in sent
+    assert (answer["email_id"], answer["mobile_no"], answer["tax_id"]) == (
+        email,
+        "+33644444444",
+        "FR40303265045",
+    )
+    assert conn.get("Contact", contact_name)["modified"] == before["modified"]
+
+    # The phone new, the email the same: only the phone rows are written, the email rows stay as they were.
+    sent.clear()
+    answer = adapter.update(conn, created["name"], {"email_id": email, "mobile_no": "+33655555555"})
+    assert ("PUT", "Contact") in sent and answer["mobile_no"] == "+33655555555"
+    after = conn.get("Contact", contact_name)
+    assert [(r["email_id"], r["is_primary"]) for r in after["email_ids"]] == [
+        (r["email_id"], r["is_primary"]) for r in before["email_ids"]
+    ]
+    assert after["mobile_no"] == "+33655555555"
+
+
 def test_a_taken_unique_marker_means_the_customer_exists(target, monkeypatch):
     conn = target.connector()
     marker = f"rec-{uuid.uuid4().hex}"
