@@ -249,7 +249,8 @@ def _settle(deployment: stack.Stack, timeout: float) -> bool:
 
 def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome, detail: bool) -> bool:
     target = 0.5 if store == "postgres" else 0.25
-    print(f"\n{store}, {layout.workers} worker(s) of {layout.concurrency} processes: {ours.objects} objects "
+    processes = layout.processes(embedded=store == "embedded")
+    print(f"\n{store}, {layout.workers} worker(s) of {processes} processes: {ours.objects} objects "
           "(contacts and products) every system must hold once")  # fmt: skip
     for name, o in (("naive sync", plain), ("syncengine", ours)):
         print(f"  {name:<11} {o.seconds:8.1f} s {o.rate:8.1f} objects/s {o.per_object:6.2f} requests/object"
@@ -279,7 +280,8 @@ def main() -> int:
     parser.add_argument("--short", action="store_true", help="CI: 1%% of the data, Postgres + Redis only")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds the engine may take")
     parser.add_argument("--workers", type=int, default=1, help="Celery workers")
-    parser.add_argument("--concurrency", type=int, default=2, help="each worker's pool processes")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="each worker's pool processes (default: as `syncengine worker` chooses)")
     parser.add_argument("--log", type=Path, default=None, help="keep the engine's output in this file")
     parser.add_argument("--requests", action="store_true", help="requests per object by endpoint, both sides")
     args = parser.parse_args()

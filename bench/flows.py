@@ -140,7 +140,8 @@ def run(store: str, events: int, idle_count: int, layout: stack.Layout) -> bool:
         requests_made = sum(len(sim.requests_log()) for sim in deployment.sims.values()) - before
         found = emails_in(deployment.sims)
     duplicates = sum(n - 1 for held in found.values() for n in held.values() if n > 1)
-    print(f"\n{store}, {layout.workers} worker(s) of {layout.concurrency} processes")
+    processes = layout.processes(embedded=store == "embedded")
+    print(f"\n{store}, {layout.workers} worker(s) of {processes} processes")
     print(f"  idle: webhook -> last effect p50 {statistics.median(quiet):.2f} s over {len(quiet)} changes "
           f"(target <= {IDLE_P50[store]:.0f} s); naive sync of the same change p50 "
           f"{statistics.median(naive) * 1000:.0f} ms")  # fmt: skip
@@ -156,7 +157,8 @@ def main() -> int:
     parser.add_argument("--store", choices=("postgres", "embedded", "both"), default="both")
     parser.add_argument("--events", type=int, default=150, help="the burst's new clients")
     parser.add_argument("--idle", type=int, default=10, help="changes sent one at a time")
-    parser.add_argument("--concurrency", type=int, default=2, help="the worker's pool processes")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="the worker's pool processes (default: as `syncengine worker` chooses)")
     parser.add_argument("--log", type=Path, default=None, help="keep the engine's output in this file")
     parser.add_argument(
         "--short", action="store_true", help="CI: Postgres + Redis, 3 changes at idle, 10 at once"

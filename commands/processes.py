@@ -44,8 +44,19 @@ def web_command(port: int | None = None) -> list[str]:
     ]  # fmt: skip
 
 
+def default_concurrency(embedded: bool) -> int:
+    """A worker's pool processes when WORKER_CONCURRENCY is not set: 2 on Postgres + Redis (a 512 MB dyno
+    holds the main process and two pool processes), 4 on the embedded default. There a pool process spends
+    much of its time waiting (on the SQLite broker's next poll, on the store file's write lock) and two left
+    a 2-core machine half idle: `bench/backfill.py --store embedded` synced 1.5x as fast with 4 (0.95 ->
+    1.37 cores busy), 1.7x with 6 and 1.9x with 8, in runs one after the other."""
+    return 4 if embedded else 2
+
+
 def worker_command(queues: str = DEFAULT_QUEUES, concurrency: str | None = None) -> list[str]:
-    concurrency = concurrency or env_value("WORKER_CONCURRENCY", "2")
+    concurrency = concurrency or env_value("WORKER_CONCURRENCY") or str(
+        default_concurrency(get_settings().embedded)
+    )
     # The node is named after its first queue (intake@host, ocr@host): two roles on one host stay apart
     # in Flower and in remote control replies.
     name = f"{queues.split(',')[0]}@%h"
@@ -209,7 +220,7 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     worker.add_argument("--queues", default=DEFAULT_QUEUES, metavar="Q1,Q2",
                         help=f"comma-separated, among {', '.join(QUEUES)}")  # fmt: skip
     worker.add_argument("--concurrency", default=None, metavar="N",
-                        help="processes; default: WORKER_CONCURRENCY, else 2")  # fmt: skip
+                        help="processes; default: WORKER_CONCURRENCY, else 2 (4 embedded)")  # fmt: skip
     worker.set_defaults(func=cmd_worker)
 
     command(

@@ -102,12 +102,18 @@ class Layout:
 
     web_workers: int = 2
     workers: int = 1
-    concurrency: int = 2
+    concurrency: int | None = None  # each worker's pool processes; None: `syncengine worker`'s default
     pool: str = "prefork"
     queues: str = "intake,sync"
     loglevel: str = "WARNING"
     log: Path | None = None  # the engine's output; discarded when None
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    def processes(self, *, embedded: bool) -> int:
+        """Each worker's pool processes: as set, else as `syncengine worker` chooses for the store."""
+        from commands.processes import default_concurrency
+
+        return self.concurrency or default_concurrency(embedded)
 
 
 def engine_environment(
@@ -184,7 +190,8 @@ def _launch(stack: Stack, port: int, layout: Layout) -> None:
     for i in range(layout.workers):
         marker = stack.env["SYNCENGINE_HOME"] + f"/worker{i}.ready"
         Path(marker).unlink(missing_ok=True)
-        cmd = worker_command(layout.queues, layout.concurrency, name=f"stack{i}@%h", pool=layout.pool,
+        concurrency = layout.processes(embedded="REDIS_URL" not in stack.env)
+        cmd = worker_command(layout.queues, concurrency, name=f"stack{i}@%h", pool=layout.pool,
                              loglevel=layout.loglevel)  # fmt: skip
         plugins = ",".join(filter(None, (stack.env.get("SYNCENGINE_PLUGINS"), "simulators.stack_ready")))
         env = dict(stack.env, SYNCENGINE_READY_FILE=marker, SYNCENGINE_PLUGINS=plugins)

@@ -39,7 +39,7 @@ def test_defaults_are_shown():
     assert "comma-separated, among intake, sync, sweeps, ocr (default: intake,sync,sweeps,ocr)" in helps(
         "worker"
     )
-    assert "processes; default: WORKER_CONCURRENCY, else 2" in helps("worker")
+    assert "processes; default: WORKER_CONCURRENCY, else 2 (4 embedded)" in helps("worker")
     assert "the receiver's port (PORT) (default: " in helps("up")
     assert "upgrade: default head; downgrade: default -1 (one step back)" in helps("db")
 
@@ -71,3 +71,29 @@ def test_version_and_top_level_help():
     for name in commands():
         assert f"\n    {name} " in top, name
     assert "exit codes: 0 done; 1 it ran and something is wrong" in " ".join(top.split())
+
+
+def test_a_worker_runs_four_pool_processes_embedded_and_two_on_redis_unless_told(monkeypatch, tmp_path):
+    """The embedded default's pool processes wait on the SQLite broker and file lock: it runs 4 (processes.
+    default_concurrency); a dyno on Redis keeps 2 for its memory; WORKER_CONCURRENCY decides when set."""
+    from commands.processes import worker_command
+    from syncengine.settings import get_settings
+
+    def processes() -> str:
+        get_settings.cache_clear()
+        cmd = worker_command()
+        return cmd[cmd.index("--concurrency") + 1]
+
+    monkeypatch.setenv("SYNCENGINE_HOME", str(tmp_path))
+    monkeypatch.delenv("WORKER_CONCURRENCY", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    try:
+        assert processes() == "4"
+        monkeypatch.setenv("DATABASE_URL", "postgresql://127.0.0.1:5432/test")
+        monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+        assert processes() == "2"
+        monkeypatch.setenv("WORKER_CONCURRENCY", "3")
+        assert processes() == "3"
+    finally:
+        get_settings.cache_clear()
