@@ -49,7 +49,9 @@ def default_concurrency(embedded: bool) -> int:
     holds the main process and two pool processes), 4 on the embedded default. There a pool process spends
     much of its time waiting (on the SQLite broker's next poll, on the store file's write lock) and two left
     a 2-core machine half idle: `bench/backfill.py --store embedded` synced 1.5x as fast with 4 (0.95 ->
-    1.37 cores busy), 1.7x with 6 and 1.9x with 8, in runs one after the other."""
+    1.37 cores busy), 1.6x with 6 and 1.9x with 8, and `bench/flows.py`'s burst of 150 landed with p99
+    9.3-10.0 s with 4 (15.9 s with 2), 7.3-7.6 s with 6. Each pool process holds about 85 MB once busy:
+    4 keep the worker near 430 MB; 6 (WORKER_CONCURRENCY=6) cost about 170 MB more."""
     return 4 if embedded else 2
 
 
