@@ -53,6 +53,8 @@ class Adapter(Protocol):
     # `unique(connector, fields) -> bool`, True when the vendor itself keeps this object's marker
     # unique, compared as `find` compares it, and `create` then answers the object that holds it already
     # (a vendor's match, or its conflict read back): the create goes first (see `creates_first`).
+    # `find_many(connector, many) -> list | None`, what `find` answers for each of `many`, in one or a few
+    # requests (tasks.push_batch), or None when it cannot tell in so few (then each is looked up alone).
 
 
 def creates_first(adapter: Adapter, connector: Any, fields: dict[str, Any]) -> bool:

@@ -162,7 +162,7 @@ class Connector:
     def create_once(
         self, effect: Effect, *, marker: str, find: Callable[[], Any | None],
         create: Callable[[Attempt], Any], on_finish: Callable[[Session, Any], None] | None = None,
-        unique: bool = False,
+        unique: bool = False, locked: bool = False,
     ) -> Any:  # fmt: skip
         """Create something in a vendor that has no idempotency key, once: under a lock on our marker
         (email, number, external id), look it up by that marker and create it only if it is absent. A
@@ -176,7 +176,9 @@ class Connector:
         answers the object that already holds it (Mautic's 200 on a matched email, or a unique-field
         conflict read back). The create then goes first, with no look-up: one request less, and no window
         between a look-up and the create in which another writer could make the object. Only a lost answer
-        is looked up."""
+        is looked up.
+
+        `locked`: the caller holds the marker's lock already (tasks.push_batch, from before its look-up)."""
 
         def call(attempt: Attempt) -> Any:
             if not unique and (found := find()) is not None:
@@ -194,6 +196,8 @@ class Connector:
 
         # A worker killed inside holds the marker no longer than its effect's lease, after which the effect
         # itself may be recovered by another.
+        if locked:
+            return once(effect, call, on_finish=on_finish)
         with lock(marker_lock(self.service, marker), timeout=DEFAULT_LEASE.total_seconds()):
             return once(effect, call, on_finish=on_finish)
 

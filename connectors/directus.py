@@ -187,6 +187,27 @@ class Directus(TokenConnector):
             log.warning("directus %s: %s is not unique on %s", collection, field, _ident(value))
         return rows[0] if rows else None
 
+    def find_items(
+        self, collection: str, field: str, values: list[Any], *, ignore_case: bool = False
+    ) -> dict[str, dict[str, Any]] | None:
+        """`find_item` for many values in one request: value (casefolded with `ignore_case`) -> the first
+        item holding it, by id. None when the answer may be cut short (a full page): ask each alone."""
+        limit = 10 * len(values) + 10
+        op = "_istarts_with" if ignore_case else "_eq"
+        query = {f"filter[_or][{i}][{field}][{op}]": value for i, value in enumerate(values)}
+        query |= {"sort": "id", "limit": limit}
+        rows = self._list(f"/items/{collection}", collection, f"items are looked up by {field}", query)
+        if len(rows) >= limit:
+            return None
+        wanted = {str(v).casefold() if ignore_case else str(v) for v in values}
+        found: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            held = str(row.get(field) or "")
+            key = held.casefold() if ignore_case else held
+            if key in wanted:
+                found.setdefault(key, row)
+        return found
+
     def field_unique(self, collection: str, field: str) -> bool:
         """Whether `field` has a unique constraint (`schema.is_unique`: `syncengine setup` adds the declared
         ones, but a deployment may not have run it since), asked once per process (Connector.unique_on)

@@ -83,6 +83,19 @@ class ItemAdapter:
             return None
         return connector.find_item(self.collection, field, value, ignore_case=field == "email")
 
+    def find_many(self, connector: Any, many: list[dict[str, Any]]) -> list[dict[str, Any] | None] | None:
+        """`find` for each of `many`, one request per field looked up by (the email, else a name)."""
+        lookups = [self._lookup(fields) for fields in many]
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for field in {field for field, value in lookups if value}:
+            values = [value for f, value in lookups if f == field and value]
+            rows = connector.find_items(self.collection, field, values, ignore_case=field == "email")
+            if rows is None:
+                return None
+            found |= {(field, k): row for k, row in rows.items()}
+        fold = str.casefold
+        return [found.get((f, fold(str(v)) if f == "email" else str(v))) if v else None for f, v in lookups]
+
     def unique(self, connector: Any, fields: dict[str, Any]) -> bool:
         """Created first (`create` reads a 400 RECORD_NOT_UNIQUE back) where Directus keeps the key field
         unique, as a product's SKU: its unique index compares as `find`'s `_eq` does. Never a contact: its

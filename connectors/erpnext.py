@@ -171,6 +171,16 @@ def primary_rows(rows: list[Doc], key: str, value: Any, flag: str, columns: Sequ
     return [{**{c: same.get(c) or 0 for c in columns}, key: value, flag: 1}, *kept] if value else kept
 
 
+def _first_match(rows: list[Doc], alternatives: Filters) -> Doc | None:
+    """The first row matching the first alternative any row matches. MariaDB compares with a
+    case-insensitive collation; so does this pick among the rows."""
+    for field, _op, value in alternatives:
+        match = next((r for r in rows if str(r.get(field)).casefold() == str(value).casefold()), None)
+        if match is not None:
+            return match
+    return None
+
+
 def holds_as_primary(rows: list[Doc], key: str, value: Any, flag: str) -> bool:
     """Whether a Contact's rows already have ``value`` as their one primary (none when it is empty)."""
     flagged = [r.get(key) for r in rows if r.get(flag)]
@@ -448,12 +458,25 @@ class ERPNextConnector(Connector):
         rows = self.list_page(
             doctype, or_filters=alternatives, fields=("*",), order_by="creation asc", limit=20
         )
-        for field, _op, value in alternatives:
-            # MariaDB compares with a case-insensitive collation; so does this pick among the rows.
-            match = next((r for r in rows if str(r.get(field)).casefold() == str(value).casefold()), None)
-            if match is not None:
-                return match
-        return None
+        return _first_match(rows, alternatives)
+
+    def find_firsts(self, doctype: str, many: list[Filters]) -> list[Doc | None] | None:
+        """`find_first` for each list of alternatives in `many`, in one request: the `=` conditions of all
+        gathered field by field into `in` conditions. None when the answer may be cut short (a full page):
+        then each is asked alone."""
+        values: dict[str, list[Any]] = {}
+        for alternatives in many:
+            for field, _op, value in alternatives:
+                values.setdefault(field, []).append(value)
+        if not values:
+            return [None] * len(many)
+        limit = 20 * len(many)
+        or_filters = [[field, "in", list(dict.fromkeys(vs))] for field, vs in values.items()]
+        rows = self.list_page(doctype, or_filters=or_filters, fields=("*",), order_by="creation asc",
+                              limit=limit)  # fmt: skip
+        if len(rows) >= limit:
+            return None
+        return [_first_match(rows, alternatives) for alternatives in many]
 
     def ensure(
         self, effect: Effect, doctype: str, doc: Doc | Callable[[], Doc], *, match: Filters, marker: str,

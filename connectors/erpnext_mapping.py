@@ -151,6 +151,14 @@ class CustomerAdapter(MasterAdapter):
         """By our marker field, else by the email. Not by name: names are not unique in ERPNext (a second
         "X" is named "X - 1" and keeps `customer_name` "X"), so a name would find another person. Only a
         site without the marker field (customer_marker None) is left with the name."""
+        lookups = self._lookups(connector, fields)
+        return connector.find_first("Customer", lookups) if lookups else None
+
+    def find_many(self, connector: Any, many: list[dict[str, Any]]) -> list[dict[str, Any] | None] | None:
+        """`find` for each of `many` in one request."""
+        return connector.find_firsts("Customer", [self._lookups(connector, fields) for fields in many])
+
+    def _lookups(self, connector: Any, fields: dict[str, Any]) -> list[list[Any]]:
         lookups = []
         if connector.customer_marker:
             lookups.append([connector.customer_marker, "=", self.marker(fields)])
@@ -158,7 +166,7 @@ class CustomerAdapter(MasterAdapter):
             lookups.append(["email_id", "=", fields["email"]])
         elif fields.get("name") and not connector.customer_marker:
             lookups.append(["customer_name", "=", fields["name"]])
-        return connector.find_first("Customer", lookups) if lookups else None
+        return lookups
 
     def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         fields = {f: body.get(k) or None for f, k in CUSTOMER_KEYS.items()}

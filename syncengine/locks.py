@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -39,6 +40,12 @@ def lock(name: str, timeout: float = 60.0, wait: float = 10.0) -> Iterator[None]
         yield
     finally:
         _release(name, token)
+
+
+def try_lock(name: str, timeout: float = 60.0) -> Callable[[], None] | None:
+    """Hold `name` now if it is free, without waiting: the function that releases it, or None."""
+    token = uuid.uuid4().hex
+    return partial(_release, name, token) if _acquire(name, token, timeout) else None
 
 
 def _acquire(name: str, token: str, timeout: float) -> bool:
