@@ -313,6 +313,11 @@ def running(claim_: Claim) -> Iterator[None]:
         _held.discard(claim_.token)
 
 
+def forget(claim_: Claim) -> None:
+    """This process no longer holds the claim (given back, or taken over), without having run under it."""
+    _held.discard(claim_.token)
+
+
 def current() -> Claim | None:
     """The claim of the outbox row the running task stands for (None outside such a task)."""
     return _current.get()

@@ -70,7 +70,7 @@ class ClaimingTask(Task):
         if claim is None:
             log.info("%s[%s]: done or held by another worker, skipped", self.name, self.request.id)
             return "skipped"
-        with outbox.running(claim), _heartbeat(claim):
+        with outbox.running(claim), heartbeat(claim):
             result = self._run_claimed(claim, args, kwargs)
         if claim.failure is not None:
             claim.fail(claim.failure)
@@ -124,7 +124,7 @@ class ClaimingTask(Task):
 
 
 @contextmanager
-def _heartbeat(claim: outbox.Claim) -> Iterator[None]:
+def heartbeat(claim: outbox.Claim) -> Iterator[None]:
     """Renew the claim's lease every third of it while the task runs, from a thread of its own."""
     stop = threading.Event()
     every = outbox.LEASE.total_seconds() / 3

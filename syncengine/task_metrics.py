@@ -33,3 +33,8 @@ def _count_push(
     args, kwargs = list(args or ()), dict(kwargs or {})
     system = kwargs.get("system") or (args[1] if len(args) > 1 else "unknown")
     _pushes.incr(str(system), push_outcome(state, retval))
+
+
+def count_push(system: str, outcome: str) -> None:
+    """A push made outside its own task (a follower of tasks.push_batch), counted as its task would be."""
+    _pushes.incr(system, push_outcome("SUCCESS", outcome))

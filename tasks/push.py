@@ -3,7 +3,8 @@
 Only what that system carries is sent, and only when it differs from what we last sent there; the effect
 runs under an idempotency key per record version (and per `replay` of the push), created once (vendor
 key, look-up before create, or the create first where the vendor keeps the marker unique: its answer is the
-object already there, if any).
+object already there, if any). A look-up before create serves the creates waiting behind it too, which this
+push then makes under their own claims (tasks.push_batch).
 
 A push is conditional: before an update the object is read, and an edit there that the hub has not seen
 (its webhook late or lost) is merged first, as that system's change, so no push overwrites a newer edit.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -53,6 +55,7 @@ from syncengine.records import (
 )
 from syncengine.settings import get_settings
 
+from . import push_batch
 from .dispatch import retry_later
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,15 @@ class _Refs:
 
 @app.task(name="tasks.push.push", bind=True, acks_late=True, max_retries=None)
 def push(self, record_id: int, system: str) -> str:  # type: ignore[no-untyped-def]
+    with push_batch.following(push_record, _resend):  # the creates looked up with this one's, once it is done
+        return _push(self, record_id, system)
+
+
+def _resend(row_id: int, record_id: int, system: str) -> None:
+    outbox.publish([outbox.Staged(row_id, push.s(record_id, system))])
+
+
+def _push(self, record_id: int, system: str) -> str:  # type: ignore[no-untyped-def]
     try:
         return push_record(record_id, system)
     except WaitingFor as exc:
@@ -295,13 +307,15 @@ def _create(target: Target) -> str:
     body = adapter.to_vendor(target.fields, _Refs())  # first: it may wait for another record
     connector, seen = connector_for(target.system), []
     effect = Effect(target.key("push"), target.system, f"push_{target.kind}", body)
-    answer = connector.create_once(
-        effect, marker=adapter.marker(target.fields),
-        find=lambda: _unclaimed(target, adapter.find(connector, target.fields)),
-        create=lambda attempt: _own(target, adapter.create(connector, body, attempt)),
-        on_finish=_bookkeeping(target, seen, creating=True),
-        unique=creates_first(adapter, connector, target.fields),
-    )  # fmt: skip
+    marker, unique = adapter.marker(target.fields), creates_first(adapter, connector, target.fields)
+    to_create = partial(_to_create, system=target.system)  # a follower's fields, if it creates there
+    with push_batch.looked_up(target, marker, connector, unique, to_create) as looked:
+        answer = connector.create_once(
+            effect, marker=marker,
+            find=lambda: _unclaimed(target, looked.find(lambda: adapter.find(connector, target.fields))),
+            create=lambda attempt: _own(target, adapter.create(connector, body, attempt)),
+            on_finish=_bookkeeping(target, seen, creating=True), unique=unique, locked=looked.locked,
+        )  # fmt: skip
     held = seen[0] if seen else held_by(target, answer, creating=True)
     if not held.refused:
         return "created"
@@ -309,6 +323,17 @@ def _create(target: Target) -> str:
     log.info("%s; updating it", refusal(settle, held))
     _settle(settle)
     return "created"
+
+
+def _to_create(record_id: int, system: str) -> dict[str, Any] | None:
+    """The fields a push of this record would create there with (tasks.push_batch), or None when it would
+    not create: it is there already, deleted, or gone there for good."""
+    target = _target(record_id, system)
+    if isinstance(target, str) or target.external_id is not None or target.deleted or target.current:
+        return None
+    if target.pushed == GONE and system in NEVER_RECREATED:
+        return None
+    return target.fields
 
 
 def _unclaimed(target: Target, found: Any) -> Any:
