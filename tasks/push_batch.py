@@ -157,32 +157,18 @@ def _gather(target: Any, marker: str, connector: Any, fields_of: FieldsOf, leade
     None when no follower could be taken."""
     followers: list[Follower] = []
     many = [target.fields]
-    for row_id, record_id in _waiting(target):
-        fields = fields_of(record_id)
-        if fields is None:
-            continue
-        try:
-            theirs = target.adapter.marker(fields)
-        except Permanent:  # it cannot be created there: its own task says why
-            continue
-        if theirs == marker or any(f.marker == theirs for f in followers):
-            continue  # two records of one marker: the second waits for the first, as it would alone
-        release = try_lock(marker_lock(connector.service, theirs), timeout=LEASE)
-        if release is None:
-            continue
-        claim = outbox.claim(row_id)
-        if claim is None:  # its own task has it
-            release()
-            continue
-        followers.append(Follower(row_id, record_id, theirs, release, claim))
-        many.append(fields)
-        if len(followers) == FOLLOWERS:
-            break
-    if not followers:
-        return None
     try:
+        for row_id, record_id in _waiting(target):
+            taken = _take(row_id, record_id, target.adapter, marker, connector, fields_of, followers)
+            if taken is not None:
+                followers.append(taken[0])
+                many.append(taken[1])
+            if len(followers) == FOLLOWERS:
+                break
+        if not followers:
+            return None
         answers = target.adapter.find_many(connector, many)
-    except BaseException:
+    except BaseException:  # the store, Redis or the vendor away: nothing taken is kept
         _give_back(target.system, followers, leader)
         raise
     how = "looked up together" if answers is not None else "each looked up alone"
@@ -191,6 +177,32 @@ def _gather(target: Any, marker: str, connector: Any, fields_of: FieldsOf, leade
     markers = [marker, *(f.marker for f in followers)]
     found = dict(zip(markers, answers, strict=True)) if answers is not None else {}
     return Batch(target.system, found, followers, {f.marker for f in followers})
+
+
+def _take(
+    row_id: int, record_id: int, adapter: Any, leading: str, connector: Any, fields_of: FieldsOf,
+    taken: list[Follower],
+) -> tuple[Follower, dict[str, Any]] | None:  # fmt: skip
+    """A push waiting to create, as a follower (its marker locked, its row claimed) with its fields; None
+    when it would not create, or its marker is the leader's or another follower's (two records of one
+    marker: the second waits for the first, as it would alone), or its marker or row is held elsewhere."""
+    fields = fields_of(record_id)
+    if fields is None:
+        return None
+    try:
+        marker = adapter.marker(fields)
+    except Permanent:  # it cannot be created there: its own task says why
+        return None
+    if marker == leading or any(f.marker == marker for f in taken):
+        return None
+    release = try_lock(marker_lock(connector.service, marker), timeout=LEASE)
+    if release is None:
+        return None
+    claim = outbox.claim(row_id)
+    if claim is None:  # its own task has it
+        release()
+        return None
+    return Follower(row_id, record_id, marker, release, claim), fields
 
 
 def _waiting(target: Any) -> list[tuple[int, int]]:
