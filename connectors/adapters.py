@@ -53,6 +53,7 @@ class Adapter(Protocol):
     # `unique(connector, fields) -> bool`, True when the vendor itself keeps this object's marker
     # unique, compared as `find` compares it, and `create` then answers the object that holds it already
     # (a vendor's match, or its conflict read back): the create goes first (see `creates_first`).
+    # `update_read(connector, external_id, body, read)`, `update` given the object as the push just read it.
     # `find_many(connector, many) -> list | None`, what `find` answers for each of `many`, in one or a few
     # requests (tasks.push_batch), or None when it cannot tell in so few (then each is looked up alone).
 

@@ -273,15 +273,16 @@ class ERPNextConnector(Connector):
             ) from exc
         return response.json()["data"]
 
-    def update_customer(self, name: str, changes: Doc) -> Doc:
+    def update_customer(self, name: str, changes: Doc, *, read: Doc | None = None) -> Doc:
         """Set a Customer's fields and answer it as it now is. Its `email_id` and `mobile_no` are read-only
         copies of its primary Contact's, fetched again on every save (a PUT changing them answers 200 with
         the old values), so they are written on that Contact and the Customer is saved after it, which
         fetches them. A Customer without a primary Contact gets one from ERPNext on that save
-        (Customer.create_primary_contact), made from the values the save carries."""
+        (Customer.create_primary_contact), made from the values the save carries. `read`: the Customer as
+        just read (it names the primary Contact), else it is read here."""
         on_contact = {k: changes[k] for k in CONTACT_FIELDS if k in changes}
         rest = {k: v for k, v in changes.items() if k not in CONTACT_FIELDS}
-        primary = self.get("Customer", name).get("customer_primary_contact") if on_contact else None
+        primary = (read or self.get("Customer", name)).get("customer_primary_contact") if on_contact else None
         if primary:
             self._set_primary_contact(primary, on_contact)
         else:

@@ -178,6 +178,12 @@ class CustomerAdapter(MasterAdapter):
         """Email and phone go to the primary Contact; the answer is the Customer as it now holds."""
         return connector.update_customer(external_id, body)
 
+    def update_read(
+        self, connector: Any, external_id: str, body: dict[str, Any], read: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`update`, the Customer as a push just read it naming its primary Contact: not read again."""
+        return connector.update_customer(external_id, body, read=read)
+
     def dates(
         self, connector: Any, external_id: str, groups: dict[str, dict[str, Any]]
     ) -> dict[str, datetime]:

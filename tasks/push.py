@@ -160,25 +160,25 @@ def push_record(record_id: int, system: str, again: str = "") -> str:
         return restored or "unchanged"
     if target.external_id is None:
         return _create(target)
-    caught_up = _catch_up(target)
+    caught_up, read = _catch_up(target)
     if caught_up is not target:  # that system had changed: what to write there is decided again
         return push_record(record_id, system, again)
-    return _update(target)
+    return _update(target, read)
 
 
-def _catch_up(target: Target) -> Target:
+def _catch_up(target: Target) -> tuple[Target, Any]:
     """A push is conditional: the object is read first, and when it is not what we last saw or pushed
     there (an edit whose webhook is late or lost), that edit is merged as a change from that system before
     anything is written, and the others hear of it. No blind overwrite of a newer edit. Returns another
-    Target when the hub changed."""
+    Target when the hub changed, and the object as read (None when it was not read)."""
     if not readable(target.system, target.kind):
-        return target
+        return target, None
     obj = read_current(target.system, target.kind, target.external_id or "")
     if obj is None:
-        return target  # gone there: the update says so, and the delete is its own event
+        return target, None  # gone there: the update says so, and the delete is its own event
     change = target.adapter.to_change(obj)
     if content_hash(change.fields) in (target.pushed, target.seen):
-        return target
+        return target, obj
     with read_scope() as session:
         change = with_history(session, change)
     log.info("%s %s %s changed since we last saw it: merged before the push of record %s",
@@ -191,7 +191,7 @@ def _catch_up(target: Target) -> Target:
         staged = outbox.stage(session, pushes)
     outbox.publish(staged)
     now = _target(target.record_id, target.system)
-    return now if isinstance(now, Target) and _replace(now, again=target.again) != target else target
+    return now if isinstance(now, Target) and _replace(now, again=target.again) != target else target, obj
 
 
 def _target(record_id: int, system: str) -> Target | str:
@@ -288,12 +288,20 @@ def _bookkeeping(target: Target, seen: list[Held], *, creating: bool) -> Any:
     return finish
 
 
-def _update(target: Target) -> str:
+def _update(target: Target, read: Any = None) -> str:
+    """`read`: the object as the push's catch-up just read it, for an adapter whose update needs more of
+    it than we keep (`update_read`: ERPNext's Customer names its primary Contact), not to read it again."""
     body = target.adapter.to_vendor(target.fields, _Refs())
     connector, seen = connector_for(target.system), []
     effect = Effect(target.key("push"), target.system, f"push_{target.kind}", body)
-    answer = once(effect, lambda attempt: target.adapter.update(connector, target.external_id, body),
-                  on_finish=_bookkeeping(target, seen, creating=False))  # fmt: skip
+    update_read = getattr(target.adapter, "update_read", None)
+
+    def call(_attempt: Any) -> Any:
+        if update_read is not None and read is not None:
+            return update_read(connector, target.external_id, body, read)
+        return target.adapter.update(connector, target.external_id, body)
+
+    answer = once(effect, call, on_finish=_bookkeeping(target, seen, creating=False))
     held = seen[0] if seen else held_by(target, answer, creating=False)
     if held.refused:
         raise Refused(refusal(target, held))

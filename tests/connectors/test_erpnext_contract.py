@@ -190,6 +190,27 @@ def test_an_update_writes_the_contact_only_where_its_primary_is_not_the_value_al
     assert after["mobile_no"] == "+33655555555"
 
 
+def test_an_update_given_the_customer_as_a_push_just_read_it_does_not_read_it_again(configured, monkeypatch):
+    conn = configured.connector()
+    adapter = CustomerAdapter(site_timezone=conn.site_timezone)
+    email = f"read-{uuid.uuid4().hex[:8]}@example.test"
+    created = adapter.create(conn, {"customer_name": configured.unique("Read Co"), "email_id": email}, None)
+    read = conn.get("Customer", created["name"])  # the push's catch-up read
+    sent, request = [], conn.request
+
+    def counted(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append((method, path.split("/")[-2] if "/document/" in path else path))
+        return request(method, path, *args, **kwargs)
+
+    monkeypatch.setattr(conn, "request", counted)
+    moved = email.replace("read-", "moved-")
+    changes = {"email_id": moved, "mobile_no": "+33666666666"}
+    answer = adapter.update_read(conn, created["name"], changes, read)
+    assert ("GET", "Customer") not in sent
+    assert [s for s in sent if s[1] == "Contact"] == [("GET", "Contact"), ("PUT", "Contact")]
+    assert (answer["email_id"], answer["mobile_no"]) == (moved, "+33666666666")
+
+
 def test_a_taken_unique_marker_means_the_customer_exists(target, monkeypatch):
     conn = target.connector()
     marker = f"rec-{uuid.uuid4().hex}"
