@@ -66,3 +66,17 @@ def run_concurrently(n: int, call: Callable[[], Any]) -> list[str]:
 def count(sim: Any, method: str, path_prefix: str = "/") -> int:
     """Requests the simulator received (ERPNext's own `count` is shadowed by its `/…/count` route)."""
     return len(sim.requests_log(method=method, path_prefix=path_prefix))
+
+
+def requests_sent(monkeypatch: Any, conn: Any, name: Callable[[str], str] = lambda path: path) -> list:
+    """The (method, `name(path)`) of every request `conn` sends from now on, on a simulator or a real server
+    alike (the simulator's own log cannot count a peer's)."""
+    sent: list[tuple[str, str]] = []
+    request = conn.request
+
+    def counted(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append((method, name(path)))
+        return request(method, path, *args, **kwargs)
+
+    monkeypatch.setattr(conn, "request", counted)
+    return sent

@@ -151,7 +151,7 @@ def test_a_group_is_dated_by_the_revision_that_wrote_its_value_not_by_the_item(t
     assert conn.revisions("contacts", key)[0]["delta"]["vat_number"] == "FR00000000001"  # newest first
 
 
-def test_many_contacts_are_looked_up_in_one_request_as_each_would_be_alone(target):
+def test_many_contacts_are_looked_up_in_one_request_as_each_would_be_alone(target, monkeypatch):
     """The look-up of a batch of creates (tasks.push_batch): one request, the same answers as each alone,
     an email whatever its case, a name for a contact without one, and a look-alike email not taken."""
     conn, adapter = target.connector(), adapter_for("directus", "contact")
@@ -161,17 +161,10 @@ def test_many_contacts_are_looked_up_in_one_request_as_each_would_be_alone(targe
     named = target.create("contacts", {"name": f"No Mail {tag}"})
     many = [{"email": f"ann.{tag}@x.io"}, {"email": f"bob.{tag}@x.io"}, {"name": f"No Mail {tag}"},
             {"email": f"cy.{tag}@x.io"}]  # fmt: skip
-    request, sent = conn.request, []
-
-    def counted(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append((method, path))
-        return request(method, path, *args, **kwargs)
-
-    conn.request = counted  # type: ignore[method-assign]
+    sent = helpers.requests_sent(monkeypatch, conn)
     found = adapter.find_many(conn, many)
     assert sent == [("GET", "/items/contacts")] * 2  # one for the emails, one for the name
     assert [f and f["id"] for f in found] == [typed["id"], None, named["id"], None]
-    conn.request = request  # type: ignore[method-assign]
     assert [adapter.find(conn, fields) for fields in many] == found
     assert longer["id"] not in [f and f["id"] for f in found]
 

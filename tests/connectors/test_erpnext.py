@@ -435,7 +435,7 @@ def test_a_customer_is_looked_up_by_marker_or_email_in_one_request_preferring_th
     assert adapter.find(conn, {"email": f"nobody-{uuid.uuid4().hex}@example.test", "name": "No"}) is None
 
 
-def test_many_customers_are_looked_up_in_one_request_as_each_would_be_alone(target):
+def test_many_customers_are_looked_up_in_one_request_as_each_would_be_alone(target, monkeypatch):
     """The look-up of a batch of creates (tasks.push_batch): one list request, and for each the answer it
     would get alone: the marker first, else the email whatever its case, else none."""
     from connectors.erpnext_mapping import CustomerAdapter
@@ -449,17 +449,10 @@ def test_many_customers_are_looked_up_in_one_request_as_each_would_be_alone(targ
     marked = conn.create("Customer", {"customer_name": target.unique("Bob"),
                                       "custom_syncengine_id": contact_marker(many[1])})  # fmt: skip
     conn.create("Customer", {"customer_name": target.unique("Bob too"), "email_id": many[1]["email"]})
-    request, sent = conn.request, []
-
-    def counted(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append((method, path))
-        return request(method, path, *args, **kwargs)
-
-    conn.request = counted  # type: ignore[method-assign]
+    sent = helpers.requests_sent(monkeypatch, conn)
     found = adapter.find_many(conn, many)
     assert len(sent) == 1 and sent[0][0] == "GET"
     assert [f and f["name"] for f in found] == [by_email["name"], marked["name"], None, None]
-    conn.request = request  # type: ignore[method-assign]
     assert [f and f["name"] for f in (adapter.find(conn, fields) for fields in many)] == [
         f and f["name"] for f in found
     ]

@@ -45,6 +45,11 @@ def effect(operation: str, request: Any = None) -> Any:
     return helpers.effect("erpnext", operation, request)
 
 
+def doctype_of(path: str) -> str:
+    """A document's path named by its doctype (`/api/v2/document/Contact/X` -> `Contact`)."""
+    return path.split("/")[-2] if "/document/" in path else path
+
+
 def new_item(target: Target, conn: Any) -> str:
     code = target.unique("SKU").replace(" ", "-")
     conn.ensure_item(effect("ensure_item"), {"item_code": code, "item_group": "Products", "stock_uom": "Nos"})
@@ -161,13 +166,7 @@ def test_an_update_writes_the_contact_only_where_its_primary_is_not_the_value_al
                                     "mobile_no": "+33644444444"}, None)  # fmt: skip
     contact_name = created["customer_primary_contact"]
     before = conn.get("Contact", contact_name)
-    sent, request = [], conn.request
-
-    def counted(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append((method, path.split("/")[-2] if "/document/" in path else path))
-        return request(method, path, *args, **kwargs)
-
-    monkeypatch.setattr(conn, "request", counted)
+    sent = helpers.requests_sent(monkeypatch, conn, doctype_of)
     # Email and phone as the Contact holds them, the tax id new: the Customer saved, the Contact left alone.
     answer = adapter.update(conn, created["name"], {"email_id": email, "mobile_no": "+33644444444",
                                                     "tax_id": "FR40303265045"})  # fmt: skip
@@ -196,13 +195,7 @@ def test_an_update_given_the_customer_as_a_push_just_read_it_does_not_read_it_ag
     email = f"read-{uuid.uuid4().hex[:8]}@example.test"
     created = adapter.create(conn, {"customer_name": configured.unique("Read Co"), "email_id": email}, None)
     read = conn.get("Customer", created["name"])  # the push's catch-up read
-    sent, request = [], conn.request
-
-    def counted(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append((method, path.split("/")[-2] if "/document/" in path else path))
-        return request(method, path, *args, **kwargs)
-
-    monkeypatch.setattr(conn, "request", counted)
+    sent = helpers.requests_sent(monkeypatch, conn, doctype_of)
     moved = email.replace("read-", "moved-")
     changes = {"email_id": moved, "mobile_no": "+33666666666"}
     answer = adapter.update_read(conn, created["name"], changes, read)
