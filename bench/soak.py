@@ -141,9 +141,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--short", action="store_true", help="CI: 15 s of soak, one fault (a Redis restart)")
+    parser.add_argument("--log", type=Path, help="keep the engine's output (receiver, worker) in this file")
     args = parser.parse_args()
+    settle = 300.0  # seconds after the soak for every change to land
     if args.short:
-        args.minutes = 0.25
+        args.minutes, settle = 0.25, 150.0  # CI gives the whole run 240 s: this says what is missing first
+    sys.stdout.reconfigure(line_buffering=True)  # a run that stalls shows how far it got, even when killed
 
     admin, db_url = scratch_database()
     broker = Redis()
@@ -152,7 +155,9 @@ def main() -> int:
     sims = stack.simulators()
     try:  # the receiver and a worker of 2 processes, as bench/flows.py runs them
         deployment = stack.start(sims, home=home, database_url=db_url, redis_url=redis_url,
-                                 layout=stack.Layout(extra_env={"SYNCENGINE_INBOX_LEASE": "20"}))  # fmt: skip
+                                 layout=stack.Layout(extra_env={"SYNCENGINE_INBOX_LEASE": "20"},
+                                                     loglevel="INFO" if args.log else "WARNING",
+                                                     log=args.log))  # fmt: skip
     except BaseException:
         broker.stop()
         drop_database(admin, db_url)
@@ -273,9 +278,15 @@ def main() -> int:
         for sim in sims.values():
             sim.clear_faults()
         sweep("mautic", "contact")
-        deadline = time.monotonic() + 300
+        waited = time.monotonic()
+        deadline = waited + settle
         while len(tracker.landed) < len(tracker.sent) and time.monotonic() < deadline:
             time.sleep(1)
+            if time.monotonic() - waited >= 30:  # a stall says so while it waits, not only at its end
+                waited = time.monotonic()
+                with tracker.lock:
+                    left = [e for e in tracker.sent if e not in tracker.landed]
+                print(f"  ... still waiting for {len(left)} changes, e.g. {left[0] if left else '-'}")
         time.sleep(5)  # anything still in flight (an echo, a retried push) would land now
         rss_end = (sum(rss_mb(w.pid) for w in workers), rss_mb(web.pid))
     finally:

@@ -7,6 +7,7 @@ the embedded default. Both expire, so a killed holder cannot block anyone for lo
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,13 +15,17 @@ from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
 
+import redis.exceptions
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from .errors import Retryable
 from .models import Lease, utcnow
 from .shared_state import get_redis, state_session
+
+log = logging.getLogger(__name__)
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
@@ -65,6 +70,15 @@ def _acquire(name: str, token: str, timeout: float) -> bool:
 
 
 def _release(name: str, token: str) -> None:
+    """Best effort: a lock not released (Redis or the store away at that moment) expires at its timeout;
+    raising here would fail work that is finished, or hide the error it ended with."""
+    try:
+        _delete(name, token)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError) as exc:
+        log.warning("lock %s not released (%s): it expires at its timeout", name, type(exc).__name__)
+
+
+def _delete(name: str, token: str) -> None:
     client = get_redis()
     if client is not None:
         client.eval(_RELEASE, 1, f"syncengine:lock:{name}", token)

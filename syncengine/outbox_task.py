@@ -6,9 +6,10 @@ row, and closes the row when it ends, so a push, a booking or an email is done o
 - While the task runs, a thread renews its lease every third of it: a killed worker stops renewing, and the
   redelivery sweep re-drives the row once the lease lapses.
 - `retry()` puts the row back to pending, with the delay, before the retry message is sent.
-- The soft time limit, or the store away, is retried with a growing delay (up to MAX_ATTEMPTS); a hard
-  time limit kills the pool process, and the worker's main process retries the row the same way
-  (`on_failure`). Any other exception the task does not handle fails the row for good, with its error.
+- The soft time limit, or the store or our Redis away, is retried with a growing delay (up to
+  MAX_ATTEMPTS); a hard time limit kills the pool process, and the worker's main process retries the row
+  the same way (`on_failure`). Any other exception the task does not handle fails the row for good, with
+  its error.
 - The task returning normally closes the row: done, or failed for good when it said so (`outbox.failed`).
 
 Tasks sent any other way (the beat's, `replay`'s inbox events, a test calling one) run as plain tasks.
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import redis.exceptions
 from billiard.exceptions import TimeLimitExceeded
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TaskPredicate
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 
 # Attempts (claims) of one row after which a time limit or an outage of our own store fails it for good.
 MAX_ATTEMPTS = 8
-# What the task did not handle but may pass on a later try: its soft time limit, the store away. Anything
+# What the task did not handle but may pass on a later try: its soft time limit, the store away, our Redis
+# away or restarting (its locks, breakers and counters: redis-py's errors are not the builtin ones). Anything
 # else it did not handle is a bug or a case it does not know (an IntegrityError): failed for good at once,
 # with the error for `status`, rather than retried in silence.
 TRANSIENT = (
@@ -46,6 +49,8 @@ TRANSIENT = (
     DisconnectionError,
     ConnectionError,
     TimeoutError,
+    redis.exceptions.ConnectionError,  # BusyLoadingError too: a restarted Redis still reading its file
+    redis.exceptions.TimeoutError,
 )
 
 

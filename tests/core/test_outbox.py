@@ -9,6 +9,8 @@ import sys
 import uuid
 from datetime import timedelta
 
+import pytest
+from celery.exceptions import Retry
 from sqlalchemy import select, update
 
 from syncengine import outbox
@@ -115,3 +117,34 @@ def test_a_killed_workers_push_is_redriven_within_2_minutes_with_the_production_
     redelivery = BEAT_SCHEDULE["inbox-redelivery"]
     assert redelivery["task"] == "tasks.dispatch.redeliver"
     assert outbox.LEASE.total_seconds() + redelivery["schedule"] <= 90
+
+
+def test_our_redis_away_under_an_outbox_task_retries_it_and_does_not_fail_it_for_good(monkeypatch):
+    """redis-py's ConnectionError is not the builtin one: a task meeting a Redis restart (a lock, a breaker)
+    went failed for good on its first try, and its push was lost until a person replayed it."""
+    import redis
+
+    from simulators.stack import free_port
+    from syncengine import locks
+    from syncengine.celery_app import app
+
+    away = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    monkeypatch.setattr(locks, "get_redis", lambda: away)
+
+    @app.task(name="tests.core.lock_holder", bind=True)
+    def lock_holder(self) -> str:
+        with locks.lock("tests-core-lock-holder"):
+            return "done"
+
+    with session_scope() as s:
+        (item,) = outbox.stage(s, [lock_holder.s()], None)
+    # As the worker runs it, except that the retry is raised here instead of sent to the broker.
+    lock_holder.push_request(id=f"outbox-{item.row_id}", called_directly=False, is_eager=True)
+    try:
+        with pytest.raises(Retry):
+            lock_holder()
+    finally:
+        lock_holder.pop_request()
+    row_state, attempts, claimed, reason = state(item.row_id)
+    assert (row_state, attempts, claimed) == ("pending", 1, False)  # back, for the retry to claim
+    assert reason.startswith("ConnectionError: Error 111 connecting to 127.0.0.1")
