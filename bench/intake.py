@@ -131,6 +131,9 @@ def main() -> None:
         print(f"{name:<12} {result.summary()}")
     ratio = results["intake"].rate / results["hello-world"].rate
     per_round = [i.rate / h.rate for h, i in zip(rounds["hello-world"], rounds["intake"], strict=True)]
+    for n, (h, i) in enumerate(zip(rounds["hello-world"], rounds["intake"], strict=True), 1):
+        print(f"  round {n}: hello-world {h.rate:5.0f} req/s, intake {i.rate:4.0f} req/s (p99 "
+              f"{i.percentile(99):.1f} ms)")
     p99 = results["intake"].percentile(99)
     print(f"ratio intake/hello-world: {ratio:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in per_round)}; "
           f"target >= 0.30x); intake p99 {p99:.1f} ms (target < 50 ms)")  # fmt: skip

@@ -137,6 +137,22 @@ class Tracker:
             self.stop.wait(0.5)
 
 
+def failed_for_good() -> dict[str, int]:
+    """What the engine gave up on during the soak: a fault it should have ridden out (a Redis restart,
+    500s, 429s) must leave nothing for a person to replay, even where the effect landed by another way."""
+    from sqlalchemy import func, select
+
+    from syncengine import outbox
+    from syncengine.db import session_scope
+    from syncengine.models import InboxEvent, InboxStatus
+
+    with session_scope() as session:
+        events = session.execute(
+            select(func.count()).select_from(InboxEvent).where(InboxEvent.status == InboxStatus.FAILED)
+        ).scalar_one()
+        return {"inbox": events, "outbox": len(outbox.failed_ids(session))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -289,6 +305,7 @@ def main() -> int:
                 print(f"  ... still waiting for {len(left)} changes, e.g. {left[0] if left else '-'}")
         time.sleep(5)  # anything still in flight (an echo, a retried push) would land now
         rss_end = (sum(rss_mb(w.pid) for w in workers), rss_mb(web.pid))
+        failed = failed_for_good()
     finally:
         beat_stop.set()
         tracker.stop.set()
@@ -312,6 +329,10 @@ def main() -> int:
     print(f"events processed     {len(tracker.landed)}")
     print(f"duplicated effects   {duplicated}   (must be 0)")
     print(f"lost                 {len(lost)}   (must be 0){'  e.g. ' + lost[0] if lost else ''}")
+    print(
+        f"failed for good      {sum(failed.values())}   (must be 0: inbox events {failed['inbox']}, "
+        f"outbox tasks {failed['outbox']}; each a push or an event left for a person to replay)"
+    )
     print(f"p99 webhook->effect  {p99 * 1000:.0f} ms   (p50 {latencies[len(latencies) // 2] * 1000:.0f} ms)")
     print(f"workers RSS          {rss_start[0]:.0f} MB -> {rss_end[0]:.0f} MB ({growth[0]:+.1f}%)")
     print(
@@ -323,7 +344,7 @@ def main() -> int:
         unexpected.append(f"POST {url} answered {refusals} (status: count)")
     for line in unexpected[:1]:
         print(f"bench: {line}", file=sys.stderr)
-    return 1 if unexpected or duplicated or lost else 0
+    return 1 if unexpected or duplicated or lost or sum(failed.values()) else 0
 
 
 if __name__ == "__main__":
