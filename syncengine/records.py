@@ -393,8 +393,7 @@ def note_held(session: Session, change: Change) -> None:
 
 def record_id_for(session: Session | None, system: str, kind: str, external_id: str | None) -> int | None:
     """The hub record a system's object is linked to (an invoice's client → the contact record), or None.
-    Pass the handler's session inside a transaction: a second one would not see its uncommitted links
-    (and on SQLite would wait on its write lock)."""
+    Pass the handler's session inside a transaction: a read of its own would not see its uncommitted links."""
     if not external_id:
         return None
     query = select(Link.record_id).where(
@@ -402,9 +401,12 @@ def record_id_for(session: Session | None, system: str, kind: str, external_id: 
     )
     if session is not None:
         return session.execute(query).scalar_one_or_none()
-    from .db import session_scope
+    from .db import read_scope
 
-    with session_scope() as own:
+    # One SELECT needs no transaction: on SQLite a transaction takes the file's write lock (BEGIN
+    # IMMEDIATE), and a caller inside one of its own (a push's bookkeeping, as it closes its key) waited on
+    # itself for the busy timeout, 30 s, with every writer and webhook behind it.
+    with read_scope() as own:
         return own.execute(query).scalar_one_or_none()
 
 

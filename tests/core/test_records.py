@@ -364,3 +364,35 @@ def test_a_delete_stamped_before_our_push_is_still_a_delete():
     assert "deleted" in gone.changed
     with session_scope() as s:
         assert s.get(Record, merged.record_id).deleted_at is not None
+
+
+def test_a_link_looked_up_outside_a_transaction_never_waits_on_the_embedded_stores_write_lock(
+    tmp_path, monkeypatch
+):
+    """On the embedded default (SQLite, one writer) a push's bookkeeping, inside the transaction that closes
+    its idempotency key, read an ERPNext invoice's customer link in a transaction of its own: it waited on
+    its own write lock for the 30 s busy timeout, and every worker and webhook waited with it (the demo's
+    invoice step past its time, webhooks answered 503)."""
+    import time
+    from dataclasses import replace
+
+    from syncengine import db
+    from syncengine.models import Base
+    from syncengine.settings import get_settings
+
+    settings = replace(get_settings(), database_url=f"sqlite:///{tmp_path / 'embedded.sqlite3'}")
+    monkeypatch.setattr(db, "get_settings", lambda: settings)
+    Base.metadata.create_all(db.get_engine())
+    with session_scope() as s:
+        contact = Record(kind="contact", data={"email": "ann@x.test"})
+        s.add(contact)
+        s.flush()
+        s.add(Link(record_id=contact.id, system="erpnext", kind="contact", external_id="CUST-1"))
+    try:
+        with session_scope() as holding:  # as the push's key closes: BEGIN IMMEDIATE, the write lock held
+            holding.execute(select(func.count()).select_from(Record)).scalar_one()
+            started = time.monotonic()
+            assert record_id_for(None, "erpnext", "contact", "CUST-1") == contact.id
+            assert time.monotonic() - started < 5, "waited on the write lock its own caller holds"
+    finally:
+        db.reset_engines()
