@@ -140,17 +140,13 @@ class Tracker:
 def failed_for_good() -> dict[str, int]:
     """What the engine gave up on during the soak: a fault it should have ridden out (a Redis restart,
     500s, 429s) must leave nothing for a person to replay, even where the effect landed by another way."""
-    from sqlalchemy import func, select
+    from syncengine import inbox, outbox
+    from syncengine.db import read_scope
+    from syncengine.models import InboxStatus, TaskState
 
-    from syncengine import outbox
-    from syncengine.db import session_scope
-    from syncengine.models import InboxEvent, InboxStatus
-
-    with session_scope() as session:
-        events = session.execute(
-            select(func.count()).select_from(InboxEvent).where(InboxEvent.status == InboxStatus.FAILED)
-        ).scalar_one()
-        return {"inbox": events, "outbox": len(outbox.failed_ids(session))}
+    with read_scope() as session:  # the counts /metrics reports
+        return {"inbox": inbox.counts_by_status(session)[InboxStatus.FAILED],
+                "outbox": outbox.counts_by_state(session)[TaskState.FAILED]}  # fmt: skip
 
 
 def main() -> int:

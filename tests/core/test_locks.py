@@ -57,7 +57,7 @@ def test_shared_state_uses_the_configured_redis():
     assert shared_state.get_redis().ping()
 
 
-def _redis_away():
+def redis_away():
     """A client of a Redis that is not there (a closed port): the errors redis-py really raises."""
     import redis
 
@@ -72,7 +72,7 @@ def test_a_lock_whose_redis_went_away_before_its_release_does_not_fail_the_work(
     name = f"t-{uuid.uuid4().hex}"
     done = []
     with locks.lock(name, timeout=1):
-        monkeypatch.setattr(locks, "get_redis", _redis_away)
+        monkeypatch.setattr(locks, "get_redis", redis_away)
         done.append(1)
     assert done == [1]
     assert f"lock {name} not released (ConnectionError): it expires at its timeout" in caplog.text

@@ -122,14 +122,11 @@ def test_a_killed_workers_push_is_redriven_within_2_minutes_with_the_production_
 def test_our_redis_away_under_an_outbox_task_retries_it_and_does_not_fail_it_for_good(monkeypatch):
     """redis-py's ConnectionError is not the builtin one: a task meeting a Redis restart (a lock, a breaker)
     went failed for good on its first try, and its push was lost until a person replayed it."""
-    import redis
-
-    from simulators.stack import free_port
     from syncengine import locks
     from syncengine.celery_app import app
+    from tests.core.test_locks import redis_away
 
-    away = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
-    monkeypatch.setattr(locks, "get_redis", lambda: away)
+    monkeypatch.setattr(locks, "get_redis", redis_away)
 
     @app.task(name="tests.core.lock_holder", bind=True)
     def lock_holder(self) -> str:
