@@ -30,6 +30,7 @@ API = "/api/v1"
 ALL_STATUSES = "active,archived,deleted"
 DEFAULT_PAGE_SIZE = 100  # the vendor allows up to 5000; 100 keeps one answer small
 MAX_PER_PAGE = 5000  # BaseController::resolveQueryLimit
+LOOKUP_PAGE = 1000  # clients per page when many are looked up by listing them all
 # StorePaymentRequest refuses the same amount+client within about a second with a bare 429.
 DUPLICATE_PAYMENT_WAIT = 1.0
 BULK_ACTIONS = frozenset({"archive", "restore", "delete", "mark_sent"})
@@ -71,12 +72,18 @@ class InvoiceNinja(TokenConnector):
         self, kind: str, params: Mapping[str, Any] | None = None, *, page_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every entity of `kind` matching `params`, page by page (`meta.pagination.total_pages`)."""
-        size = page_size or self.page_size
+        for rows, _total_pages in self._pages(kind, params, page_size or self.page_size):
+            yield from rows
+
+    def _pages(
+        self, kind: str, params: Mapping[str, Any] | None, size: int
+    ) -> Iterator[tuple[list[dict[str, Any]], int]]:
+        """Each page's rows with the number of pages the list has (`meta.pagination.total_pages`)."""
         page = 1
         while True:
             body = self.get_json(f"{API}/{kind}", params={**(params or {}), "per_page": size, "page": page})
-            yield from body["data"]
             total_pages = body.get("meta", {}).get("pagination", {}).get("total_pages", page)
+            yield body["data"], total_pages
             if page >= total_pages or not body["data"]:
                 return
             page += 1
@@ -172,6 +179,23 @@ class InvoiceNinja(TokenConnector):
         # `filter` is Invoice Ninja's search over names, numbers and contacts' emails: it narrows the list
         # the match is then checked on, instead of paging through every client.
         return self.find("clients", field, value, params={field: value, "filter": value})
+
+    def find_clients(
+        self, wanted: list[tuple[str, str] | None], *, most_pages: int
+    ) -> list[dict[str, Any] | None] | None:
+        """`find` for many clients, each by one (field, value), from one listing of every client: Invoice
+        Ninja's filters take one email each, so a look-up alone costs a request per client. The list is in
+        `id` order, where new clients come last, so paging it skips none. None, after its first page, when
+        the list is longer than `most_pages` pages: then each is asked for alone."""
+        first: dict[tuple[str, str], dict[str, Any]] = {}
+        query = {"status": ALL_STATUSES, "sort": "id|asc"}
+        for rows, total_pages in self._pages("clients", query, LOOKUP_PAGE):
+            if total_pages > most_pages:
+                return None
+            for client in rows:
+                for key in _client_keys(client):
+                    first.setdefault(key, client)
+        return [first.get(_folded(*pair)) if pair else None for pair in wanted]
 
     def create_client(self, effect: Effect, client: Mapping[str, Any], *, marker: str = "id_number") -> dict:
         """`{"name", "contacts": [{"first_name", "last_name", "email"}], "id_number": <our record id>, …}`;
@@ -347,6 +371,20 @@ def _field_equals(entity: Mapping[str, Any], field: str, value: Any) -> bool:
         wanted = str(value).strip().lower()
         return any(str(c.get("email", "")).strip().lower() == wanted for c in entity.get("contacts") or [])
     return entity.get(field) not in (None, "") and str(entity.get(field)) == str(value)
+
+
+def _client_keys(client: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """What `find_client` may find a client by, as `_field_equals` compares it."""
+    for contact in client.get("contacts") or []:
+        if contact.get("email"):
+            yield _folded("email", contact["email"])
+    for field in ("name", "id_number", "number"):
+        if client.get(field) not in (None, ""):
+            yield field, str(client[field])
+
+
+def _folded(field: str, value: Any) -> tuple[str, str]:
+    return (field, str(value).strip().lower()) if field == "email" else (field, str(value))
 
 
 def _idempotency_key_taken(exc: Permanent) -> bool:

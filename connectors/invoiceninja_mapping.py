@@ -105,11 +105,18 @@ class ClientAdapter:
         return contact_marker(fields)
 
     def find(self, connector: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
-        if fields.get("email"):
-            return connector.find_client("email", fields["email"])
-        if fields.get("name"):  # no email: the billing name is all there is
-            return connector.find("clients", "name", fields["name"], params={"filter": fields["name"]})
-        return None
+        lookup = _client_lookup(fields)
+        if lookup is None:
+            return None
+        field, value = lookup
+        if field == "email":
+            return connector.find_client("email", value)
+        return connector.find("clients", "name", value, params={"filter": value})
+
+    def find_many(self, connector: Any, many: list[dict[str, Any]]) -> list[dict[str, Any] | None] | None:
+        """`find` for each of `many` from one listing of every client, while that listing takes at most a
+        fifth of the requests the look-ups alone would (a page holds 1,000 clients)."""
+        return connector.find_clients([_client_lookup(f) for f in many], most_pages=max(1, len(many) // 5))
 
     def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         return connector.create("clients", body)
@@ -135,6 +142,15 @@ class ClientAdapter:
     def restore(self, connector: Any, external_id: str) -> dict[str, Any]:
         """F9 reversed: the bulk `restore` (a no-op on a live client, so a repeat is harmless)."""
         return connector.restore("clients", external_id)
+
+
+def _client_lookup(fields: dict[str, Any]) -> tuple[str, str] | None:
+    """What a client is looked up by: its email, else (no email) its billing name, all there is."""
+    if fields.get("email"):
+        return "email", str(fields["email"])
+    if fields.get("name"):
+        return "name", str(fields["name"])
+    return None
 
 
 def _merged_contacts(client: dict[str, Any], changes: dict[str, Any]) -> list[dict[str, Any]]:

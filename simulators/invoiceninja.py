@@ -277,6 +277,8 @@ class InvoiceNinjaSimulator(Simulator):
         rows = [r for r in rows if self._matches(r, args, kind)]
         if args.get("sort"):
             column, _, direction = args["sort"].partition("|")
+            # The table's `id` is its autoincrement key (the hashid only encodes it): `_seq` here.
+            column = "_seq" if column == "id" else column
             if rows and column in rows[0]:
                 rows.sort(key=lambda r: (r[column], r["_seq"]), reverse=direction.lower() == "desc")
         try:

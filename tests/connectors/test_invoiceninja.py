@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from connectors.adapters import adapter_for
 from connectors.invoiceninja import InvoiceNinja
 from syncengine.breaker import CLOSED, OPEN, BreakerPolicy
 from syncengine.errors import CircuitOpen, Permanent, Retryable
@@ -66,6 +67,42 @@ def was_lost(sim, path: str) -> bool:
 
 
 # --- paging and sweeps ---------------------------------------------------------------------------------
+
+
+def test_many_clients_are_looked_up_by_one_listing_as_each_would_be_alone(sim, ninja, monkeypatch):
+    """The look-up of a batch of creates (tasks.push_batch): Invoice Ninja filters one email at a time, so
+    every client is listed once instead: the same answers as each alone (an email whatever its case, on any
+    contact, of a deleted client too; the name where there is no email; a look-alike email not taken)."""
+    ids = sim.seed({"clients": [
+        {"name": "Ann", "contacts": [{"email": "Ann.Typed@X.io"}]},
+        {"name": "Bob old", "contacts": [{"email": "other@x.io"}, {"email": "bob@x.io"}]},
+        {"name": "Look-alike", "contacts": [{"email": "cy@x.io.example"}]},
+        {"name": "No Mail Ltd", "contacts": [{"first_name": "Dee"}]},
+    ]})["clients"]  # fmt: skip
+    conn, adapter = ninja(), adapter_for("invoiceninja", "contact")
+    conn.delete("clients", ids[1])
+    many = [{"email": "ann.typed@x.io"}, {"email": "bob@x.io"}, {"name": "No Mail Ltd"},
+            {"email": "cy@x.io"}, {"name": "Nobody"}]  # fmt: skip
+    sent = helpers.requests_sent(monkeypatch, conn)
+    found = adapter.find_many(conn, many)
+    assert sent == [("GET", "/api/v1/clients")]
+    assert [f and f["id"] for f in found] == [ids[0], ids[1], ids[3], None, None]
+    assert [adapter.find(conn, fields) for fields in many] == found
+
+
+def test_a_client_listing_longer_than_the_look_ups_it_saves_is_not_read_past_its_first_page(
+    sim, ninja, monkeypatch
+):
+    """Five look-ups may cost one page: with more pages than that, each client is looked up alone."""
+    sim.seed({"clients": [{"name": f"C{i}", "contacts": [{"email": f"c{i}@x.io"}]} for i in range(3)]})
+    monkeypatch.setattr("connectors.invoiceninja.LOOKUP_PAGE", 2)
+    conn, adapter = ninja(), adapter_for("invoiceninja", "contact")
+    sent = helpers.requests_sent(monkeypatch, conn)
+    assert adapter.find_many(conn, [{"email": f"c{i}@x.io"} for i in range(9)]) is None
+    assert sent == [("GET", "/api/v1/clients")]
+    found = adapter.find_many(conn, [{"email": f"c{i}@x.io"} for i in range(10)])  # two pages: listed
+    assert [f and f["name"] for f in found] == ["C0", "C1", "C2", *[None] * 7]
+    assert sent == [("GET", "/api/v1/clients")] * 3
 
 
 def test_lists_every_page_and_the_sweep_returns_only_changes(sim, ninja):

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from syncengine.db import session_scope
 from syncengine.models import Link, OutboxTask, Record
-from tests.flows.test_contacts import customers_with, directus_contacts_with, mautic_contact
+from tests.flows.test_contacts import clients_with, customers_with, directus_contacts_with, mautic_contact
 from tests.support import wait_until
 
 
@@ -51,17 +51,21 @@ def test_creates_waiting_for_one_system_are_looked_up_together_and_each_made_onc
     sims["directus"].seed({"items": {"contacts": [{"email": emails[5].upper(), "name": "Typed By Hand"}]}})
     (hand,) = directus_contacts_with(sims["directus"], emails[5])
     looked_before = {s: list_requests(sims[s], p) for s, p in
-                     (("directus", "/items/contacts"), ("erpnext", "/api/v2/document/Customer"))}  # fmt: skip
+                     (("directus", "/items/contacts"), ("erpnext", "/api/v2/document/Customer"),
+                      ("invoiceninja", "/api/v1/clients"))}  # fmt: skip
     with sync_paused(deployment):
         for i, address in enumerate(emails):
             mautic_contact(deployment, address, f"Batch{i}")
         wait_until(lambda: waiting_pushes("directus") >= len(emails), timeout=60)
     deployment.settle()
-    wait_until(lambda: waiting_pushes("directus") == 0 and waiting_pushes("erpnext") == 0, timeout=60)
+    wait_until(
+        lambda: all(waiting_pushes(s) == 0 for s in ("directus", "erpnext", "invoiceninja")), timeout=60
+    )
 
     for address in emails:
         assert len(directus_contacts_with(sims["directus"], address)) == 1, address
         assert len(customers_with(sims["erpnext"], address)) == 1, address
+        assert len(clients_with(sims["invoiceninja"], address)) == 1, address
     with session_scope() as s:
         record_id = s.execute(select(Record.id).where(Record.match_key == emails[5])).scalar_one()
         linked = s.execute(
@@ -74,6 +78,8 @@ def test_creates_waiting_for_one_system_are_looked_up_together_and_each_made_onc
     assert 1 <= directus_lookups <= len(emails) // 3, directus_lookups
     erpnext_lists = list_requests(sims["erpnext"], "/api/v2/document/Customer") - looked_before["erpnext"]
     assert 1 <= erpnext_lists <= len(emails) // 3, erpnext_lists
+    ninja_lists = list_requests(sims["invoiceninja"], "/api/v1/clients") - looked_before["invoiceninja"]
+    assert 1 <= ninja_lists <= len(emails) // 3, ninja_lists  # every client listed, not one filter each
 
 
 def test_when_the_first_create_fails_its_followers_go_back_to_their_own_tasks_and_are_made_once(deployment):
