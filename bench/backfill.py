@@ -84,6 +84,7 @@ def _kinds_of_request(sims: dict[str, Any], skip: dict[str, int]) -> Counter:
         for entry in sim.requests_log()[skip.get(name, 0) :]:
             parts = [p for p in entry["path"].split("/") if p]
             path = "/".join(p if not any(c.isdigit() for c in p) else "<id>" for p in parts[:4])
+            path += "/<name>" if len(parts) > 4 else ""  # one document, not the list: ERPNext's by name
             found[(name, entry["method"], path)] += 1
     return found
 

@@ -177,11 +177,16 @@ def erpnext_document(doctype: str) -> Reader:
 
 def directus_items(collection: str) -> Reader:
     """A Directus Flow sends the request input (changed fields only): read each item back, so what is
-    merged is the item as it is now (a bad value corrected since the event is read corrected)."""
+    merged is the item as it is now (a bad value corrected since the event is read corrected); a sweep's
+    event carries the item as listed, whole (syncengine.vendors.directus.listed)."""
 
     def read(payload: dict[str, Any]) -> list[dict[str, Any]]:
         keys = payload.get("keys") or ([payload["key"]] if payload.get("key") is not None else [])
         found = (connector_for("directus").get_item(collection, key) for key in keys)
         return [item for item in found if item is not None]
 
-    return Reader(read, directus.created_item)
+    return Reader(
+        read,
+        lambda payload: directus.listed(payload, collection) or directus.created_item(payload),
+        lambda payload: directus.listed(payload, collection),
+    )

@@ -21,6 +21,7 @@ from syncengine.canonical import SCHEMA
 from syncengine.errors import CircuitOpen, Permanent, Retryable
 from syncengine.settings import Settings
 from syncengine.shared_state import get_redis
+from syncengine.vendors import directus as directus_vendor
 from tests.connectors import helpers
 from tests.connectors.conftest import DIRECTUS_TEST_TOKEN as TOKEN
 from tests.connectors.helpers import Sleeps, run_together
@@ -88,6 +89,21 @@ def test_lists_every_page_and_the_sweep_returns_only_changes(target):
         r["id"] for r in conn.changed_since("contacts", since, inclusive=False) if r["id"] in keys + late
     ]
     assert strict == [keys[2], *late]
+
+
+def test_the_sweep_lists_each_item_whole_as_reading_it_alone_answers(target):
+    """A sweep's event carries the item as listed and its handler merges it without a read-back
+    (syncengine.vendors.directus.listed): the listing's row must be the whole item, as `get_item` has it."""
+    tag = target.unique()
+    [key] = contacts(target, 1, tag)
+    conn = target.connector()
+    conn.update_item("contacts", key, {"phone": "+33 1 00 00 00 09", "vat_number": "FR00000000009"})
+    since = conn.get_item("contacts", key)["date_created"]
+    [row] = [r for r in conn.changed_since("contacts", since) if r["id"] == key]
+    assert row == conn.get_item("contacts", key)
+    event = directus_vendor.swept("contacts", row)
+    assert directus_vendor.listed(event.payload, "contacts") == [row]
+    assert directus_vendor.listed(event.payload, "products") == []  # another collection's item is not taken
 
 
 def test_the_sweep_lists_every_item_once_while_items_are_edited_during_it(target):

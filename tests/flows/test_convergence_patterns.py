@@ -22,7 +22,7 @@ from simulators.convergence.contacts import Contacts
 from simulators.webhook_proxy import WebhookProxy, matching
 from syncengine import inbox
 from syncengine.db import get_engine
-from syncengine.vendors import erpnext
+from syncengine.vendors import directus, erpnext
 from tests.flows.test_contacts import clients_with, customers_with, directus_contacts_with, mautic_contact
 from tests.flows.test_restores import DIRECTUS_HEADERS, IN_HEADERS, MAUTIC_AUTH, set_archived
 from tests.flows.test_sweeps import mautic_contacts_with, run_sweep
@@ -465,6 +465,61 @@ def test_an_erpnext_customer_listed_before_a_later_edit_is_read_back_not_taken_a
     # then: read back rather than taken as listed; N everywhere
     assert len(customer_reads(erp, name)) > reads
     assert phones(deployment, address) == everywhere(phone("+33 6 12 12 12 02"))
+
+
+def test_a_directus_contact_whose_webhook_was_lost_arrives_by_the_sweep_as_listed(deployment, proxy):
+    """A sweep's event carries a Directus item as the listing read it (fields `*`, as reading it alone
+    answers), and it is merged as listed: the contact reaches every system with no read-back of the item."""
+    address = f"listed-directus-{uuid.uuid4().hex[:8]}@example.test"
+    dx = deployment.sims["directus"]
+    proxy.drop_next(matching("directus", "contacts.items.create"))
+    url = f"{deployment.servers['directus'].url}/items/contacts"
+    body = {"email": address, "name": "Listed Ltd", "phone": "+33 6 12 12 12 03"}
+    response = requests.post(url, json=body, headers=DIRECTUS_HEADERS, timeout=10)
+    assert response.status_code == 200, response.text
+    key = response.json()["data"]["id"]
+    settle(deployment, proxy)
+    assert present(deployment, address) == {"invoiceninja": 0, "erpnext": 0, "mautic": 0, "directus": 1}
+    reads = len(item_reads(dx, key))
+    run_sweep(deployment, "directus", "contact", "--since", "2000-01-01T00:00:00+00:00")
+    wait_until(lambda: present(deployment, address) == everywhere(1), timeout=60)
+    settle(deployment, proxy)
+    assert phones(deployment, address) == everywhere(phone("+33 6 12 12 12 03"))
+    assert len(item_reads(dx, key)) == reads  # merged as listed
+
+
+def test_a_directus_contact_listed_before_a_later_edit_is_read_back_not_taken_as_listed(deployment, proxy):
+    """One handled after a later edit of that item is out of order: it is read back, and the edit stays."""
+    address = synced(deployment, proxy, "listed-directus")
+    dx = deployment.sims["directus"]
+    # given: phone L in Directus, its webhook lost, as a sweep lists it; then phone N, its webhook delivered
+    proxy.drop_next(matching("directus", "contacts.items.update"))
+    edit_directus(deployment, address, phone="+33 6 12 12 12 04")
+    settle(deployment, proxy)
+    key = directus_contacts_with(dx, address)[0]["id"]
+    answer = requests.get(f"{deployment.servers['directus'].url}/items/contacts", headers=DIRECTUS_HEADERS,
+                          params={"filter[id][_eq]": key}, timeout=10)  # fmt: skip
+    stale = directus.swept("contacts", answer.json()["data"][0])
+    assert directus.listed(stale.payload, "contacts")  # carried whole
+    next_second()
+    edit_directus(deployment, address, phone="+33 6 12 12 12 05")
+    settle(deployment, proxy)
+    reads = len(item_reads(dx, key))
+    # when: the sweep's event of phone L is handled after it
+    with get_engine().begin() as conn:
+        ids = inbox.store(conn, [stale])
+    assert ids, "the sweep's event was taken for a duplicate"
+    with Celery(broker=deployment.env["REDIS_URL"], set_as_current=False) as app:
+        app.send_task("tasks.dispatch.process", args=ids, queue="intake")
+    settle(deployment, proxy)
+    # then: read back rather than taken as listed; N everywhere
+    assert len(item_reads(dx, key)) > reads
+    assert phones(deployment, address) == everywhere(phone("+33 6 12 12 12 05"))
+
+
+def item_reads(dx: Any, key: Any) -> list[dict[str, Any]]:
+    """GETs of one Directus contact (not the list)."""
+    return dx.requests_log("GET", f"/items/contacts/{key}")
 
 
 def customer_reads(erp: Any, name: str) -> list[dict[str, Any]]:
