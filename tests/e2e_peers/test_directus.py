@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -123,6 +125,37 @@ def test_a_contact_deleted_in_directus_is_archived_elsewhere(deployment, directu
     wait_until(lambda: archived_elsewhere(deployment, email), timeout=90)
     deployment.settle()
     assert contacts_in_directus(directus, email) == []  # archived elsewhere, not created again here
+
+
+@contextmanager
+def webhooks_off(directus: DirectusTarget) -> Iterator[None]:
+    """Our item Flow inactive while the block runs: its changes send no webhook, as if each were lost."""
+    [flow] = [f for f in directus.call("GET", "/flows", params={"limit": -1}).json()["data"]
+              if f["name"] == "syncengine webhooks"]  # fmt: skip
+    assert directus.call("PATCH", f"/flows/{flow['id']}", json={"status": "inactive"}).status_code == 200
+    try:
+        yield
+    finally:
+        assert directus.call("PATCH", f"/flows/{flow['id']}", json={"status": "active"}).status_code == 200
+
+
+def test_a_contact_whose_webhook_was_lost_arrives_everywhere_by_the_sweep_as_listed(deployment, directus):
+    """The sweep lists the real server's items with every field, and the handler merges each as listed
+    (its event carries it whole): the contact reaches every system once, with its name and phone."""
+    email = f"dx-swept-{uuid.uuid4().hex[:8]}@example.com"
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    with webhooks_off(directus):
+        directus.create("contacts", {"email": email, "name": "Swept Ltd", "phone": "+33 6 55 44 33 11"})
+    deployment.settle()
+    assert in_every_simulator(deployment, email) == {"invoiceninja": 0, "erpnext": 0, "mautic": 0}
+    swept = deployment.cli("sweep", "directus", "contact", "--since", since.isoformat())
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    wait_until(lambda: all(in_every_simulator(deployment, email).values()), timeout=90)
+    deployment.settle()
+    assert in_every_simulator(deployment, email) == {"invoiceninja": 1, "erpnext": 1, "mautic": 1}
+    [customer] = customers_with(deployment.sims["erpnext"], email)
+    assert customer["customer_name"] == "Swept Ltd" and customer["mobile_no"] == "+33 6 55 44 33 11"
+    assert len(contacts_in_directus(directus, email)) == 1
 
 
 def test_setup_check_reports_a_missing_schema_and_is_clean_after_setup(deployment, directus):
