@@ -185,8 +185,11 @@ class InvoiceNinja(TokenConnector):
     ) -> list[dict[str, Any] | None] | None:
         """`find` for many clients, each by one (field, value), from one listing of every client: Invoice
         Ninja's filters take one email each, so a look-up alone costs a request per client. The list is in
-        `id` order, where new clients come last, so paging it skips none. None, after its first page, when
-        the list is longer than `most_pages` pages: then each is asked for alone."""
+        `id` order, where new clients come last, so paging it skips none. None when the list is longer
+        than `most_pages` pages (known from its first page; at once when `most_pages` is 0): then each is
+        asked for alone."""
+        if most_pages < 1:
+            return None
         first: dict[tuple[str, str], dict[str, Any]] = {}
         query = {"status": ALL_STATUSES, "sort": "id|asc"}
         for rows, total_pages in self._pages("clients", query, LOOKUP_PAGE):

@@ -114,9 +114,10 @@ class ClientAdapter:
         return connector.find("clients", "name", value, params={"filter": value})
 
     def find_many(self, connector: Any, many: list[dict[str, Any]]) -> list[dict[str, Any] | None] | None:
-        """`find` for each of `many` from one listing of every client, while that listing takes at most a
-        fifth of the requests the look-ups alone would (a page holds 1,000 clients)."""
-        return connector.find_clients([_client_lookup(f) for f in many], most_pages=max(1, len(many) // 5))
+        """`find` for each of `many` from one listing of every client, where that listing takes at most a
+        fifth of the requests the look-ups alone would (a page holds 1,000 clients): a batch of fewer than
+        five is looked up one by one, its few answers lighter than a page of the list."""
+        return connector.find_clients([_client_lookup(f) for f in many], most_pages=len(many) // 5)
 
     def create(self, connector: Any, body: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         return connector.create("clients", body)

@@ -93,11 +93,14 @@ def test_many_clients_are_looked_up_by_one_listing_as_each_would_be_alone(sim, n
 def test_a_client_listing_longer_than_the_look_ups_it_saves_is_not_read_past_its_first_page(
     sim, ninja, monkeypatch
 ):
-    """Five look-ups may cost one page: with more pages than that, each client is looked up alone."""
+    """Five look-ups may cost one page: with more pages than that, or fewer than five look-ups, each client
+    is looked up alone."""
     sim.seed({"clients": [{"name": f"C{i}", "contacts": [{"email": f"c{i}@x.io"}]} for i in range(3)]})
     monkeypatch.setattr("connectors.invoiceninja.LOOKUP_PAGE", 2)
     conn, adapter = ninja(), adapter_for("invoiceninja", "contact")
     sent = helpers.requests_sent(monkeypatch, conn)
+    assert adapter.find_many(conn, [{"email": f"c{i}@x.io"} for i in range(4)]) is None  # not even a page
+    assert sent == []
     assert adapter.find_many(conn, [{"email": f"c{i}@x.io"} for i in range(9)]) is None
     assert sent == [("GET", "/api/v1/clients")]
     found = adapter.find_many(conn, [{"email": f"c{i}@x.io"} for i in range(10)])  # two pages: listed
