@@ -264,6 +264,7 @@ def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome, deta
             top = ", ".join(
                 f"{s} {m} {p} {n / o.objects:.2f}"
                 for (s, m, p), n in (o.by_kind or Counter()).most_common(14)
+                if n / o.objects >= 0.005  # a listing's few pages: no figure to print
             )
             print(f"    {name} requests per object: {top}")
     ratio = ours.rate / plain.rate
