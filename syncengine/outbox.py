@@ -97,7 +97,7 @@ def publish(staged: Sequence[Staged]) -> int:
         except Exception as exc:  # the broker is down: the rows wait for the sweep
             left = [s.row_id for s in staged[position:]]
             log.warning("%s of %s tasks left in the outbox: %s", len(left), len(staged), type(exc).__name__)
-            _mark_unpublished(left)
+            mark_unpublished(left)
             return position
     return len(staged)
 
@@ -147,7 +147,8 @@ def _subject(args: Sequence[Any]) -> str:
     return json.dumps(list(args), separators=(",", ":"), default=str)[:255]
 
 
-def _mark_unpublished(row_ids: list[int]) -> None:
+def mark_unpublished(row_ids: list[int]) -> None:
+    """What the broker did not take: the redelivery sweep's next pass sends it, backlog or not."""
     try:
         with autocommit_engine().connect() as conn:
             conn.execute(update(_table).where(_table.c.id.in_(row_ids)).values(published_at=None))

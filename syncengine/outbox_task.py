@@ -5,7 +5,8 @@ row, and closes the row when it ends, so a push, a booking or an email is done o
   or claimed, and does nothing.
 - While the task runs, a thread renews its lease every third of it: a killed worker stops renewing, and the
   redelivery sweep re-drives the row once the lease lapses.
-- `retry()` puts the row back to pending, with the delay, before the retry message is sent.
+- `retry()` puts the row back to pending, with the delay, before the retry message is sent; a message the
+  broker does not take (Redis away) is left to the redelivery sweep, in one line, not Celery's traceback.
 - The soft time limit, or the store or our Redis away, is retried with a growing delay (up to
   MAX_ATTEMPTS); a hard time limit kills the pool process, and the worker's main process retries the row
   the same way (`on_failure`). Any other exception the task does not handle fails the row for good, with
@@ -29,7 +30,7 @@ from typing import Any
 import redis.exceptions
 from billiard.exceptions import TimeLimitExceeded
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded, TaskPredicate
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, TaskPredicate
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from . import outbox
@@ -103,12 +104,20 @@ class ClaimingTask(Task):
         """Celery's retry, with the row back to pending (its delay and the reason) before the message goes
         out, so the retry's worker can claim it at once."""
         claim = outbox.current()
-        if claim is not None and not self.request.called_directly:
-            delay = countdown if countdown is not None else self.default_retry_delay
-            if eta is not None:
-                delay = (eta if eta.tzinfo else eta.replace(tzinfo=UTC)).timestamp() - time.time()
-            claim.wait(max(float(delay or 0), 0.0), f"{type(exc).__name__}: {exc}" if exc else None)
-        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        if claim is None or self.request.called_directly:
+            return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        delay = countdown if countdown is not None else self.default_retry_delay
+        if eta is not None:
+            delay = (eta if eta.tzinfo else eta.replace(tzinfo=UTC)).timestamp() - time.time()
+        claim.wait(max(float(delay or 0), 0.0), f"{type(exc).__name__}: {exc}" if exc else None)
+        try:
+            return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        except Reject as rejected:  # Celery's answer to a retry the broker did not take (Redis away)
+            outbox.mark_unpublished([claim.row_id])
+            log.warning("%s[%s]: its retry was not sent (the broker: %s); it waits pending, and the "
+                        "redelivery sweep sends it", self.name, self.request.id,
+                        type(rejected.reason).__name__)  # fmt: skip
+            raise Ignore() from None
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """The hard time limit, in the worker's main process (the pool process is killed): the row is

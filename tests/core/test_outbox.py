@@ -145,3 +145,46 @@ def test_our_redis_away_under_an_outbox_task_retries_it_and_does_not_fail_it_for
     row_state, attempts, claimed, reason = state(item.row_id)
     assert (row_state, attempts, claimed) == ("pending", 1, False)  # back, for the retry to claim
     assert reason.startswith("ConnectionError: Error 111 connecting to 127.0.0.1")
+
+
+def test_a_retry_the_broker_does_not_take_waits_for_the_redelivery_sweep_in_one_line(monkeypatch, caplog):
+    """Redis away as a task sends its retry: Celery's answer (Reject) logged a warning with a traceback, and
+    the row, marked published, waited a lease, or the whole backlog, before the sweep sent it again. Now one
+    line says what happens, and the row is the sweep's next to send."""
+    import logging
+
+    from celery.exceptions import Ignore
+    from kombu.exceptions import OperationalError as BrokerAway
+
+    from syncengine import locks
+    from syncengine.celery_app import app
+    from tests.core.test_locks import redis_away
+
+    monkeypatch.setattr(locks, "get_redis", redis_away)
+
+    def broker_away(*_args: object, **_kwargs: object) -> None:
+        raise BrokerAway("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    @app.task(name="tests.core.retry_unsent", bind=True)
+    def retry_unsent(self) -> str:
+        with locks.lock("tests-core-retry-unsent"):
+            return "done"
+
+    with session_scope() as s:
+        (item,) = outbox.stage(s, [retry_unsent.s()], None)
+    monkeypatch.setattr("celery.canvas.Signature.apply_async", broker_away)
+    retry_unsent.push_request(id=f"outbox-{item.row_id}", called_directly=False, is_eager=False)
+    try:
+        with caplog.at_level(logging.INFO), pytest.raises(Ignore):
+            retry_unsent()
+    finally:
+        retry_unsent.pop_request()
+    assert state(item.row_id)[:3] == ("pending", 1, False)
+    with session_scope() as s:
+        assert s.get(OutboxTask, item.row_id).published_at is None
+        due = outbox.due_again(s, app, outbox.LEASE, timedelta(seconds=-60), queued=True)
+    assert item.row_id in [staged.row_id for staged in due]  # sent on the sweep's next pass, backlog or not
+    lines = [r for r in caplog.records if r.name == "syncengine.outbox_task"]
+    assert [r.levelname for r in lines] == ["WARNING"] and lines[0].exc_info is None
+    assert "retry was not sent (the broker: OperationalError)" in lines[0].getMessage()
+    assert "failed for good" not in caplog.text
