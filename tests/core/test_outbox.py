@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from celery.exceptions import Retry
@@ -29,6 +30,34 @@ def state(row_id: int) -> tuple | None:
     with session_scope() as s:
         row = s.get(OutboxTask, row_id)
         return None if row is None else (row.state, row.attempts, row.claimed_by is not None, row.last_error)
+
+
+def run_as_worker(task: Any, row_id: int, *, is_eager: bool) -> Any:
+    """The task run as a worker runs the message of outbox row `row_id` (eager: a retry is raised here
+    instead of sent to the broker)."""
+    task.push_request(id=f"outbox-{row_id}", called_directly=False, is_eager=is_eager)
+    try:
+        return task()
+    finally:
+        task.pop_request()
+
+
+def lock_holder_without_redis(monkeypatch: Any, name: str) -> tuple[Any, int]:
+    """An outbox task that takes a lock, staged, with our Redis not there: (the task, its row)."""
+    from syncengine import locks
+    from syncengine.celery_app import app
+    from tests.core.test_locks import redis_away
+
+    monkeypatch.setattr(locks, "get_redis", redis_away)
+
+    @app.task(name=f"tests.core.{name}", bind=True)
+    def lock_holder(self: Any) -> str:
+        with locks.lock(f"tests-core-{name}"):
+            return "done"
+
+    with session_scope() as s:
+        (item,) = outbox.stage(s, [lock_holder.s()], None)
+    return lock_holder, item.row_id
 
 
 def set_row(row_id: int, **values: object) -> None:
@@ -122,27 +151,11 @@ def test_a_killed_workers_push_is_redriven_within_2_minutes_with_the_production_
 def test_our_redis_away_under_an_outbox_task_retries_it_and_does_not_fail_it_for_good(monkeypatch):
     """redis-py's ConnectionError is not the builtin one: a task meeting a Redis restart (a lock, a breaker)
     went failed for good on its first try, and its push was lost until a person replayed it."""
-    from syncengine import locks
-    from syncengine.celery_app import app
-    from tests.core.test_locks import redis_away
-
-    monkeypatch.setattr(locks, "get_redis", redis_away)
-
-    @app.task(name="tests.core.lock_holder", bind=True)
-    def lock_holder(self) -> str:
-        with locks.lock("tests-core-lock-holder"):
-            return "done"
-
-    with session_scope() as s:
-        (item,) = outbox.stage(s, [lock_holder.s()], None)
+    lock_holder, row_id = lock_holder_without_redis(monkeypatch, "lock_holder")
     # As the worker runs it, except that the retry is raised here instead of sent to the broker.
-    lock_holder.push_request(id=f"outbox-{item.row_id}", called_directly=False, is_eager=True)
-    try:
-        with pytest.raises(Retry):
-            lock_holder()
-    finally:
-        lock_holder.pop_request()
-    row_state, attempts, claimed, reason = state(item.row_id)
+    with pytest.raises(Retry):
+        run_as_worker(lock_holder, row_id, is_eager=True)
+    row_state, attempts, claimed, reason = state(row_id)
     assert (row_state, attempts, claimed) == ("pending", 1, False)  # back, for the retry to claim
     assert reason.startswith("ConnectionError: Error 111 connecting to 127.0.0.1")
 
@@ -156,34 +169,20 @@ def test_a_retry_the_broker_does_not_take_waits_for_the_redelivery_sweep_in_one_
     from celery.exceptions import Ignore
     from kombu.exceptions import OperationalError as BrokerAway
 
-    from syncengine import locks
     from syncengine.celery_app import app
-    from tests.core.test_locks import redis_away
-
-    monkeypatch.setattr(locks, "get_redis", redis_away)
 
     def broker_away(*_args: object, **_kwargs: object) -> None:
         raise BrokerAway("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    @app.task(name="tests.core.retry_unsent", bind=True)
-    def retry_unsent(self) -> str:
-        with locks.lock("tests-core-retry-unsent"):
-            return "done"
-
-    with session_scope() as s:
-        (item,) = outbox.stage(s, [retry_unsent.s()], None)
+    retry_unsent, row_id = lock_holder_without_redis(monkeypatch, "retry_unsent")
     monkeypatch.setattr("celery.canvas.Signature.apply_async", broker_away)
-    retry_unsent.push_request(id=f"outbox-{item.row_id}", called_directly=False, is_eager=False)
-    try:
-        with caplog.at_level(logging.INFO), pytest.raises(Ignore):
-            retry_unsent()
-    finally:
-        retry_unsent.pop_request()
-    assert state(item.row_id)[:3] == ("pending", 1, False)
+    with caplog.at_level(logging.INFO), pytest.raises(Ignore):
+        run_as_worker(retry_unsent, row_id, is_eager=False)
+    assert state(row_id)[:3] == ("pending", 1, False)
     with session_scope() as s:
-        assert s.get(OutboxTask, item.row_id).published_at is None
+        assert s.get(OutboxTask, row_id).published_at is None
         due = outbox.due_again(s, app, outbox.LEASE, timedelta(seconds=-60), queued=True)
-    assert item.row_id in [staged.row_id for staged in due]  # sent on the sweep's next pass, backlog or not
+    assert row_id in [staged.row_id for staged in due]  # sent on the sweep's next pass, backlog or not
     lines = [r for r in caplog.records if r.name == "syncengine.outbox_task"]
     assert [r.levelname for r in lines] == ["WARNING"] and lines[0].exc_info is None
     assert "retry was not sent (the broker: OperationalError)" in lines[0].getMessage()
