@@ -370,23 +370,25 @@ def _contact_email(client: Mapping[str, Any]) -> str | None:
 
 def _field_equals(entity: Mapping[str, Any], field: str, value: Any) -> bool:
     """Equality as Invoice Ninja compares: emails case-insensitively, over every contact."""
+    wanted = _folded(field, value)
     if field == "email":
-        wanted = str(value).strip().lower()
-        return any(str(c.get("email", "")).strip().lower() == wanted for c in entity.get("contacts") or [])
-    return entity.get(field) not in (None, "") and str(entity.get(field)) == str(value)
+        return any(_folded(field, c.get("email", "")) == wanted for c in entity.get("contacts") or [])
+    return entity.get(field) not in (None, "") and _folded(field, entity[field]) == wanted
 
 
 def _client_keys(client: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """What `find_client` may find a client by, as `_field_equals` compares it."""
+    """What a client may be found by (`find_client`'s markers, `find`'s name), each folded as
+    `_field_equals` compares it."""
     for contact in client.get("contacts") or []:
         if contact.get("email"):
             yield _folded("email", contact["email"])
     for field in ("name", "id_number", "number"):
         if client.get(field) not in (None, ""):
-            yield field, str(client[field])
+            yield _folded(field, client[field])
 
 
 def _folded(field: str, value: Any) -> tuple[str, str]:
+    """A value as Invoice Ninja compares it: an email whatever its case and surrounding spaces."""
     return (field, str(value).strip().lower()) if field == "email" else (field, str(value))
 
 
