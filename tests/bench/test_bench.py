@@ -23,7 +23,7 @@ SCRIPTS = {
     "convergence.py": "divergent               0",
     "connectors.py": "mautic",
     "flows.py": "burst of 10: 10 landed",
-    "intake.py": "ratio intake/hello-world",
+    "intake.py": "floor/hello-world",
     "reconcile.py": "req/change",
     "soak.py": "duplicated effects   0",
     "ocr.py": "seconds per page",
