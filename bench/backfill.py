@@ -14,10 +14,12 @@ Then, timed:
 Prints both times, objects/s, the ratio (targets: >= 0.5x on Postgres + Redis, >= 0.25x embedded), the
 vendor requests per object each made (counted at the simulators; target: no more than the naive sync's
 plus one read-back) and the duplicates at the end, with each part's CPU and the bound that CPU sets: the
-highest ratio these cores allow were the worker and Postgres to cost nothing. Exit 1 on any duplicate, a
-missing object or a request answered outside 2xx.
+highest ratio these cores allow were the worker and Postgres to cost nothing. `--floor` (and `--short`)
+then times 1,000 no-op tasks on the same worker and prints the bound with the worker at that floor for
+each task the design cannot spare. Exit 1 on any duplicate, a missing object or a request answered outside
+2xx.
 
-    python bench/backfill.py [--store postgres|embedded|both] [--scale 1.0] [--short]
+    python bench/backfill.py [--store postgres|embedded|both] [--scale 1.0] [--short] [--floor]
 
 Postgres and Redis: DATABASE_URL's server (a scratch database, dropped after) and REDIS_URL's (bench.scratch),
 127.0.0.1 by default. Embedded: a temporary SYNCENGINE_HOME.
@@ -64,6 +66,8 @@ class Outcome:
     note: str = ""
     by_kind: Counter | None = None  # (system, method, path) -> requests
     cpu: cpu.Meter | None = None  # CPU seconds by part, over `seconds`
+    least_tasks: int = 0  # the tasks the design cannot do without: each change's, each push that wrote
+    task_cpu: float | None = None  # the worker's CPU seconds for one no-op task (`--floor`)
 
     @property
     def rate(self) -> float:
@@ -125,7 +129,9 @@ sys.exit(max(run(system, kind, since) for system, kind in {targets!r}))
 """
 
 
-def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Outcome:
+def engine(
+    scale: Scale, store: str, timeout: float, layout: stack.Layout, floor: bool = False
+) -> Outcome:
     sims = stack.simulators()
     seed(sims, scale)
     with scratch.deployment(sims, store, layout, prefix="bench-backfill-") as deployment:
@@ -147,12 +153,44 @@ def engine(scale: Scale, store: str, timeout: float, layout: stack.Layout) -> Ou
         settled = _settle(deployment, timeout)
         time.sleep(1.5)  # the workers' push counts are flushed every second
         listed = sum(int(n.replace(",", "")) for n in re.findall(r": ([\d,]+) listed", swept.stdout))
-        note = f"\n    engine: {listed} changes swept; {tasks_run(deployment)}"
+        ran, least = tasks_run(deployment)
+        note = f"\n    engine: {listed} changes swept; {ran}"
         duplicates, missing = check(sims, scale)
         objects = scale.contacts + scale.product_count
         note = ("" if settled else "; the engine had not settled (echoes still queued) when counted") + note
         by_kind = _kinds_of_request(sims, skip)
-        return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note, by_kind, meter)
+        task_cpu = no_op_task_cpu(deployment, timeout) if floor else None
+        return Outcome(seconds, objects, _requests(sims) - before, duplicates, missing, note, by_kind, meter,
+                       least, task_cpu)  # fmt: skip
+
+
+# `--floor`: tasks that do nothing, through the same worker and broker, after the first sync.
+NO_OPS = 1000
+NO_OP = """
+import sys, time
+from syncengine.broker import queued
+from syncengine.celery_app import app
+for _ in range({n}):
+    app.send_task("celery.accumulate", args=[1], queue="sync")
+deadline = time.monotonic() + {timeout}
+while queued(app, ["sync"]):
+    if time.monotonic() > deadline:
+        sys.exit("no-op tasks still queued")
+    time.sleep(0.05)
+"""
+
+
+def no_op_task_cpu(deployment: stack.Stack, timeout: float) -> float:
+    """The worker's CPU seconds for one task that does nothing (Celery's `celery.accumulate`): taken from
+    the broker, run under our task class, acknowledged, its events sent for Flower."""
+    worker = lambda: sum(cpu.tree(w.pid) for w in deployment.workers)  # noqa: E731
+    before = worker()
+    sent = subprocess.run([sys.executable, "-c", NO_OP.format(n=NO_OPS, timeout=timeout)], env=deployment.env,
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    if sent.returncode:
+        raise SystemExit(f"bench: the no-op tasks failed: {sent.stderr.strip()[-400:]}")
+    time.sleep(0.5)  # the last ones taken, still running
+    return (worker() - before) / NO_OPS
 
 
 def _reporting(sims: dict[str, Any], scale: Scale, started: float, every: float = 30.0) -> Any:
@@ -196,8 +234,10 @@ def _store(deployment: stack.Stack, name: str = "syncengine") -> Any:
     return create_engine(url or f"sqlite:///{deployment.env['SYNCENGINE_HOME']}/{name}.sqlite3")
 
 
-def tasks_run(deployment: stack.Stack) -> str:
-    """What the engine did for the first sync: inbox events (each a dispatch task) and pushes by outcome."""
+def tasks_run(deployment: stack.Stack) -> tuple[str, int]:
+    """What the engine did for the first sync: inbox events (each a dispatch task) and pushes by outcome;
+    and the tasks among them no design of ours can spare: a change's, and a push's that wrote or compared
+    (a push found taken by its batch's leader is not one)."""
     from sqlalchemy import text
 
     db = _store(deployment)
@@ -222,8 +262,9 @@ def tasks_run(deployment: stack.Stack) -> str:
     by_outcome: Counter = Counter()
     for labels, n in pushes.items():
         by_outcome[labels.split(SEP)[-1]] += n
-    return (f"{events} inbox events ({events - echoed} dispatch tasks, {echoed} echoes known at intake), "
+    line = (f"{events} inbox events ({events - echoed} dispatch tasks, {echoed} echoes known at intake), "
             f"{sum(by_outcome.values())} pushes {dict(by_outcome)}")  # fmt: skip
+    return line, events - echoed + sum(n for outcome, n in by_outcome.items() if outcome != "skipped")
 
 
 def _settle(deployment: stack.Stack, timeout: float) -> bool:
@@ -273,6 +314,8 @@ def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome, deta
           f"against naive + 1 read-back = {plain.per_object + 1:.2f}")  # fmt: skip
     if ours.cpu is not None and cpu.available():
         print(f"  {bound(ours.cpu.spent, plain.seconds)}")
+        if ours.task_cpu is not None:
+            print(f"  {bound_at_floor(ours, plain.seconds)}")
     return ours.duplicates == 0 and ours.missing == 0 and plain.missing == 0
 
 
@@ -291,6 +334,20 @@ def bound(spent: dict[str, float], naive_seconds: float) -> str:
             f"{cores} cores take >= {seconds:.1f} s: ratio <= {naive_seconds / seconds:.2f}x")  # fmt: skip
 
 
+def bound_at_floor(ours: Outcome, naive_seconds: float) -> str:
+    """As `bound`, with the worker at the least this design asks of it: a no-op task's CPU for each task no
+    design of ours can spare (a change's, a push's that wrote), and Postgres still free."""
+    assert ours.cpu is not None and ours.task_cpu is not None
+    rest = sum(cpu for name, cpu in ours.cpu.spent.items() if name not in ENGINE_SIDE)
+    worker = ours.task_cpu * ours.least_tasks
+    cores = os.cpu_count() or 1
+    seconds = (rest + worker) / cores
+    return (f"floor: a no-op task costs the worker {1000 * ours.task_cpu:.1f} ms; "
+            f"{ours.least_tasks / ours.objects:.1f} tasks an object at the least (a change's, a push's "
+            f"that wrote): {worker:.1f} CPU-s more, >= {seconds:.1f} s: ratio <= "
+            f"{naive_seconds / seconds:.2f}x")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=("postgres", "embedded", "both"), default="both")
@@ -304,6 +361,7 @@ def main() -> int:
                         help="each worker's pool processes (default: as `syncengine worker` chooses)")
     parser.add_argument("--log", type=Path, default=None, help="keep the engine's output in this file")
     parser.add_argument("--requests", action="store_true", help="requests per object by endpoint, both sides")
+    parser.add_argument("--floor", action="store_true", help="then time no-op tasks on the same worker")
     args = parser.parse_args()
     layout = stack.Layout(workers=args.workers, concurrency=args.concurrency, log=args.log)
     scale = Scale().times(0.01 if args.short else args.scale)
@@ -316,7 +374,7 @@ def main() -> int:
     good = True
     for store in stores:
         plain = naive(scale)
-        ours = engine(scale, store, args.timeout, layout)
+        ours = engine(scale, store, args.timeout, layout, args.floor or args.short)
         good = report(store, layout, ours, plain, args.requests) and good
     return 0 if good else 1
 
