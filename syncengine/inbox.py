@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -85,12 +86,22 @@ def store(conn: Connection, events: Sequence[NewEvent]) -> list[int]:
             if row is not None:
                 ids.append(row[0])
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(
-            compiled.sql, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-        ) from exc
+        raise _driver_error(conn, compiled.sql, exc) from exc
     finally:
-        cursor.close()
+        with suppress(Exception):  # a cursor of a connection that died may not close cleanly
+            cursor.close()
     return ids
+
+
+def _driver_error(conn: Connection, sql: str, exc: Exception) -> DBAPIError:
+    """The driver's error as SQLAlchemy raises it. A connection Postgres ended (a restart) is invalidated
+    and said so, as SQLAlchemy would: `with_reconnect` runs the statement again at once on a new one, where
+    the sender was answered 503."""
+    lost = conn.dialect.is_disconnect(exc, None, None)
+    if lost:
+        conn.invalidate(exc)
+    return DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error, connection_invalidated=lost,
+                               dialect=conn.dialect)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -151,10 +162,10 @@ def _run_raw(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
         cursor.execute(sql, params)
         return cursor.fetchone()
     except conn.dialect.loaded_dbapi.Error as exc:
-        dbapi_error = conn.dialect.loaded_dbapi.Error
-        raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=conn.dialect) from exc
+        raise _driver_error(conn, sql, exc) from exc
     finally:
-        cursor.close()
+        with suppress(Exception):
+            cursor.close()
 
 
 def store_checked(conn: Connection, event: NewEvent, echo: Echo) -> tuple[int | None, bool]:

