@@ -20,6 +20,14 @@ def embedded(path: Path) -> kombu.Connection:
     return kombu.Connection(f"sqlite:///{path}", transport=EmbeddedTransport)
 
 
+def filled(conn: kombu.Connection, count: int) -> kombu.simple.SimpleQueue:
+    """The queue 'sync' with `count` messages {"n": 0..count-1} published to it."""
+    queue = conn.SimpleQueue("sync")
+    for n in range(count):
+        queue.put({"n": n})
+    return queue
+
+
 def messages(path: Path) -> list[tuple[int, int]]:
     """(queue id, visible) of every message the file holds."""
     with sqlite3.connect(path) as db:
@@ -29,9 +37,7 @@ def messages(path: Path) -> list[tuple[int, int]]:
 def test_a_taken_message_leaves_the_file_and_the_rest_come_in_order(tmp_path):
     path = tmp_path / "broker.sqlite3"
     with embedded(path) as conn:
-        queue = conn.SimpleQueue("sync")
-        for n in range(30):
-            queue.put({"n": n})
+        queue = filled(conn, 30)
         taken = []
         for _ in range(20):
             message = queue.get(timeout=2)
@@ -46,9 +52,7 @@ def test_a_taken_message_leaves_the_file_and_the_rest_come_in_order(tmp_path):
 def test_messages_kombus_own_transport_took_are_deleted_when_the_file_is_opened(tmp_path):
     path = tmp_path / "broker.sqlite3"
     with kombu.Connection(f"sqla+sqlite:///{path}") as old:  # an earlier version: kombu's transport alone
-        queue = old.SimpleQueue("sync")
-        for n in range(8):
-            queue.put({"n": n})
+        queue = filled(old, 8)
         for _ in range(5):
             queue.get(timeout=2).ack()
         queue.close()
@@ -64,9 +68,7 @@ def test_messages_kombus_own_transport_took_are_deleted_when_the_file_is_opened(
 def test_an_empty_queue_is_polled_by_its_index_whatever_waits_in_the_others(tmp_path):
     path = tmp_path / "broker.sqlite3"
     with embedded(path) as conn:
-        busy = conn.SimpleQueue("sync")
-        for n in range(500):
-            busy.put({"n": n})
+        busy = filled(conn, 500)
         channel = conn.default_channel
         polls: list[tuple[str, tuple]] = []
 
