@@ -99,8 +99,8 @@ _kept = threading.local()
 def kept_connection() -> Connection:
     """An autocommit connection this thread keeps from one call to the next, for the receiver's single
     statements: checking one out of the pool and back for every webhook was 8 % of the receiver's CPU.
-    A caller whose statement fails calls `drop_kept_connection`, so a connection that died (a Postgres
-    restart) is not kept: the next call connects again."""
+    Use it through `kept_scope`, which drops it when a statement fails, so a connection that died (a
+    Postgres restart) is not kept: the next call connects again."""
     engine = autocommit_engine()
     kept = getattr(_kept, "pair", None)
     if kept is None or kept[0] is not engine or kept[1].invalidated or kept[1].closed:

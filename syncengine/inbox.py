@@ -73,24 +73,30 @@ def store(conn: Connection, events: Sequence[NewEvent]) -> list[int]:
     """INSERT each event unless (source, event_id) is already there; return the ids of the new rows."""
     compiled = _compiled_insert(conn.dialect)
     now = utcnow()
-    cursor = conn.connection.driver_connection.cursor()
     ids: list[int] = []
+    for ev in events:
+        values = {
+            "source": ev.source, "event_id": ev.event_id, "event_type": ev.event_type,
+            "payload": ev.payload, "received_at": now, "available_at": now, "published_at": now,
+        }  # fmt: skip
+        row = _run_raw(conn, compiled.sql, compiled.params(values))
+        if row is not None:
+            ids.append(row[0])
+    return ids
+
+
+def _run_raw(conn: Connection, sql: str, params: Any) -> Any:
+    """One statement on the driver's own cursor (the webhook path's: SQLAlchemy's per-statement machinery
+    cost as much as the statement), its first row returned."""
+    cursor = conn.connection.driver_connection.cursor()
     try:
-        for ev in events:
-            values = {
-                "source": ev.source, "event_id": ev.event_id, "event_type": ev.event_type,
-                "payload": ev.payload, "received_at": now, "available_at": now, "published_at": now,
-            }  # fmt: skip
-            cursor.execute(compiled.sql, compiled.params(values))
-            row = cursor.fetchone()
-            if row is not None:
-                ids.append(row[0])
+        cursor.execute(sql, params)
+        return cursor.fetchone()
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise _driver_error(conn, compiled.sql, exc) from exc
+        raise _driver_error(conn, sql, exc) from exc
     finally:
         with suppress(Exception):  # a cursor of a connection that died may not close cleanly
             cursor.close()
-    return ids
 
 
 def _driver_error(conn: Connection, sql: str, exc: Exception) -> DBAPIError:
@@ -154,18 +160,6 @@ RETURNING id
 def _echo_params(echo: Echo, now: datetime) -> dict[str, Any]:
     return {"content": echo.content, "now": now, "at": echo.at, "system": echo.system, "kind": echo.kind,
             "external_id": echo.external_id}  # fmt: skip
-
-
-def _run_raw(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _driver_error(conn, sql, exc) from exc
-    finally:
-        with suppress(Exception):
-            cursor.close()
 
 
 def store_checked(conn: Connection, event: NewEvent, echo: Echo) -> tuple[int | None, bool]:
