@@ -323,14 +323,20 @@ def report(store: str, layout: stack.Layout, ours: Outcome, plain: Outcome, deta
 ENGINE_SIDE = ("worker", "postgres")
 
 
+def least_seconds(spent: dict[str, float], worker: float = 0.0) -> tuple[float, int, float]:
+    """(the CPU-seconds of every part but the engine's side, the cores, the least wall time that CPU and
+    `worker` CPU-seconds more take on these cores, all busy)."""
+    rest = sum(cpu for name, cpu in spent.items() if name not in ENGINE_SIDE)
+    cores = os.cpu_count() or 1
+    return rest, cores, (rest + worker) / cores
+
+
 def bound(spent: dict[str, float], naive_seconds: float) -> str:
     """The highest ratio this machine allows whatever the worker does: were the worker and the store's
     server to cost nothing, the rest (the simulators serving our requests and sending the webhooks our
     writes make, the receiver, Redis, the sweep command) still needs its CPU on these cores, all busy."""
-    rest = {name: cpu for name, cpu in spent.items() if name not in ENGINE_SIDE}
-    cores = os.cpu_count() or 1
-    seconds = sum(rest.values()) / cores
-    return (f"bound: with the worker and Postgres at 0 CPU, the rest's {sum(rest.values()):.1f} CPU-s on "
+    rest, cores, seconds = least_seconds(spent)
+    return (f"bound: with the worker and Postgres at 0 CPU, the rest's {rest:.1f} CPU-s on "
             f"{cores} cores take >= {seconds:.1f} s: ratio <= {naive_seconds / seconds:.2f}x")  # fmt: skip
 
 
@@ -338,10 +344,8 @@ def bound_at_floor(ours: Outcome, naive_seconds: float) -> str:
     """As `bound`, with the worker at the least this design asks of it: a no-op task's CPU for each task no
     design of ours can spare (a change's, a push's that wrote), and Postgres still free."""
     assert ours.cpu is not None and ours.task_cpu is not None
-    rest = sum(cpu for name, cpu in ours.cpu.spent.items() if name not in ENGINE_SIDE)
     worker = ours.task_cpu * ours.least_tasks
-    cores = os.cpu_count() or 1
-    seconds = (rest + worker) / cores
+    _, _, seconds = least_seconds(ours.cpu.spent, worker)
     return (f"floor: a no-op task costs the worker {1000 * ours.task_cpu:.1f} ms; "
             f"{ours.least_tasks / ours.objects:.1f} tasks an object at the least (a change's, a push's "
             f"that wrote): {worker:.1f} CPU-s more, >= {seconds:.1f} s: ratio <= "
